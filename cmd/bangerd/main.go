@@ -1,0 +1,49 @@
+// Command bangerd is banger's daemon: it owns VMs, images and kernels and
+// serves the API on a Unix socket.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"banger/internal/authz"
+	"banger/internal/buildinfo"
+	"banger/internal/daemon"
+	"banger/internal/paths"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == authz.HelperArg {
+		os.Exit(authz.RunHelper(os.Args[2:]))
+	}
+	var opts daemon.Options
+	fs := flag.NewFlagSet("bangerd", flag.ContinueOnError)
+	fs.StringVar(&opts.Socket, "socket", paths.DefaultSocket(), "API socket path (env "+paths.EnvSocket+")")
+	fs.StringVar(&opts.StateDir, "state-dir", paths.DefaultStateDir(), "state directory (env "+paths.EnvHome+")")
+	fs.StringVar(&opts.AgentPath, "agent", "", "banger-agent binary for guests (default: next to bangerd)")
+	fs.BoolVar(&opts.Debug, "debug", false, "debug logging")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "bangerd: unexpected argument %q\n", fs.Arg(0))
+		os.Exit(2)
+	}
+	if *version {
+		fmt.Printf("bangerd %s %s %s\n", buildinfo.Version, buildinfo.Commit, buildinfo.BuiltAt)
+		return
+	}
+	opts.Stderr = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	if err := daemon.Run(ctx, opts); err != nil {
+		fmt.Fprintf(os.Stderr, "bangerd: %v\n", err)
+		os.Exit(1)
+	}
+}

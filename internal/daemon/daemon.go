@@ -1,0 +1,140 @@
+// Package daemon runs bangerd: it takes the state lock, opens the store,
+// wires the services, and serves the API on the Unix socket until told to
+// stop. Stopping the daemon never stops VMs: they run detached and are
+// re-adopted at the next start.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"banger/internal/authz"
+	"banger/internal/paths"
+	"banger/internal/server"
+	"banger/internal/store"
+)
+
+// Options configure a daemon.
+type Options struct {
+	Socket   string
+	StateDir string
+	// AgentPath is the banger-agent binary delivered to guests; empty means
+	// "banger-agent next to this executable".
+	AgentPath string
+	// Stderr receives log lines too (besides the log file).
+	Stderr io.Writer
+	Debug  bool
+}
+
+// Daemon is a running bangerd.
+type Daemon struct {
+	opts   Options
+	state  paths.State
+	log    *slog.Logger
+	store  *store.Store
+	stop   context.CancelFunc
+	closer []func()
+}
+
+// Run starts the daemon and blocks until ctx ends or a shutdown request.
+func Run(ctx context.Context, opts Options) error {
+	state := paths.State{Dir: opts.StateDir}
+	if err := os.MkdirAll(state.Dir, 0o711); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	lock, err := lockState(state.Lock())
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	log, logFile, err := openLog(state, opts)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+
+	st, err := store.Open(ctx, state.DB())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	d := &Daemon{opts: opts, state: state, log: log, store: st, stop: stop}
+	svc, err := d.services(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for i := len(d.closer) - 1; i >= 0; i-- {
+			d.closer[i]()
+		}
+	}()
+	svc.Shutdown = stop
+
+	ln, access, err := listen(opts.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           server.New(svc, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			caller, err := authz.PeerCredentials(c)
+			if err != nil {
+				log.Warn("peer credentials unavailable; treating caller as nobody", "err", err)
+				caller = authz.Caller{UID: 65534, GID: 65534}
+			}
+			return authz.WithCaller(ctx, caller)
+		},
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("bangerd listening", "socket", opts.Socket, "access", access, "state", state.Dir, "pid", os.Getpid())
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	log.Info("bangerd stopping: finishing in-flight requests (running VMs keep running)")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("in-flight requests did not finish in time", "err", err)
+		srv.Close()
+	}
+	log.Info("bangerd stopped")
+	return nil
+}
+
+func openLog(state paths.State, opts Options) (*slog.Logger, *os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(state.Log()), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create log folder: %w", err)
+	}
+	f, err := os.OpenFile(state.Log(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open log %s: %w", state.Log(), err)
+	}
+	var w io.Writer = f
+	if opts.Stderr != nil {
+		w = io.MultiWriter(f, opts.Stderr)
+	}
+	level := slog.LevelInfo
+	if opts.Debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), f, nil
+}

@@ -1,0 +1,45 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+)
+
+// listen creates the API socket: mode 0660 with group "banger" when that
+// group exists, 0600 otherwise. Never world-writable. The caller holds the
+// state lock, so a leftover socket file is stale and removed.
+func listen(path string) (net.Listener, string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, "", fmt.Errorf("create socket folder: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, "", fmt.Errorf("socket path %s exists and is not a socket: remove it or pass --socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, "", fmt.Errorf("another daemon is already listening on %s", path)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	mode, access := os.FileMode(0o600), "owner only (mode 0600)"
+	if g, err := user.LookupGroup("banger"); err == nil {
+		if gid, err := strconv.Atoi(g.Gid); err == nil && os.Chown(path, -1, gid) == nil {
+			mode, access = 0o660, "group banger (mode 0660)"
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, "", fmt.Errorf("chmod socket: %w", err)
+	}
+	return ln, access, nil
+}

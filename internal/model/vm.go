@@ -1,0 +1,73 @@
+// Package model holds the records banger stores and returns: VMs, images,
+// workspaces. They are plain data; behaviour lives in the packages that own them.
+package model
+
+import "time"
+
+// VMState is the lifecycle state of a VM.
+type VMState string
+
+const (
+	VMCreating VMState = "creating"
+	VMRunning  VMState = "running"
+	VMStopped  VMState = "stopped"
+	VMError    VMState = "error"
+)
+
+// VMRecord is one VM as the daemon knows it.
+type VMRecord struct {
+	ID         string  `json:"id"`
+	Name       string  `json:"name"`
+	State      VMState `json:"state"`
+	ImageID    string  `json:"image_id"`
+	ImageName  string  `json:"image_name"`
+	KernelName string  `json:"kernel_name,omitempty"`
+	// Backend is the VMM and accelerator the VM last ran on, e.g. "qemu-tcg".
+	Backend   string `json:"backend,omitempty"`
+	VCPUCount int    `json:"vcpu_count"`
+	MemoryMiB int    `json:"memory_mib"`
+	// Disk sizes in bytes.
+	SystemOverlayBytes int64 `json:"system_overlay_bytes"`
+	WorkDiskBytes      int64 `json:"work_disk_bytes"`
+	NATEnabled         bool  `json:"nat_enabled"`
+	// Network mode: "bridge" (tap on the host bridge) or "user" (QEMU user-mode).
+	Network   string `json:"network,omitempty"`
+	GuestIP   string `json:"guest_ip,omitempty"`
+	GatewayIP string `json:"gateway_ip,omitempty"`
+	MAC       string `json:"mac,omitempty"`
+	TapDevice string `json:"tap_device,omitempty"`
+	DNSName   string `json:"dns_name,omitempty"`
+	// SSHPort is the host loopback port forwarded to the guest's port 22 in
+	// user-mode networking; 0 in bridge mode (use GuestIP:22).
+	SSHPort int `json:"ssh_port,omitempty"`
+	PID     int `json:"pid,omitempty"`
+	// Owner of the VM: the uid/gid of the caller that created it.
+	OwnerUID   int        `json:"owner_uid"`
+	OwnerGID   int        `json:"owner_gid"`
+	Dir        string     `json:"dir,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	StoppedAt  *time.Time `json:"stopped_at,omitempty"`
+	StopReason string     `json:"stop_reason,omitempty"`
+	LastError  string     `json:"last_error,omitempty"`
+	// PendingRestart lists settings changed while running that apply at next start.
+	PendingRestart []string `json:"pending_restart,omitempty"`
+	// AuthorizedKeys are extra public keys (beyond the daemon's) allowed to log in as root.
+	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
+	// SSHHostKey is the guest's public host key in authorized_keys format; pinned.
+	SSHHostKey string `json:"ssh_host_key,omitempty"`
+}
+
+// VMStats is a point-in-time view of a VM's resource use.
+type VMStats struct {
+	State              VMState `json:"state"`
+	UptimeSeconds      float64 `json:"uptime_seconds"`
+	VMMCPUSeconds      float64 `json:"vmm_cpu_seconds"`
+	VMMRSSBytes        int64   `json:"vmm_rss_bytes"`
+	OverlayUsedBytes   int64   `json:"overlay_used_bytes"`
+	OverlaySizeBytes   int64   `json:"overlay_size_bytes"`
+	WorkDiskUsedBytes  int64   `json:"work_disk_used_bytes"`
+	WorkDiskSizeBytes  int64   `json:"work_disk_size_bytes"`
+	OverlayAllocBytes  int64   `json:"overlay_allocated_bytes"`
+	WorkDiskAllocBytes int64   `json:"work_disk_allocated_bytes"`
+}

@@ -1,0 +1,68 @@
+// Package vmm defines what banger needs from a virtual machine monitor. Each
+// backend (vmm/qemu, vmm/firecracker) runs the VMM detached from the daemon, so
+// VMs outlive it, and can re-adopt a running VMM from its run directory.
+package vmm
+
+import (
+	"context"
+	"errors"
+	"syscall"
+)
+
+// ErrNotRunning is returned when the VMM of a VM is not (or no longer) running.
+var ErrNotRunning = errors.New("vmm not running")
+
+// Disk is one virtio block device.
+type Disk struct {
+	Path     string
+	Serial   string // bootcfg.Serial*; the guest finds disks by it
+	ReadOnly bool
+}
+
+// Net attaches the guest's one interface.
+type Net struct {
+	// Tap is the host tap device (bridge mode). Empty means user-mode networking.
+	Tap string
+	MAC string
+	// SSHHostPort, in user-mode networking, is the loopback port forwarded to the guest's 22.
+	SSHHostPort int
+}
+
+// Spec is everything needed to start one VM.
+type Spec struct {
+	ID        string
+	Name      string
+	RunDir    string // VM's own folder: pidfile, control socket, logs live here
+	Kernel    string
+	Initrd    string
+	Cmdline   string
+	VCPUs     int
+	MemoryMiB int
+	Disks     []Disk
+	Net       *Net
+	SerialLog string // file receiving the guest's serial console
+}
+
+// Process identifies a running VMM.
+type Process struct {
+	PID     int
+	Backend string // e.g. "qemu-tcg", "qemu-kvm", "firecracker"
+}
+
+// Backend runs VMs. Implementations must be safe for concurrent use.
+type Backend interface {
+	// Name is the backend with its accelerator, e.g. "qemu-tcg".
+	Name() string
+	// Start launches the VMM detached (own session, survives the daemon) and
+	// returns once it runs the guest; on error nothing is left running.
+	Start(ctx context.Context, spec Spec) (Process, error)
+	// Adopt checks that the VMM for runDir is alive and really ours (pid and
+	// control socket both answer); ErrNotRunning otherwise.
+	Adopt(ctx context.Context, runDir string) (Process, error)
+	// Signal sends sig to the VMM process of runDir.
+	Signal(runDir string, sig syscall.Signal) error
+	// Quit stops the VMM at once (no guest shutdown) and waits until it exited.
+	Quit(ctx context.Context, runDir string) error
+	// Wait blocks until the VMM of runDir has exited or ctx ends.
+	Wait(ctx context.Context, runDir string) error
+}
