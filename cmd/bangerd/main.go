@@ -25,6 +25,7 @@ func main() {
 	fs.StringVar(&opts.Socket, "socket", paths.DefaultSocket(), "API socket path (env "+paths.EnvSocket+")")
 	fs.StringVar(&opts.StateDir, "state-dir", paths.DefaultStateDir(), "state directory (env "+paths.EnvHome+")")
 	fs.StringVar(&opts.AgentPath, "agent", "", "banger-agent binary for guests (default: next to bangerd)")
+	fs.StringVar(&opts.Accel, "accel", envOr("BANGER_ACCEL", "auto"), "accelerator: auto, kvm or tcg (env BANGER_ACCEL)")
 	fs.BoolVar(&opts.Debug, "debug", false, "debug logging")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -46,4 +47,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bangerd: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

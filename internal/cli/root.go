@@ -121,6 +121,7 @@ func newRoot(a *app) *cobra.Command {
 		newKernelCmd(a),
 		newImageCmd(a),
 		newVMCmd(a),
+		newDNSCmd(a),
 	)
 	return root
 }

@@ -1,8 +1,431 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/model"
+
+	"github.com/spf13/cobra"
+)
 
 func newVMCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Create, run and reach microVMs"}
+	cmd.AddCommand(newVMCreateCmd(a), newVMCreateStatusCmd(a), newVMListCmd(a), newVMShowCmd(a),
+		newVMStateCmd(a, "start", "Boot a stopped VM and wait until it is ready"),
+		newVMStateCmd(a, "stop", "Power a VM off (bounded wait, then kill)"),
+		newVMStateCmd(a, "restart", "Stop and start a VM"),
+		newVMKillCmd(a), newVMSetCmd(a), newVMDeleteCmd(a), newVMStatsCmd(a), newVMLogsCmd(a),
+		newVMSSHCmd(a), newVMExecCmd(a), newVMSSHConfigCmd(a), newVMHealthCmd(a), newVMPingCmd(a),
+		newVMPortsCmd(a), newWorkspaceCmd(a))
 	return cmd
+}
+
+// Create stages, in order, for "N of M" display.
+var createStages = []string{"validate", "disks", "network", "boot", "agent", "ready"}
+
+func newVMCreateCmd(a *app) *cobra.Command {
+	var p api.VMCreateParams
+	var f struct {
+		vcpus, memory int
+		detach        bool
+		timeout       time.Duration
+	}
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a VM and wait until its guest agent answers",
+		Args:  exactArgs(0, "no arguments (use --name)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("vcpus") {
+				p.VCPUCount = &f.vcpus
+			}
+			if cmd.Flags().Changed("memory") {
+				p.MemoryMiB = &f.memory
+			}
+			c := a.client()
+			op, err := c.VMCreate(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			if f.detach {
+				return a.output(op, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, op.ID)
+					return err
+				})
+			}
+			op, err = a.waitCreate(cmd.Context(), op, f.timeout)
+			if err != nil {
+				return err
+			}
+			return a.output(op.VM, func(w io.Writer) error { return vmText(w, *op.VM) })
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&p.Name, "name", "", "VM name, a DNS label (default: generated)")
+	fl.StringVar(&p.ImageName, "image", "", "image name or id")
+	fl.IntVar(&f.vcpus, "vcpus", 2, "virtual CPUs")
+	fl.IntVar(&f.memory, "memory", 1024, "memory in MiB")
+	fl.StringVar(&p.SystemOverlaySize, "system-overlay-size", "", "size of the copy-on-write system overlay (default 8G)")
+	fl.StringVar(&p.WorkDiskSize, "work-disk-size", "", "size of the persistent work disk at /root (default 8G)")
+	fl.BoolVar(&p.NATEnabled, "nat", false, "let the VM reach beyond the host (NAT)")
+	fl.BoolVar(&p.NoStart, "no-start", false, "create the disks but do not boot")
+	fl.BoolVar(&f.detach, "detach", false, "print the operation id and return at once")
+	fl.DurationVar(&f.timeout, "timeout", 10*time.Minute, "how long to wait for ready")
+	cmd.RegisterFlagCompletionFunc("image", a.completeImages)
+	return cmd
+}
+
+// waitCreate follows an operation, printing each stage with elapsed time.
+func (a *app) waitCreate(ctx context.Context, op api.VMCreateOperation, timeout time.Duration) (api.VMCreateOperation, error) {
+	c := a.client()
+	start := time.Now()
+	deadline := start.Add(timeout)
+	last := ""
+	for {
+		if op.Stage != last {
+			last = op.Stage
+			fmt.Fprintf(a.stderr, "[%d/%d] %-8s %s (%.1fs)\n", stageIndex(op.Stage), len(createStages), op.Stage, op.Detail, time.Since(start).Seconds())
+		}
+		if op.Done {
+			if !op.Success || op.VM == nil {
+				return op, fmt.Errorf("create %s failed: %s", op.VMName, op.Error)
+			}
+			return op, nil
+		}
+		if time.Now().After(deadline) {
+			return op, fmt.Errorf("vm %s not ready after %s (still at stage %s); follow it with 'banger vm create-status %s'", op.VMName, timeout, op.Stage, op.ID)
+		}
+		select {
+		case <-ctx.Done():
+			return op, fmt.Errorf("stopped waiting; the create goes on: 'banger vm create-status %s'", op.ID)
+		case <-time.After(150 * time.Millisecond):
+		}
+		next, err := c.VMCreateStatus(ctx, op.ID)
+		if err != nil {
+			return op, err
+		}
+		op = next
+	}
+}
+
+func stageIndex(stage string) int {
+	for i, s := range createStages {
+		if s == stage {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func newVMCreateStatusCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "create-status OPERATION",
+		Short: "Show a create operation",
+		Args:  exactArgs(1, "an operation id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := a.client().VMCreateStatus(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.output(op, func(w io.Writer) error {
+				state := "in progress"
+				if op.Done && op.Success {
+					state = "succeeded"
+				} else if op.Done {
+					state = "failed"
+				}
+				return keyValues(w, [][2]string{{"operation", op.ID}, {"vm", op.VMName}, {"state", state},
+					{"stage", op.Stage}, {"detail", op.Detail}, {"error", op.Error}})
+			})
+		},
+	}
+}
+
+func newVMListCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List VMs",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			vms, err := a.client().VMList(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.output(vms, func(w io.Writer) error {
+				rows := [][]string{}
+				for _, v := range vms {
+					rows = append(rows, []string{v.Name, string(v.State), dash(v.GuestIP), v.ImageName,
+						fmt.Sprint(v.VCPUCount), fmt.Sprintf("%dM", v.MemoryMiB), dash(v.Backend), natWord(v.NATEnabled)})
+				}
+				return table(w, []string{"NAME", "STATE", "IP", "IMAGE", "CPUS", "MEMORY", "BACKEND", "NAT"}, rows)
+			})
+		},
+	}
+}
+
+func natWord(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func newVMShowCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:               "show NAME",
+		Short:             "Show one VM",
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: a.completeVMs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vm, err := a.client().VMShow(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.output(vm, func(w io.Writer) error { return vmText(w, vm) })
+		},
+	}
+}
+
+func newVMStateCmd(a *app, verb, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:               verb + " NAME",
+		Short:             short,
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: a.completeVMs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := a.client()
+			fn := map[string]func(context.Context, string) (model.VMRecord, error){
+				"start": c.VMStart, "stop": c.VMStop, "restart": c.VMRestart}[verb]
+			start := time.Now()
+			vm, err := fn(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "%s: %s (%.1fs)\n", vm.Name, vm.State, time.Since(start).Seconds())
+			return a.output(vm, func(io.Writer) error { return nil })
+		},
+	}
+}
+
+func newVMKillCmd(a *app) *cobra.Command {
+	var p api.VMKillParams
+	cmd := &cobra.Command{
+		Use:               "kill NAME",
+		Short:             "Send a signal to a VM's VMM (default KILL)",
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: a.completeVMs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p.IDOrName = args[0]
+			vm, err := a.client().VMKill(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "%s: %s\n", vm.Name, vm.State)
+			return a.output(vm, func(io.Writer) error { return nil })
+		},
+	}
+	cmd.Flags().StringVarP(&p.Signal, "signal", "s", "KILL", "signal name")
+	return cmd
+}
+
+func newVMSetCmd(a *app) *cobra.Command {
+	var p api.VMSetParams
+	var f struct {
+		vcpus, memory int
+		nat           bool
+	}
+	cmd := &cobra.Command{
+		Use:               "set NAME",
+		Short:             "Change vCPUs, memory (next start), work disk size (grows only) or NAT (live)",
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: a.completeVMs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p.IDOrName = args[0]
+			if cmd.Flags().Changed("vcpus") {
+				p.VCPUCount = &f.vcpus
+			}
+			if cmd.Flags().Changed("memory") {
+				p.MemoryMiB = &f.memory
+			}
+			if cmd.Flags().Changed("nat") {
+				p.NATEnabled = &f.nat
+			}
+			if p.VCPUCount == nil && p.MemoryMiB == nil && p.WorkDiskSize == "" && p.NATEnabled == nil {
+				return usagef("nothing to set: use --vcpus, --memory, --work-disk-size or --nat")
+			}
+			vm, err := a.client().VMSet(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			if len(vm.PendingRestart) > 0 {
+				fmt.Fprintf(a.stderr, "%s is running: %s apply at next start\n", vm.Name, strings.Join(vm.PendingRestart, ", "))
+			}
+			return a.output(vm, func(w io.Writer) error { return vmText(w, vm) })
+		},
+	}
+	cmd.Flags().IntVar(&f.vcpus, "vcpus", 0, "virtual CPUs (next start)")
+	cmd.Flags().IntVar(&f.memory, "memory", 0, "memory in MiB (next start)")
+	cmd.Flags().StringVar(&p.WorkDiskSize, "work-disk-size", "", "grow the work disk (filesystem too)")
+	cmd.Flags().BoolVar(&f.nat, "nat", false, "NAT on or off (--nat=true|false), applies live")
+	return cmd
+}
+
+func newVMDeleteCmd(a *app) *cobra.Command {
+	var f struct{ force, all bool }
+	cmd := &cobra.Command{
+		Use:               "delete NAME...",
+		Short:             "Delete VMs with their disks, network pieces and records",
+		ValidArgsFunction: a.completeVMs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := a.client()
+			if f.all {
+				vms, err := c.VMList(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, v := range vms {
+					args = append(args, v.Name)
+				}
+			}
+			if len(args) == 0 {
+				return usagef("name at least one VM (or --all)")
+			}
+			var failed []string
+			for _, name := range args {
+				if err := c.VMDelete(cmd.Context(), api.VMDeleteParams{IDOrName: name, Force: f.force}); err != nil {
+					fmt.Fprintf(a.stderr, "banger: %v\n", err)
+					failed = append(failed, name)
+					continue
+				}
+				fmt.Fprintf(a.stderr, "deleted %s\n", name)
+			}
+			if len(failed) > 0 {
+				return exitError{ExitFailed}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&f.force, "force", "f", false, "stop running VMs first")
+	cmd.Flags().BoolVar(&f.all, "all", false, "delete every VM")
+	return cmd
+}
+
+func newVMStatsCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:               "stats NAME",
+		Short:             "Show state, uptime, VMM CPU and memory, and disk usage",
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: a.completeVMs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := a.client().VMStats(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.output(res, func(w io.Writer) error {
+				s := res.Stats
+				return keyValues(w, [][2]string{{"name", res.VM.Name}, {"state", string(s.State)},
+					{"uptime", (time.Duration(s.UptimeSeconds) * time.Second).String()},
+					{"vmm cpu", fmt.Sprintf("%.2fs", s.VMMCPUSeconds)}, {"vmm rss", humanBytes(s.VMMRSSBytes)},
+					{"overlay", fmt.Sprintf("%s used of %s (%s on host)", humanBytes(s.OverlayUsedBytes), humanBytes(s.OverlaySizeBytes), humanBytes(s.OverlayAllocBytes))},
+					{"work disk", fmt.Sprintf("%s used of %s (%s on host)", humanBytes(s.WorkDiskUsedBytes), humanBytes(s.WorkDiskSizeBytes), humanBytes(s.WorkDiskAllocBytes))}})
+			})
+		},
+	}
+}
+
+func newVMLogsCmd(a *app) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:               "logs NAME",
+		Short:             "Print the serial console log path; -f follows it",
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: a.completeVMs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := a.client().VMLogs(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if !follow {
+				return a.output(api.VMLogsResult{LogPath: path}, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, path)
+					return err
+				})
+			}
+			return followFile(cmd.Context(), path, a.stdout)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print the log and follow it")
+	return cmd
+}
+
+// followFile copies a growing file to w until ctx ends.
+func followFile(ctx context.Context, path string, w io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	for {
+		if _, err := io.Copy(w, f); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func vmText(w io.Writer, v model.VMRecord) error {
+	started := ""
+	if v.StartedAt != nil {
+		started = v.StartedAt.Format(time.RFC3339)
+	}
+	return keyValues(w, [][2]string{
+		{"name", v.Name}, {"id", v.ID}, {"state", string(v.State)}, {"image", v.ImageName}, {"kernel", v.KernelName},
+		{"backend", v.Backend}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
+		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
+		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)},
+		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", v.StopReason}, {"last error", v.LastError},
+		{"pending restart", strings.Join(v.PendingRestart, ", ")},
+	})
+}
+
+func pidText(pid int) string {
+	if pid == 0 {
+		return ""
+	}
+	return fmt.Sprint(pid)
+}
+
+// completeVMs completes live VM names.
+func (a *app) completeVMs(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+	vms, err := a.client().VMList(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, v := range vms {
+		names = append(names, v.Name)
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeImages completes image names.
+func (a *app) completeImages(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+	imgs, err := a.client().ImageList(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, i := range imgs {
+		names = append(names, i.Name)
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
 }

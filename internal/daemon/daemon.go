@@ -31,6 +31,8 @@ type Options struct {
 	AgentPath string
 	// Stderr receives log lines too (besides the log file).
 	Stderr io.Writer
+	// Accel is auto, kvm or tcg.
+	Accel string
 	Debug  bool
 }
 

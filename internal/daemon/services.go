@@ -2,12 +2,100 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 
+	"banger/internal/authz"
+	"banger/internal/guest"
+	"banger/internal/image"
+	"banger/internal/kernel"
+	"banger/internal/network"
 	"banger/internal/server"
+	"banger/internal/vm"
+	"banger/internal/vmm/qemu"
 )
 
-// services wires the capabilities this daemon has. A nil service makes its
-// routes answer 501 naming what is missing.
+// services wires the capabilities this daemon has.
 func (d *Daemon) services(ctx context.Context) (server.Services, error) {
-	return server.Services{}, nil
+	checker := authz.Checker{}
+	kernels := kernel.New(d.state.Kernels(), d.store, checker, d.log)
+	images := image.New(d.state.Dir, d.store, checker, d.log)
+
+	agent := d.opts.AgentPath
+	if agent == "" {
+		self, _ := os.Executable()
+		agent = filepath.Join(filepath.Dir(self), "banger-agent")
+	}
+	if _, err := os.Stat(agent); err != nil {
+		return server.Services{}, fmt.Errorf("guest agent binary %s: %w (build it with 'make build' or pass --agent)", agent, err)
+	}
+	tcg, why, err := forceTCG(d.opts.Accel)
+	if err != nil {
+		return server.Services{}, err
+	}
+	backend, err := qemu.New(qemu.Options{Logger: d.log, ForceTCG: tcg})
+	if err != nil {
+		return server.Services{}, fmt.Errorf("qemu backend: %w", err)
+	}
+	d.log.Info("vmm backend", "backend", backend.Name(), "accel", why)
+	signer, err := guest.LoadOrCreateSigner(filepath.Join(d.state.SSH(), "id_ed25519"))
+	if err != nil {
+		return server.Services{}, fmt.Errorf("daemon ssh key: %w", err)
+	}
+
+	cfg := vm.Config{State: d.state, AgentPath: agent, Domain: network.DefaultDomain}
+	var netw vm.Network
+	nm, err := d.network(ctx)
+	if err != nil {
+		cfg.NetworkUnavailable = err.Error()
+		d.log.Warn("bridge networking unavailable; VMs use QEMU user-mode networking (no NAT switch, no DNS names, no ping)", "reason", err)
+	} else {
+		netw = nm
+	}
+	vms := vm.New(ctx, cfg, d.store, kernels, netw, backend, signer, d.log)
+	d.closer = append(d.closer, vms.Wait)
+	live, err := vms.Reconcile(ctx)
+	if err != nil {
+		return server.Services{}, err
+	}
+	if nm != nil {
+		if err := nm.Reconcile(ctx, live); err != nil {
+			d.log.Warn("network reconcile", "err", err)
+		}
+		go func() {
+			if err := nm.ServeDNS(ctx, vms.Lookup); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Warn("dns server stopped", "err", err)
+			}
+		}()
+	}
+	return server.Services{
+		Kernels:    kernels,
+		Images:     imageService{images},
+		VMs:        vms,
+		Workspaces: workspaceService{vms: vms, state: d.state, log: d.log},
+	}, nil
 }
+
+// network sets up the host bridge, or says why it cannot.
+func (d *Daemon) network(ctx context.Context) (*network.Manager, error) {
+	subnet, auto, err := network.ParseSubnet(os.Getenv("BANGER_SUBNET"))
+	if err != nil {
+		return nil, err
+	}
+	cfg := network.Config{StateDir: d.state.Dir, Subnet: subnet, AutoSubnet: auto,
+		Bridge: os.Getenv("BANGER_BRIDGE"), AllowVMToVM: os.Getenv("BANGER_ALLOW_VM_TO_VM") == "1"}
+	nm, err := network.New(cfg, d.store, d.log)
+	if err != nil {
+		return nil, err
+	}
+	if err := nm.Available(); err != nil {
+		return nil, err
+	}
+	if err := nm.Setup(ctx); err != nil {
+		return nil, err
+	}
+	return nm, nil
+}
+

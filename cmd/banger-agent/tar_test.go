@@ -1,0 +1,206 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustWrite(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// describe lists a tree as "path mode [content|-> target] mtime" lines.
+func describe(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		line := rel + " " + fi.Mode().String()
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			line += " -> " + target
+		case fi.Mode().IsRegular():
+			data, _ := os.ReadFile(p)
+			line += " " + string(data) + " " + fi.ModTime().UTC().Format(time.RFC3339)
+		default:
+			line += " " + fi.ModTime().UTC().Format(time.RFC3339)
+		}
+		out = append(out, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestTarRoundTrip(t *testing.T) {
+	src := t.TempDir()
+	mustWrite(t, filepath.Join(src, "README.md"), "hello\n", 0o644)
+	mustWrite(t, filepath.Join(src, "bin/run.sh"), "#!/bin/sh\necho hi\n", 0o755)
+	mustWrite(t, filepath.Join(src, "dir with space/ünïcode.txt"), "x", 0o600)
+	mustWrite(t, filepath.Join(src, ".git/HEAD"), "ref: refs/heads/main\n", 0o644)
+	mustWrite(t, filepath.Join(src, "sub/.git"), "gitdir: elsewhere\n", 0o644)
+	if err := os.Symlink("../README.md", filepath.Join(src, "bin/readme")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(src, "outside")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(src, "empty"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, p := range []string{"README.md", "bin/run.sh", "empty", "bin"} {
+		if err := os.Chtimes(filepath.Join(src, p), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var archive bytes.Buffer
+	if err := run([]string{"tar-c", src, "--exclude", ".git"}, nil, &archive); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "new")
+	var out bytes.Buffer
+	if err := run([]string{"tar-x", dst}, &archive, &out); err != nil {
+		t.Fatal(err)
+	}
+	var sum extractSummary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("summary %q: %v", out.String(), err)
+	}
+	if sum.Files != 5 || sum.Bytes != int64(len("hello\n#!/bin/sh\necho hi\nx")) {
+		t.Fatalf("summary %+v, want 5 files (3 regular, 2 symlinks)", sum)
+	}
+
+	// Everything but the .git entries must come back identical.
+	for _, p := range []string{".git", "sub/.git"} {
+		if err := os.RemoveAll(filepath.Join(src, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, want := describe(t, dst), describe(t, src)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("extracted tree differs\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if fi, _ := os.Lstat(filepath.Join(dst, "bin/readme")); fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatal("symlink was not kept as a symlink")
+	}
+}
+
+type entry struct {
+	name, link, body string
+	typ              byte
+}
+
+func archive(t *testing.T, entries ...entry) *bytes.Buffer {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, e := range entries {
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body)), ModTime: time.Now()}
+		if e.typ != tar.TypeReg {
+			hdr.Size = 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if e.typ == tar.TypeReg {
+			if _, err := tw.Write([]byte(e.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+func TestTarExtractRefusesEscapes(t *testing.T) {
+	cases := map[string][]entry{
+		"dotdot":   {{name: "../evil", body: "x", typ: tar.TypeReg}},
+		"absolute": {{name: "/tmp/evil", body: "x", typ: tar.TypeReg}},
+		"nested":   {{name: "a/../../evil", body: "x", typ: tar.TypeReg}},
+		"through symlink": {
+			{name: "link", link: "..", typ: tar.TypeSymlink},
+			{name: "link/evil", body: "x", typ: tar.TypeReg},
+		},
+		"through absolute symlink": {
+			{name: "link", link: "/tmp", typ: tar.TypeSymlink},
+			{name: "link/evil", body: "x", typ: tar.TypeReg},
+		},
+		"hard link out": {{name: "h", link: "../outside", typ: tar.TypeLink}},
+	}
+	for name, entries := range cases {
+		t.Run(name, func(t *testing.T) {
+			parent := t.TempDir()
+			dst := filepath.Join(parent, "dst")
+			if _, err := extractTar(archive(t, entries...), dst); err == nil {
+				t.Fatal("archive accepted")
+			}
+			if _, err := os.Lstat(filepath.Join(parent, "evil")); err == nil {
+				t.Fatal("file written outside the target")
+			}
+			if _, err := os.Lstat("/tmp/evil"); err == nil {
+				t.Fatal("file written to /tmp")
+			}
+		})
+	}
+}
+
+func TestTarExtractReplacesSymlinkInsteadOfFollowing(t *testing.T) {
+	dst := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	mustWrite(t, victim, "original", 0o644)
+	if err := os.Symlink(victim, filepath.Join(dst, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := extractTar(archive(t, entry{name: "f", body: "new", typ: tar.TypeReg}), dst); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "original" {
+		t.Fatalf("write followed a symlink: victim = %q", data)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dst, "f")); string(data) != "new" {
+		t.Fatalf("f = %q", data)
+	}
+}
+
+func TestArgs(t *testing.T) {
+	for _, args := range [][]string{{}, {"nope"}, {"tar-x"}, {"tar-x", "a", "b"}, {"tar-c"}, {"tar-c", "d", "--exclude"}, {"tar-c", "d", "--bogus"}, {"tar-c", "d", "--exclude", "["}} {
+		if err := run(args, nil, &bytes.Buffer{}); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+	if err := run([]string{"tar-c", filepath.Join(t.TempDir(), "missing")}, nil, &bytes.Buffer{}); err == nil {
+		t.Error("tar-c of a missing dir: no error")
+	}
+}

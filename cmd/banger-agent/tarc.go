@@ -1,0 +1,91 @@
+package main
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// writeTar writes a tar of dir's contents to w, names relative to dir.
+// Symlinks are stored as symlinks, never followed; entries whose base name
+// matches one of the exclude patterns (filepath.Match) are left out with
+// everything below them. Sockets and other special files are skipped.
+func writeTar(w io.Writer, dir string, excludes []string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("tar-c: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("tar-c: %s is not a directory", dir)
+	}
+	tw := tar.NewWriter(w)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil
+		}
+		for _, pat := range excludes {
+			if ok, _ := filepath.Match(pat, d.Name()); ok {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		link := ""
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		case info.Mode().IsRegular(), info.IsDir():
+		default:
+			return nil // sockets, devices, fifos
+		}
+		hdr, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return err
+		}
+		hdr.Name = filepath.ToSlash(rel)
+		if info.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.Uname, hdr.Gname = "", ""
+		hdr.Format = tar.FormatPAX
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tar-c: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("tar-c: %w", err)
+	}
+	return nil
+}

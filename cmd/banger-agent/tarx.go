@@ -1,0 +1,196 @@
+package main
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// extractSummary is printed as JSON by tar-x.
+type extractSummary struct {
+	Files   int   `json:"files"`   // regular files, symlinks and hard links written
+	Dirs    int   `json:"dirs"`    // directories created or updated
+	Bytes   int64 `json:"bytes"`   // bytes of regular file content
+	Skipped int   `json:"skipped"` // entries of other types (devices, fifos)
+}
+
+// extractTar unpacks the tar stream r under dir. Every path stays inside dir:
+// names are checked and all file operations go through an os.Root, so a
+// symlink in the archive can never redirect a later entry outside dir.
+// Modes (permission, setuid/setgid/sticky) and mtimes are kept; ownership is
+// not (files belong to the extracting user).
+func extractTar(r io.Reader, dir string) (extractSummary, error) {
+	var sum extractSummary
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return sum, fmt.Errorf("tar-x: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return sum, fmt.Errorf("tar-x: %w", err)
+	}
+	defer root.Close()
+
+	type dirTime struct {
+		name  string
+		mtime time.Time
+	}
+	var dirs []dirTime
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return sum, fmt.Errorf("tar-x: read archive: %w", err)
+		}
+		name, err := entryName(hdr.Name)
+		if err != nil {
+			return sum, fmt.Errorf("tar-x: %w", err)
+		}
+		if name == "." {
+			if hdr.Typeflag == tar.TypeDir {
+				dirs = append(dirs, dirTime{".", hdr.ModTime})
+			}
+			continue
+		}
+		if dir := path.Dir(name); dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+			}
+		}
+		mode := fs.FileMode(hdr.Mode).Perm() | modeBits(hdr.Mode)
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := makeDir(root, name, mode); err != nil {
+				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+			}
+			dirs = append(dirs, dirTime{name, hdr.ModTime})
+			sum.Dirs++
+		case tar.TypeReg, tar.TypeRegA:
+			n, err := writeFile(root, name, tr, mode, hdr.ModTime)
+			if err != nil {
+				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+			}
+			sum.Files++
+			sum.Bytes += n
+		case tar.TypeSymlink:
+			if err := clear(root, name); err != nil {
+				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+			}
+			if err := root.Symlink(hdr.Linkname, name); err != nil {
+				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+			}
+			sum.Files++
+		case tar.TypeLink:
+			target, err := entryName(hdr.Linkname)
+			if err != nil {
+				return sum, fmt.Errorf("tar-x: hard link %s: %w", name, err)
+			}
+			if err := clear(root, name); err != nil {
+				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+			}
+			if err := root.Link(target, name); err != nil {
+				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+			}
+			sum.Files++
+		default:
+			sum.Skipped++
+		}
+	}
+	// Directory mtimes last: creating entries inside changes them.
+	for _, d := range slices.Backward(dirs) {
+		if err := root.Chtimes(d.name, d.mtime, d.mtime); err != nil {
+			return sum, fmt.Errorf("tar-x: %s: %w", d.name, err)
+		}
+	}
+	return sum, nil
+}
+
+// entryName cleans an archive path and refuses absolute or escaping ones.
+func entryName(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("empty name in archive")
+	}
+	if strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("absolute path %q in archive", name)
+	}
+	clean := path.Clean(name)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("path %q leaves the target directory", name)
+	}
+	return clean, nil
+}
+
+// modeBits converts tar's setuid/setgid/sticky bits to fs.FileMode ones.
+func modeBits(m int64) fs.FileMode {
+	var mode fs.FileMode
+	if m&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// makeDir creates name or, when it exists as a directory, sets its mode.
+func makeDir(root *os.Root, name string, mode fs.FileMode) error {
+	fi, err := root.Lstat(name)
+	if err == nil && !fi.IsDir() {
+		if err := root.Remove(name); err != nil {
+			return err
+		}
+		err = os.ErrNotExist
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		if err := root.Mkdir(name, 0o700); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	return root.Chmod(name, mode)
+}
+
+// clear removes whatever is at name so a new entry can replace it (a
+// symlink is replaced, never followed).
+func clear(root *os.Root, name string) error {
+	err := root.RemoveAll(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func writeFile(root *os.Root, name string, r io.Reader, mode fs.FileMode, mtime time.Time) (int64, error) {
+	if err := clear(root, name); err != nil {
+		return 0, err
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, r)
+	if err != nil {
+		f.Close()
+		return n, err
+	}
+	if err := f.Close(); err != nil {
+		return n, err
+	}
+	if err := root.Chmod(name, mode); err != nil {
+		return n, err
+	}
+	return n, root.Chtimes(name, mtime, mtime)
+}

@@ -1,0 +1,89 @@
+package initsys
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ModulesOrder is the list of kernel modules in the initramfs, one path per
+// line relative to the archive root, dependencies first.
+const ModulesOrder = "/banger/modules.order"
+
+// ParseModulesOrder reads a modules.order list; blank lines and # comments are
+// skipped. Paths must stay inside the archive.
+func ParseModulesOrder(r io.Reader) ([]string, error) {
+	var mods []string
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		rel := strings.TrimPrefix(filepath.Clean(line), "/")
+		if !filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("modules.order line %d: path %q leaves the archive", n, line)
+		}
+		mods = append(mods, rel)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read modules.order: %w", err)
+	}
+	return mods, nil
+}
+
+// LoadModules loads the modules listed in root+ModulesOrder in order. A
+// missing list means the kernel has its drivers built in. Failures of single
+// modules are logged and returned joined; loading goes on with the rest.
+func LoadModules(root string, log *slog.Logger) error {
+	f, err := os.Open(filepath.Join(root, ModulesOrder))
+	if errors.Is(err, os.ErrNotExist) {
+		log.Info("no modules.order: using built-in drivers")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load modules: %w", err)
+	}
+	mods, err := ParseModulesOrder(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("load modules: %w", err)
+	}
+	var errs []error
+	loaded := 0
+	for _, m := range mods {
+		switch err := loadModule(filepath.Join(root, m)); {
+		case err == nil:
+			loaded++
+		case errors.Is(err, unix.EEXIST):
+		default:
+			log.Warn("module not loaded", "module", m, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(m), err))
+		}
+	}
+	log.Info("modules loaded", "count", loaded, "listed", len(mods))
+	return errors.Join(errs...)
+}
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	flags := 0
+	if strings.HasSuffix(path, ".xz") || strings.HasSuffix(path, ".zst") || strings.HasSuffix(path, ".gz") {
+		flags |= unix.MODULE_INIT_COMPRESSED_FILE
+	}
+	if err := unix.FinitModule(int(f.Fd()), "", flags); err != nil {
+		return fmt.Errorf("finit_module: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package initsys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"banger/internal/bootcfg"
+)
+
+// NewRoot is where stage 1 assembles the VM's root before switching to it.
+const NewRoot = "/newroot"
+
+// diskWait bounds the wait for virtio disks to appear.
+const diskWait = 10 * time.Second
+
+// Stage1 runs as /init in the initramfs: it mounts the VM's disks, prepares
+// the new root and execs "banger-agent init" in it. It only returns on error.
+func Stage1(log *slog.Logger) error {
+	if err := mountFS("devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"); err != nil {
+		return err
+	}
+	if err := mountFS("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	if err := mountFS("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	log.Info("stage 1 started", "kernel", kernelRelease())
+
+	modErr := LoadModules("/", log)
+
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("read /proc/cmdline: %w", err)
+	}
+	override, err := ParseDiskMap(string(cmdline))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), diskWait)
+	disks, err := FindDisks(ctx, "/sys/block", "/dev", override)
+	cancel()
+	if err != nil {
+		if modErr != nil {
+			err = fmt.Errorf("%w (module errors: %v)", err, modErr)
+		}
+		return err
+	}
+	for role, dev := range disks {
+		log.Info("disk found", "role", role, "dev", dev)
+	}
+
+	cfg, err := ReadConfigDisk(disks[bootcfg.SerialConfig])
+	if err != nil {
+		return err
+	}
+	log.Info("boot config read", "vm", cfg.VMID, "hostname", cfg.Hostname, "init_mode", cfg.InitMode)
+
+	if err := assembleRoot(disks, log); err != nil {
+		return err
+	}
+	if err := installAgent(cfg); err != nil {
+		return err
+	}
+	if err := WriteEtc(NewRoot, cfg); err != nil {
+		return err
+	}
+	freeInitramfs(log)
+	if err := switchRoot(NewRoot); err != nil {
+		return err
+	}
+	log.Info("switched root; starting stage 2")
+	argv := []string{"banger-agent", "init"}
+	if err := unix.Exec(AgentPath, argv, os.Environ()); err != nil {
+		return fmt.Errorf("exec %s: %w", AgentPath, err)
+	}
+	return errors.New("exec returned")
+}
+
+// assembleRoot mounts rootfs (read-only) and the overlay disk, joins them
+// with overlayfs at NewRoot, mounts /run (tmpfs) and moves the disks under
+// /run/banger, then mounts the work disk at /root.
+func assembleRoot(disks Disks, log *slog.Logger) error {
+	lower, upperDisk := "/mnt/lower", "/mnt/overlay"
+	if err := os.MkdirAll(lower, 0o755); err != nil {
+		return fmt.Errorf("mount rootfs: %w", err)
+	}
+	rootDev := disks[bootcfg.SerialRootfs]
+	if err := unix.Mount(rootDev, lower, "ext4", unix.MS_RDONLY, ""); err != nil {
+		// A read-only device cannot replay a journal; try without it.
+		if err2 := unix.Mount(rootDev, lower, "ext4", unix.MS_RDONLY, "noload"); err2 != nil {
+			return fmt.Errorf("mount rootfs %s read-only at %s: %w", rootDev, lower, err)
+		}
+		log.Warn("rootfs mounted without its journal (noload)", "dev", rootDev)
+	}
+
+	if dev, ok := disks[bootcfg.SerialOverlay]; ok {
+		if err := mountFS(dev, upperDisk, "ext4", 0, ""); err != nil {
+			return fmt.Errorf("mount overlay disk: %w", err)
+		}
+	} else {
+		log.Warn("no overlay disk: changes to / will not persist")
+		if err := mountFS("tmpfs", upperDisk, "tmpfs", 0, "mode=0755"); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := os.MkdirAll(filepath.Join(upperDisk, d), 0o755); err != nil {
+			return fmt.Errorf("prepare overlay disk: %w", err)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, upperDisk, upperDisk)
+	if err := mountFS("overlay", NewRoot, "overlay", 0, opts); err != nil {
+		return err
+	}
+	log.Info("root assembled", "lower", rootDev, "upper", upperDisk)
+
+	run := filepath.Join(NewRoot, "run")
+	if err := mountFS("tmpfs", run, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return err
+	}
+	if err := moveMount(lower, filepath.Join(NewRoot, LowerDir)); err != nil {
+		return err
+	}
+	if err := moveMount(upperDisk, filepath.Join(NewRoot, OverlayDir)); err != nil {
+		return err
+	}
+
+	if dev, ok := disks[bootcfg.SerialWork]; ok {
+		home := filepath.Join(NewRoot, "root")
+		if err := os.MkdirAll(home, 0o700); err != nil {
+			return fmt.Errorf("mount work disk: %w", err)
+		}
+		if err := mountFS(dev, home, "ext4", 0, ""); err != nil {
+			return fmt.Errorf("mount work disk: %w", err)
+		}
+		if err := os.Chmod(home, 0o700); err != nil {
+			return fmt.Errorf("mount work disk: %w", err)
+		}
+	} else {
+		log.Warn("no work disk: /root lives on the overlay")
+	}
+	return nil
+}
+
+// installAgent copies this binary and the config into the new root's /run.
+func installAgent(cfg *bootcfg.Config) error {
+	self, err := os.Executable()
+	if err != nil {
+		self = "/init"
+	}
+	dst := filepath.Join(NewRoot, AgentPath)
+	if err := copyFile(self, dst, 0o755); err != nil {
+		return fmt.Errorf("install agent: %w", err)
+	}
+	return WriteConfigFile(filepath.Join(NewRoot, ConfigPath), cfg)
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// switchRoot moves the API filesystems into newRoot and makes it "/".
+func switchRoot(newRoot string) error {
+	for _, d := range []string{"/dev", "/proc", "/sys"} {
+		if err := moveMount(d, filepath.Join(newRoot, d)); err != nil {
+			return err
+		}
+	}
+	if err := unix.Chdir(newRoot); err != nil {
+		return fmt.Errorf("switch root: %w", err)
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("switch root: move %s to /: %w", newRoot, err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("switch root: chroot: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("switch root: %w", err)
+	}
+	return nil
+}
+
+// freeInitramfs deletes the initramfs files (modules, this binary) to give
+// their memory back. Only files on the initramfs itself are removed.
+func freeInitramfs(log *slog.Logger) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil || (st.Type != unix.RAMFS_MAGIC && st.Type != unix.TMPFS_MAGIC) {
+		return
+	}
+	var root unix.Stat_t
+	if err := unix.Lstat("/", &root); err != nil {
+		return
+	}
+	entries, err := os.ReadDir("/")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		removeSameDev(filepath.Join("/", e.Name()), root.Dev)
+	}
+	log.Info("initramfs freed")
+}
+
+// removeSameDev removes path and its children that live on device dev; it
+// never crosses into another mount.
+func removeSameDev(path string, dev uint64) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil || st.Dev != dev {
+		return
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			removeSameDev(filepath.Join(path, e.Name()), dev)
+		}
+	}
+	_ = os.Remove(path) // a directory holding a mount point stays
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}

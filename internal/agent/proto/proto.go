@@ -1,0 +1,97 @@
+// Package proto holds the wire types of the banger agent protocol: the
+// host talks to the guest agent over an SSH subsystem channel named
+// Subsystem, one JSON request per line, one JSON Response per line.
+//
+//	-> {"op":"ping"}
+//	<- {"ok":true}
+//	-> {"op":"health"}
+//	<- {"ok":true,"result":{"ok":true,"checks":[...],...}}
+//	-> {"op":"authorize_key","key":"ssh-ed25519 AAAA..."}
+//	<- {"ok":false,"error":"authorize key: ..."}
+//
+// A failed op answers ok=false with a one-line error; the channel stays
+// usable for further requests.
+package proto
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Subsystem is the SSH subsystem name the agent protocol runs on.
+const Subsystem = "banger-agent"
+
+// Ops understood by the agent.
+const (
+	OpPing         = "ping"          // result: none
+	OpHealth       = "health"        // result: Health
+	OpPorts        = "ports"         // result: []api.VMPort
+	OpAuthorizeKey = "authorize_key" // needs Key; result: none
+	OpPoweroff     = "poweroff"      // result: none; the guest powers off after replying
+	OpDiskUsage    = "disk_usage"    // result: DiskUsage
+)
+
+// Names of the health checks the agent runs.
+const (
+	CheckAgent        = "agent"
+	CheckRootWritable = "root-writable"
+	CheckWorkWritable = "work-writable"
+	CheckClock        = "clock"
+)
+
+// MaxClockSkew is how far the guest clock may be from the host's for the
+// host to accept it.
+const MaxClockSkew = time.Second
+
+// HealthFilePrefix starts the name of the files the writable checks create
+// and remove.
+const HealthFilePrefix = ".banger-health-"
+
+// Request is one line sent by the host.
+type Request struct {
+	Op  string `json:"op"`
+	Key string `json:"key,omitempty"` // authorized_keys line, for OpAuthorizeKey
+}
+
+// Response is one line sent back by the agent. Result holds the op's
+// value (see the Op constants) when OK is true; Error is set otherwise.
+type Response struct {
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// Health is the answer to OpHealth. The writable checks create and remove
+// a file named HealthFilePrefix+random directly under the root ("/", the
+// overlay: the file lands in the overlay disk's upper dir, never the image)
+// and under the work disk's mount point (/root).
+type Health struct {
+	OK     bool    `json:"ok"` // every check passed
+	Checks []Check `json:"checks"`
+	// TimeUnixNano is the guest clock when the answer was made; the host
+	// compares it with its own (see CheckClock, MaxClockSkew).
+	TimeUnixNano int64 `json:"time_unix_nano"`
+	// Uptime is the guest's uptime in seconds (/proc/uptime).
+	Uptime float64 `json:"uptime"`
+}
+
+// Check is one health check's outcome.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// DiskUsage is the answer to OpDiskUsage.
+type DiskUsage struct {
+	Root DiskStat `json:"root"` // the overlay (writes to the VM's root filesystem)
+	Work DiskStat `json:"work"` // the work disk mounted at /root
+}
+
+// DiskStat is the statfs view of one filesystem.
+type DiskStat struct {
+	Path       string `json:"path"`
+	UsedBytes  uint64 `json:"used_bytes"`
+	SizeBytes  uint64 `json:"size_bytes"`
+	AvailBytes uint64 `json:"avail_bytes"`
+}

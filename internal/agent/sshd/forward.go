@@ -1,0 +1,71 @@
+package sshd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// directTCPIP is the payload of a "direct-tcpip" channel open (RFC 4254 7.2).
+type directTCPIP struct {
+	Host       string
+	Port       uint32
+	OriginHost string
+	OriginPort uint32
+}
+
+// dialTimeout bounds connecting to a forwarding target.
+const dialTimeout = 10 * time.Second
+
+// handleDirectTCPIP connects to the requested address (ssh -L, ssh -W) and
+// copies both ways, passing half-closes through.
+func (s *server) handleDirectTCPIP(ctx context.Context, nch ssh.NewChannel, log *slog.Logger) {
+	var req directTCPIP
+	if err := ssh.Unmarshal(nch.ExtraData(), &req); err != nil {
+		nch.Reject(ssh.ConnectionFailed, "bad direct-tcpip request")
+		return
+	}
+	addr := net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port)))
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		nch.Reject(ssh.ConnectionFailed, "connect "+addr+": "+err.Error())
+		return
+	}
+	defer conn.Close()
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	go func() {
+		// The requests end when the channel closes: stop copying then.
+		ssh.DiscardRequests(reqs)
+		conn.Close()
+	}()
+	log.Debug("ssh forward", "to", addr)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		io.Copy(conn, ch)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		io.Copy(ch, conn)
+		ch.CloseWrite()
+	}()
+	wg.Wait()
+}

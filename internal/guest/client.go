@@ -1,0 +1,302 @@
+// Package guest is the host side of banger's guest agent: an SSH client
+// that pins the guest's host key, speaks the agent protocol (package
+// proto) and runs commands.
+package guest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+
+	"banger/internal/agent/proto"
+	"banger/internal/api"
+)
+
+// User is the account banger logs in as.
+const User = "root"
+
+// Client is a connection to one guest's agent. It is safe for concurrent
+// use: every call opens its own SSH channel.
+type Client struct {
+	ssh  *ssh.Client
+	addr string
+}
+
+// HostKeyError means the guest presented a host key other than the pinned one.
+type HostKeyError struct {
+	Addr      string
+	Want, Got string // SHA256 fingerprints
+}
+
+func (e *HostKeyError) Error() string {
+	return fmt.Sprintf("guest %s presented host key %s, expected %s: refusing to connect (the guest's host key changed)", e.Addr, e.Got, e.Want)
+}
+
+// Dial connects as root to addr ("ip:22" or "127.0.0.1:port") with signer,
+// pinning hostKey (an authorized_keys line); a different key is refused
+// with a *HostKeyError.
+func Dial(ctx context.Context, addr string, signer ssh.Signer, hostKey string) (*Client, error) {
+	want, _, _, _, err := ssh.ParseAuthorizedKey([]byte(hostKey))
+	if err != nil {
+		return nil, fmt.Errorf("dial guest %s: parse pinned host key: %w", addr, err)
+	}
+	conf := &ssh.ClientConfig{
+		User: User,
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: func(_ string, _ net.Addr, got ssh.PublicKey) error {
+			if !bytes.Equal(got.Marshal(), want.Marshal()) {
+				return &HostKeyError{Addr: addr, Want: ssh.FingerprintSHA256(want), Got: ssh.FingerprintSHA256(got)}
+			}
+			return nil
+		},
+		HostKeyAlgorithms: hostKeyAlgorithms(want),
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial guest %s: %w", addr, err)
+	}
+	// The handshake follows ctx: a deadline, and a close if ctx ends early.
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	conn, chans, reqs, err := ssh.NewClientConn(nc, addr, conf)
+	if !stop() {
+		if err == nil {
+			conn.Close()
+		}
+		nc.Close()
+		return nil, fmt.Errorf("dial guest %s: %w", addr, context.Cause(ctx))
+	}
+	if err != nil {
+		nc.Close()
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		return nil, fmt.Errorf("dial guest %s: ssh handshake: %w", addr, err)
+	}
+	nc.SetDeadline(time.Time{})
+	return &Client{ssh: ssh.NewClient(conn, chans, reqs), addr: addr}, nil
+}
+
+// hostKeyAlgorithms makes the server present the pinned key's type.
+func hostKeyAlgorithms(key ssh.PublicKey) []string {
+	if key.Type() == ssh.KeyAlgoRSA {
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+	}
+	return []string{key.Type()}
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	return c.ssh.Close()
+}
+
+// SSH returns the underlying SSH client (for sftp and interactive sessions).
+func (c *Client) SSH() *ssh.Client {
+	return c.ssh
+}
+
+// Ping checks that the agent answers.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.call(ctx, proto.Request{Op: proto.OpPing}, nil)
+}
+
+// Health runs the agent's health checks. The clock check is decided here:
+// the guest's time must be within proto.MaxClockSkew of the host's,
+// measured at the middle of the round trip.
+func (c *Client) Health(ctx context.Context) (proto.Health, error) {
+	var h proto.Health
+	sent := time.Now()
+	if err := c.call(ctx, proto.Request{Op: proto.OpHealth}, &h); err != nil {
+		return h, err
+	}
+	received := time.Now()
+	mid := sent.Add(received.Sub(sent) / 2)
+	skew := time.Unix(0, h.TimeUnixNano).Sub(mid)
+	h.OK = true
+	for i := range h.Checks {
+		ch := &h.Checks[i]
+		if ch.Name == proto.CheckClock {
+			ch.OK = skew.Abs() <= proto.MaxClockSkew
+			ch.Detail = fmt.Sprintf("guest clock is %v off the host's (limit %v)", skew.Round(time.Millisecond), proto.MaxClockSkew)
+		}
+		h.OK = h.OK && ch.OK
+	}
+	return h, nil
+}
+
+// Ports lists the guest's listening TCP and UDP sockets.
+func (c *Client) Ports(ctx context.Context) ([]api.VMPort, error) {
+	var ports []api.VMPort
+	if err := c.call(ctx, proto.Request{Op: proto.OpPorts}, &ports); err != nil {
+		return nil, err
+	}
+	return ports, nil
+}
+
+// AuthorizeKey lets key (an authorized_keys line) log in until the guest
+// stops; it does not survive a restart.
+func (c *Client) AuthorizeKey(ctx context.Context, key string) error {
+	return c.call(ctx, proto.Request{Op: proto.OpAuthorizeKey, Key: key}, nil)
+}
+
+// Poweroff asks the guest to shut down; it returns once the guest accepted.
+func (c *Client) Poweroff(ctx context.Context) error {
+	return c.call(ctx, proto.Request{Op: proto.OpPoweroff}, nil)
+}
+
+// DiskUsage reports used and total bytes of the overlay and the work disk.
+func (c *Client) DiskUsage(ctx context.Context) (proto.DiskUsage, error) {
+	var du proto.DiskUsage
+	err := c.call(ctx, proto.Request{Op: proto.OpDiskUsage}, &du)
+	return du, err
+}
+
+// call sends one agent request on a fresh subsystem channel and decodes the
+// result into out (when not nil).
+func (c *Client) call(ctx context.Context, req proto.Request, out any) error {
+	sess, err := c.ssh.NewSession()
+	if err != nil {
+		return fmt.Errorf("agent %s: open channel: %w", req.Op, err)
+	}
+	defer sess.Close()
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", req.Op, err)
+	}
+	stdout, err := sess.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", req.Op, err)
+	}
+	if err := sess.RequestSubsystem(proto.Subsystem); err != nil {
+		return fmt.Errorf("agent %s: start subsystem %s: %w", req.Op, proto.Subsystem, ctxErr(ctx, err))
+	}
+	line, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("agent %s: encode request: %w", req.Op, err)
+	}
+	if _, err := stdin.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("agent %s: send request: %w", req.Op, ctxErr(ctx, err))
+	}
+	stdin.Close()
+	respLine, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("agent %s: read response: %w", req.Op, ctxErr(ctx, err))
+	}
+	var resp proto.Response
+	if err := json.Unmarshal(respLine, &resp); err != nil {
+		return fmt.Errorf("agent %s: decode response: %w", req.Op, err)
+	}
+	if !resp.OK {
+		return fmt.Errorf("agent: %s", resp.Error)
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp.Result, out); err != nil {
+			return fmt.Errorf("agent %s: decode result: %w", req.Op, err)
+		}
+	}
+	return nil
+}
+
+// ctxErr prefers the context's error when ctx ended (the cause of err).
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
+}
+
+// Run runs cmd (a shell command line) in the guest without a PTY, wiring
+// stdin, stdout and stderr (each may be nil), and returns its exit status.
+// A command killed by a signal returns 128+the signal number, like a shell.
+// When ctx ends, the command's process group gets SIGKILL.
+func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	sess, err := c.ssh.NewSession()
+	if err != nil {
+		return -1, fmt.Errorf("run in guest: open channel: %w", err)
+	}
+	defer sess.Close()
+	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
+	if err := sess.Start(cmd); err != nil {
+		return -1, fmt.Errorf("run in guest: start %q: %w", cmd, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		return -1, fmt.Errorf("run in guest %q: %w", cmd, context.Cause(ctx))
+	}
+	var exitErr *ssh.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &exitErr):
+		if sig := exitErr.Signal(); sig != "" {
+			if n := unix.SignalNum("SIG" + sig); n != 0 {
+				return 128 + int(n), nil
+			}
+			return -1, fmt.Errorf("run in guest %q: killed by signal %s", cmd, sig)
+		}
+		return exitErr.ExitStatus(), nil
+	default:
+		return -1, fmt.Errorf("run in guest %q: %w", cmd, err)
+	}
+}
+
+// WaitReady dials addr until the agent answers a health request or ctx
+// ends; it then returns the connected client. A host key mismatch stops
+// at once. On timeout the error includes the last failure.
+func WaitReady(ctx context.Context, addr string, signer ssh.Signer, hostKey string) (*Client, error) {
+	delay := 100 * time.Millisecond
+	var last error
+	for {
+		c, err := tryReady(ctx, addr, signer, hostKey)
+		if err == nil {
+			return c, nil
+		}
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			return nil, err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for guest agent at %s: %w (last error: %v)", addr, context.Cause(ctx), last)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// tryReady makes one dial-and-health attempt, bounded so a hung guest
+// does not eat the whole wait.
+func tryReady(ctx context.Context, addr string, signer ssh.Signer, hostKey string) (*Client, error) {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := Dial(actx, addr, signer, hostKey)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Health(actx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}

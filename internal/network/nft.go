@@ -1,0 +1,295 @@
+package network
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"banger/internal/api"
+)
+
+// banger's nftables objects. Nothing outside the table "inet banger" is
+// ever read or changed.
+const (
+	tableName  = "banger"
+	natSetName = "nat_vms"
+)
+
+func bangerTable() *nftables.Table {
+	return &nftables.Table{Name: tableName, Family: nftables.TableFamilyINet}
+}
+
+func natSet(t *nftables.Table) *nftables.Set {
+	return &nftables.Set{Table: t, Name: natSetName, KeyType: nftables.TypeIPAddr}
+}
+
+// tableExists reports whether the table "inet banger" exists.
+func tableExists(conn *nftables.Conn) (bool, error) {
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("list nftables tables: %w", err)
+	}
+	return slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == tableName }), nil
+}
+
+// installTable (re)creates the table in one atomic batch, keeping the NAT
+// members that are inside subnet.
+func (m *Manager) installTable(subnet netip.Prefix) error {
+	conn, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	var keep []netip.Addr
+	exists, err := tableExists(conn)
+	if err != nil {
+		return err
+	}
+	if exists {
+		members, err := natMembers(conn)
+		if err == nil {
+			for _, a := range members {
+				if subnet.Contains(a) {
+					keep = append(keep, a)
+				}
+			}
+		}
+	}
+	t := bangerTable()
+	conn.AddTable(t) // so that the delete below never fails
+	conn.DelTable(t)
+	conn.AddTable(t)
+	set := natSet(t)
+	if err := conn.AddSet(set, setElements(keep)); err != nil {
+		return fmt.Errorf("nftables set %s: %w", natSetName, err)
+	}
+	m.addRules(conn, t, set, gatewayOf(subnet))
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("install nftables table inet %s: %w", tableName, err)
+	}
+	return nil
+}
+
+// addRules queues the three chains:
+//
+//	forward: ct established,related accept; bridge->bridge drop (or accept
+//	  with AllowVMToVM); bridge, saddr in nat_vms -> accept; bridge -> drop;
+//	  -> bridge drop.
+//	postrouting (nat): saddr in nat_vms, oifname != bridge -> masquerade.
+//	input: from the bridge: established,related accept; DNS (udp/tcp 53) to
+//	  the gateway accept; icmp accept; anything else drop.
+func (m *Manager) addRules(conn *nftables.Conn, t *nftables.Table, set *nftables.Set, gw netip.Addr) {
+	accept := expr.Verdict{Kind: expr.VerdictAccept}
+	drop := expr.Verdict{Kind: expr.VerdictDrop}
+	policy := nftables.ChainPolicyAccept
+	br := m.cfg.Bridge
+
+	fwd := conn.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &policy})
+	vmToVM := drop
+	if m.cfg.AllowVMToVM {
+		vmToVM = accept
+	}
+	rules := [][]expr.Any{
+		join(ctEstablished(), verdict(accept)),
+		join(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), verdict(vmToVM)),
+		join(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, br), saddrIn(set), verdict(accept)),
+		join(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br), verdict(drop)),
+		join(ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), verdict(drop)),
+	}
+	for _, r := range rules {
+		conn.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: r})
+	}
+
+	post := conn.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &policy})
+	conn.AddRule(&nftables.Rule{Table: t, Chain: post,
+		Exprs: join(saddrIn(set), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, br), []expr.Any{&expr.Masq{}})})
+
+	in := conn.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &policy})
+	fromBridge := ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br)
+	rules = [][]expr.Any{
+		join(fromBridge, ctEstablished(), verdict(accept)),
+		join(fromBridge, daddrIs(gw), l4proto(unix.IPPROTO_UDP), dport(53), verdict(accept)),
+		join(fromBridge, daddrIs(gw), l4proto(unix.IPPROTO_TCP), dport(53), verdict(accept)),
+		join(fromBridge, ipv4(), l4proto(unix.IPPROTO_ICMP), verdict(accept)),
+		join(fromBridge, verdict(drop)),
+	}
+	for _, r := range rules {
+		conn.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: r})
+	}
+}
+
+func join(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func verdict(v expr.Verdict) []expr.Any { return []expr.Any{&v} }
+
+// ifname compares the input or output interface name.
+func ifname(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
+	data := make([]byte, unix.IFNAMSIZ)
+	copy(data, name)
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: op, Register: 1, Data: data},
+	}
+}
+
+func ctEstablished() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+			Xor:  binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
+}
+
+func ipv4() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+	}
+}
+
+// saddrIn matches IPv4 packets whose source address is in set.
+func saddrIn(set *nftables.Set) []expr.Any {
+	return join(ipv4(), []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+	})
+}
+
+func daddrIs(a netip.Addr) []expr.Any {
+	b := a.As4()
+	return join(ipv4(), []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b[:]},
+	})
+}
+
+func l4proto(p byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
+	}
+}
+
+func dport(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+	}
+}
+
+func setElements(addrs []netip.Addr) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, a := range addrs {
+		b := a.As4()
+		out = append(out, nftables.SetElement{Key: b[:]})
+	}
+	return out
+}
+
+// natMembers lists the addresses in the NAT set.
+func natMembers(conn *nftables.Conn) ([]netip.Addr, error) {
+	elems, err := conn.GetSetElements(natSet(bangerTable()))
+	if err != nil {
+		return nil, fmt.Errorf("list nftables set %s: %w", natSetName, err)
+	}
+	var out []netip.Addr
+	for _, e := range elems {
+		if a, ok := netip.AddrFromSlice(e.Key); ok {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// setNATMember adds or removes ip in the NAT set and returns how many
+// members the set has afterwards.
+func setNATMember(ip netip.Addr, on bool) (int, error) {
+	conn, err := nftables.New()
+	if err != nil {
+		return 0, fmt.Errorf("nftables: %w", err)
+	}
+	exists, err := tableExists(conn)
+	if err != nil {
+		return 0, err
+	}
+	if !exists {
+		if on {
+			return 0, api.Errorf(api.ErrUnavailable, "nftables table inet %s is missing; restart the daemon to recreate it", tableName)
+		}
+		return 0, nil
+	}
+	members, err := natMembers(conn)
+	if err != nil {
+		return 0, err
+	}
+	in := slices.Contains(members, ip)
+	set := natSet(bangerTable())
+	switch {
+	case on && !in:
+		err = conn.SetAddElements(set, setElements([]netip.Addr{ip}))
+		members = append(members, ip)
+	case !on && in:
+		err = conn.SetDeleteElements(set, setElements([]netip.Addr{ip}))
+		members = slices.DeleteFunc(members, func(a netip.Addr) bool { return a == ip })
+	default:
+		return len(members), nil
+	}
+	if err == nil {
+		err = conn.Flush()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("update nftables set %s with %s: %w", natSetName, ip, err)
+	}
+	return len(members), nil
+}
+
+// replaceNATMembers makes the NAT set hold exactly addrs.
+func replaceNATMembers(addrs []netip.Addr) error {
+	conn, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	set := natSet(bangerTable())
+	conn.FlushSet(set)
+	if len(addrs) > 0 {
+		if err := conn.SetAddElements(set, setElements(addrs)); err != nil {
+			return fmt.Errorf("update nftables set %s: %w", natSetName, err)
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("update nftables set %s: %w", natSetName, err)
+	}
+	return nil
+}
+
+// deleteTable removes the table "inet banger" if it exists.
+func deleteTable() error {
+	conn, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	exists, err := tableExists(conn)
+	if err != nil || !exists {
+		return err
+	}
+	conn.DelTable(bangerTable())
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("delete nftables table inet %s: %w", tableName, err)
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package oci
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// loadLayoutTar unpacks an OCI layout tar into a temporary directory next to
+// the cache and loads it from there.
+func (c *Client) loadLayoutTar(ctx context.Context, path string) (*Image, error) {
+	if err := os.MkdirAll(c.cache.dir, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(c.cache.dir, ".layout-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := untarPlain(ctx, path, tmp); err != nil {
+		return nil, err
+	}
+	return c.loadLayout(ctx, tmp, path)
+}
+
+// untarPlain extracts the directories and regular files of a tar into dir.
+// Other entries (the symlinks docker save adds for old clients) are skipped;
+// names leaving dir are refused.
+func untarPlain(ctx context.Context, path, dir string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := filepath.Clean(h.Name)
+		if name == "." {
+			continue
+		}
+		if !filepath.IsLocal(name) {
+			return fmt.Errorf("tar entry %q leaves the archive root", h.Name)
+		}
+		target := filepath.Join(dir, name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_EXCL, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("extract %s: %w", h.Name, err)
+			}
+		}
+	}
+}

@@ -1,0 +1,271 @@
+package vm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/bootcfg"
+	"banger/internal/guest"
+	"banger/internal/initramfs"
+	"banger/internal/model"
+	"banger/internal/paths"
+	"banger/internal/vmm"
+)
+
+// bootRun carries one boot of one VM through its steps.
+type bootRun struct {
+	vm     *model.VMRecord
+	img    model.Image
+	kernel string
+	initrd string
+	client *guest.Client
+	// report moves the create operation to a stage (no-op for start).
+	report func(stage, detail string)
+	// netcfg is the guest network configuration from the attachment.
+	netcfg *bootcfg.Network
+}
+
+// step is one named stage of a boot; the steps run in order.
+type step struct {
+	name string
+	run  func(ctx context.Context, b *bootRun) error
+}
+
+// bootSteps is the boot, as named ordered steps shared by create and start.
+func (m *Manager) bootSteps() []step {
+	return []step{
+		{"network", m.stepNetwork},
+		{"boot", m.stepConfig},
+		{"boot", m.stepInitrd},
+		{"boot", m.stepVMM},
+		{"agent", m.stepAgent},
+	}
+}
+
+// boot runs the steps; on failure it stops whatever started and returns the
+// error with the serial log tail.
+func (m *Manager) boot(ctx context.Context, b *bootRun) error {
+	for _, s := range m.bootSteps() {
+		if err := s.run(ctx, b); err != nil {
+			m.halt(b.vm)
+			if s.name == "agent" || s.name == "boot" {
+				if t := tail(filepath.Join(b.vm.Dir, paths.VMSerialLog), 15); t != "" {
+					err = fmt.Errorf("%w\nserial console (%s), last lines:\n%s", err, filepath.Join(b.vm.Dir, paths.VMSerialLog), t)
+				}
+			}
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// halt stops a half-booted VM's VMM and releases its tap.
+func (m *Manager) halt(vm *model.VMRecord) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	runDir := filepath.Join(vm.Dir, paths.VMRunDir)
+	if err := m.backend.Quit(ctx, runDir); err != nil && !errors.Is(err, vmm.ErrNotRunning) {
+		m.log.Warn("stop vmm", "vm", vm.Name, "err", err)
+	}
+	if vm.Network == "bridge" && m.net != nil {
+		if err := m.net.Detach(ctx, vm.ID); err != nil {
+			m.log.Warn("detach network", "vm", vm.Name, "err", err)
+		}
+	}
+	vm.PID = 0
+}
+
+func (m *Manager) stepNetwork(ctx context.Context, b *bootRun) error {
+	b.report("network", "attaching to the host network")
+	if m.net == nil {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			return err
+		}
+		b.vm.Network, b.vm.SSHPort, b.vm.GuestIP, b.vm.GatewayIP, b.vm.TapDevice = "user", port, "10.0.2.15", "10.0.2.2", ""
+		return nil
+	}
+	att, err := m.net.Attach(ctx, b.vm.ID, b.vm.NATEnabled)
+	if err != nil {
+		return err
+	}
+	b.vm.Network, b.vm.SSHPort = "bridge", 0
+	b.vm.TapDevice, b.vm.MAC = att.Tap, att.MAC
+	b.vm.GuestIP, b.vm.GatewayIP = att.Address.Addr().String(), att.Gateway.String()
+	b.vm.DNSName = b.vm.Name + "." + m.domain()
+	b.netcfg = att.BootNetwork()
+	return nil
+}
+
+func (m *Manager) domain() string {
+	if m.cfg.Domain == "" {
+		return "vm"
+	}
+	return m.cfg.Domain
+}
+
+// stepConfig writes the boot configuration disk.
+func (m *Manager) stepConfig(ctx context.Context, b *bootRun) error {
+	b.report("boot", "writing boot configuration")
+	hostKey, err := os.ReadFile(filepath.Join(b.vm.Dir, paths.VMHostKey))
+	if err != nil {
+		return fmt.Errorf("read host key: %w", err)
+	}
+	keys := append([]string{authorizedLine(m.signer)}, b.vm.AuthorizedKeys...)
+	cfg := &bootcfg.Config{
+		VMID: b.vm.ID, Hostname: b.vm.Name, SSHHostKey: string(hostKey), AuthorizedKeys: keys,
+		InitMode: bootcfg.InitBanger, StartDocker: b.img.Docker, HostTimeUnixNano: time.Now().UnixNano(),
+		Env: b.img.Env,
+	}
+	if b.netcfg != nil {
+		cfg.Network = b.netcfg
+	} else {
+		cfg.Network = &bootcfg.Network{MAC: b.vm.MAC, Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: []string{"10.0.2.3"}}
+	}
+	return writeConfigDisk(filepath.Join(b.vm.Dir, paths.VMConfig), cfg)
+}
+
+// stepInitrd resolves the kernel and composes the initrd: the kernel's
+// modules archive followed by the agent archive (the kernel unpacks
+// concatenated cpio archives). Composed initrds are cached by content.
+func (m *Manager) stepInitrd(ctx context.Context, b *bootRun) error {
+	kernel, modules, err := m.kernels.BootFiles(ctx, b.vm.KernelName)
+	if err != nil {
+		return err
+	}
+	b.kernel = kernel
+	b.initrd, err = m.composeInitrd(modules)
+	return err
+}
+
+func (m *Manager) composeInitrd(modules string) (string, error) {
+	h := sha256.New()
+	for _, p := range []string{modules, m.cfg.AgentPath} {
+		if p == "" {
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("initrd part: %w", err)
+		}
+		fmt.Fprintf(h, "%s %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
+	}
+	dir := filepath.Join(m.cfg.State.Cache(), "initrd")
+	out := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))[:24]+".cpio")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, ".initrd-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	if modules != "" {
+		src, err := os.Open(modules)
+		if err != nil {
+			f.Close()
+			return "", fmt.Errorf("modules archive: %w", err)
+		}
+		_, err = io.Copy(f, src)
+		src.Close()
+		if err != nil {
+			f.Close()
+			return "", err
+		}
+	}
+	if err := initramfs.AgentArchive(f, m.cfg.AgentPath); err != nil {
+		f.Close()
+		return "", fmt.Errorf("agent archive: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return out, os.Rename(f.Name(), out)
+}
+
+// stepVMM starts the VMM detached.
+func (m *Manager) stepVMM(ctx context.Context, b *bootRun) error {
+	b.report("boot", "starting "+m.backend.Name())
+	dir := b.vm.Dir
+	spec := vmm.Spec{
+		ID: b.vm.ID, Name: b.vm.Name, RunDir: filepath.Join(dir, paths.VMRunDir),
+		Kernel: b.kernel, Initrd: b.initrd,
+		Cmdline:   "console=ttyS0 reboot=t panic=-1 quiet loglevel=4",
+		VCPUs:     b.vm.VCPUCount, MemoryMiB: b.vm.MemoryMiB,
+		SerialLog: filepath.Join(dir, paths.VMSerialLog),
+		Disks: []vmm.Disk{
+			{Path: b.img.RootfsPath, Serial: bootcfg.SerialRootfs, ReadOnly: true},
+			{Path: filepath.Join(dir, paths.VMOverlay), Serial: bootcfg.SerialOverlay},
+			{Path: filepath.Join(dir, paths.VMWorkDisk), Serial: bootcfg.SerialWork},
+			{Path: filepath.Join(dir, paths.VMConfig), Serial: bootcfg.SerialConfig, ReadOnly: true},
+		},
+		Net: &vmm.Net{Tap: b.vm.TapDevice, MAC: b.vm.MAC, SSHHostPort: b.vm.SSHPort},
+	}
+	os.Remove(spec.SerialLog)
+	proc, err := m.backend.Start(ctx, spec)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	b.vm.PID, b.vm.Backend, b.vm.StartedAt, b.vm.StoppedAt, b.vm.StopReason = proc.PID, proc.Backend, &now, nil, ""
+	return nil
+}
+
+// stepAgent waits until the guest agent answers its health check.
+func (m *Manager) stepAgent(ctx context.Context, b *bootRun) error {
+	b.report("agent", "waiting for the guest agent")
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ReadyTimeout)
+	defer cancel()
+	exited := make(chan struct{})
+	go func() {
+		m.backend.Wait(ctx, filepath.Join(b.vm.Dir, paths.VMRunDir))
+		close(exited)
+		cancel()
+	}()
+	c, err := guest.WaitReady(ctx, sshAddr(*b.vm), m.signer, b.vm.SSHHostKey)
+	if err != nil {
+		select {
+		case <-exited:
+			if ctx.Err() == nil || errors.Is(ctx.Err(), context.Canceled) {
+				return fmt.Errorf("the VM exited before its agent answered")
+			}
+		default:
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("guest agent did not answer within %s: %w", m.cfg.ReadyTimeout, err)
+		}
+		return fmt.Errorf("guest agent: %w", err)
+	}
+	c.Close()
+	return nil
+}
+
+// sshAddr is where the guest's SSH (agent) listens, seen from the host.
+func sshAddr(vm model.VMRecord) string {
+	if vm.Network == "user" {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(vm.SSHPort))
+	}
+	return net.JoinHostPort(vm.GuestIP, "22")
+}
+
+func freeLoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, api.Errorf(api.ErrUnavailable, "no free loopback port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,119 @@
+// Package vm runs banger's VMs: create (async, in named stages), start,
+// stop, kill, set, delete, and the read side (stats, health, ports). It
+// composes the store, kernels, images, networking, a VMM backend and the
+// guest agent; each is reached through the small interface declared here.
+package vm
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/model"
+	"banger/internal/network"
+	"banger/internal/paths"
+	"banger/internal/vmm"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Store is what the manager keeps in the database.
+type Store interface {
+	InsertVM(ctx context.Context, vm model.VMRecord) error
+	UpdateVM(ctx context.Context, vm model.VMRecord) error
+	GetVM(ctx context.Context, ref string) (model.VMRecord, error)
+	ListVMs(ctx context.Context) ([]model.VMRecord, error)
+	DeleteVM(ctx context.Context, id string) error
+	GetImage(ctx context.Context, idOrName string) (model.Image, error)
+	ListKernels(ctx context.Context) ([]api.KernelEntry, error)
+	PutOperation(ctx context.Context, op api.VMCreateOperation) error
+	GetOperation(ctx context.Context, id string) (api.VMCreateOperation, error)
+	UnfinishedOperations(ctx context.Context) ([]api.VMCreateOperation, error)
+}
+
+// Kernels resolves what a VM boots.
+type Kernels interface {
+	// BootFiles returns the kernel image and the modules cpio ("" when the
+	// kernel needs no modules) of a stored kernel.
+	BootFiles(ctx context.Context, name string) (kernelPath, modulesCpio string, err error)
+}
+
+// Network attaches VMs to the host bridge. Nil means user-mode networking.
+type Network interface {
+	Attach(ctx context.Context, vmID string, nat bool) (network.Attachment, error)
+	Detach(ctx context.Context, vmID string) error
+	SetNAT(ctx context.Context, vmID string, on bool) error
+}
+
+// Config holds the manager's fixed inputs.
+type Config struct {
+	State     paths.State
+	AgentPath string
+	// ReadyTimeout bounds the wait for the guest agent at boot.
+	ReadyTimeout time.Duration
+	// StopTimeout bounds a guest power-off before the VMM is killed.
+	StopTimeout time.Duration
+	// Domain is the DNS domain of VM names (default "vm").
+	Domain string
+	// NetworkUnavailable says why bridge networking is off (user-mode in use).
+	NetworkUnavailable string
+}
+
+// Manager owns the VMs.
+type Manager struct {
+	cfg     Config
+	store   Store
+	kernels Kernels
+	net     Network
+	backend vmm.Backend
+	signer  ssh.Signer
+	log     *slog.Logger
+	// base is the daemon's lifetime: background creates run under it.
+	base context.Context
+
+	locksMu sync.Mutex
+	locks   map[string]*sync.Mutex
+	// creating tracks background creates so shutdown can wait for them.
+	creating sync.WaitGroup
+}
+
+// New returns a manager. net may be nil (user-mode networking).
+func New(base context.Context, cfg Config, st Store, k Kernels, n Network, b vmm.Backend, signer ssh.Signer, log *slog.Logger) *Manager {
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 180 * time.Second
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 20 * time.Second
+	}
+	return &Manager{cfg: cfg, store: st, kernels: k, net: n, backend: b, signer: signer, log: log,
+		base: base, locks: map[string]*sync.Mutex{}}
+}
+
+// lock serialises changes to one VM.
+func (m *Manager) lock(id string) func() {
+	m.locksMu.Lock()
+	l, ok := m.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		m.locks[id] = l
+	}
+	m.locksMu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// Wait blocks until background creates have finished (daemon shutdown).
+func (m *Manager) Wait() { m.creating.Wait() }
+
+// Lookup resolves NAME (without domain) to a running VM's address, for DNS.
+func (m *Manager) Lookup(name string) (netip.Addr, bool) {
+	vm, err := m.store.GetVM(context.Background(), name)
+	if err != nil || vm.GuestIP == "" || vm.Network != "bridge" {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(vm.GuestIP)
+	return a, err == nil
+}

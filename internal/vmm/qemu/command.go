@@ -1,0 +1,191 @@
+package qemu
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"banger/internal/vmm"
+)
+
+// Machine is the -M value: microvm, with ACPI (Debian's cloud kernel finds
+// virtio-mmio devices only through ACPI), the PIT and an RTC.
+const Machine = "microvm,acpi=on,pit=on,rtc=on"
+
+// Command builds the argv of one QEMU run. Every With method returns a
+// modified copy and leaves its receiver unchanged, so a partly configured
+// Command can be shared. Start from NewCommand.
+type Command struct {
+	binary    string
+	dataDir   string
+	kvm       bool
+	tscKHz    int
+	vcpus     int
+	memoryMiB int
+	kernel    string
+	initrd    string
+	cmdline   string
+	diskCache string
+	disks     []vmm.Disk
+	net       *vmm.Net
+	serialLog string
+	qmpSocket string
+	pidFile   string
+	daemonize bool
+}
+
+// NewCommand starts a Command for the given QEMU binary (TCG, no devices).
+func NewCommand(binary string) Command {
+	return Command{binary: binary, diskCache: "writeback"}
+}
+
+// WithDataDir adds -L dir (QEMU's firmware directory); empty means none.
+func (c Command) WithDataDir(dir string) Command { c.dataDir = dir; return c }
+
+// WithKVM selects KVM (-accel kvm -cpu host) or TCG (-accel tcg,thread=multi -cpu max).
+func (c Command) WithKVM(kvm bool) Command { c.kvm = kvm; return c }
+
+// WithTSCKHz makes TCG runs append tsc_early_khz=khz to the kernel command
+// line (unless it already sets it); 0, or KVM, adds nothing.
+func (c Command) WithTSCKHz(khz int) Command { c.tscKHz = khz; return c }
+
+// WithCPUs sets -smp; 0 leaves QEMU's default.
+func (c Command) WithCPUs(n int) Command { c.vcpus = n; return c }
+
+// WithMemoryMiB sets -m; 0 leaves QEMU's default.
+func (c Command) WithMemoryMiB(mib int) Command { c.memoryMiB = mib; return c }
+
+// WithKernel sets -kernel.
+func (c Command) WithKernel(path string) Command { c.kernel = path; return c }
+
+// WithInitrd sets -initrd; empty means none.
+func (c Command) WithInitrd(path string) Command { c.initrd = path; return c }
+
+// WithCmdline sets the kernel command line (-append).
+func (c Command) WithCmdline(cmdline string) Command { c.cmdline = cmdline; return c }
+
+// WithDiskCache sets the cache= mode of the disks.
+func (c Command) WithDiskCache(mode string) Command { c.diskCache = mode; return c }
+
+// WithDisk appends one raw virtio-blk disk; disks are numbered d0, d1, ... in order.
+func (c Command) WithDisk(d vmm.Disk) Command {
+	c.disks = append(slices.Clip(c.disks), d)
+	return c
+}
+
+// WithNet attaches the guest's network interface: a tap device when n.Tap is
+// set, user-mode networking otherwise.
+func (c Command) WithNet(n vmm.Net) Command { c.net = &n; return c }
+
+// WithSerialLog sends the guest's serial console to path; empty means no serial port.
+func (c Command) WithSerialLog(path string) Command { c.serialLog = path; return c }
+
+// WithQMPSocket serves QMP on a unix socket at path; empty means none.
+func (c Command) WithQMPSocket(path string) Command { c.qmpSocket = path; return c }
+
+// WithPIDFile makes QEMU write its pid to path; empty means none.
+func (c Command) WithPIDFile(path string) Command { c.pidFile = path; return c }
+
+// WithDaemonize adds -daemonize.
+func (c Command) WithDaemonize(on bool) Command { c.daemonize = on; return c }
+
+// Cmdline is the kernel command line as passed to QEMU, including the
+// tsc_early_khz= that TCG runs add.
+func (c Command) Cmdline() string {
+	if c.kvm || c.tscKHz <= 0 || hasKernelParam(c.cmdline, "tsc_early_khz") {
+		return c.cmdline
+	}
+	return strings.TrimSpace(c.cmdline + " tsc_early_khz=" + strconv.Itoa(c.tscKHz))
+}
+
+// Build returns the argv, binary first.
+func (c Command) Build() []string {
+	a := []string{c.binary, "-M", Machine,
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"}
+	if c.dataDir != "" {
+		a = append(a, "-L", c.dataDir)
+	}
+	if c.kvm {
+		a = append(a, "-accel", "kvm", "-cpu", "host")
+	} else {
+		a = append(a, "-accel", "tcg,thread=multi", "-cpu", "max")
+	}
+	if c.vcpus > 0 {
+		a = append(a, "-smp", strconv.Itoa(c.vcpus))
+	}
+	if c.memoryMiB > 0 {
+		a = append(a, "-m", strconv.Itoa(c.memoryMiB)+"M")
+	}
+	if c.kernel != "" {
+		a = append(a, "-kernel", c.kernel)
+	}
+	if c.initrd != "" {
+		a = append(a, "-initrd", c.initrd)
+	}
+	if cl := c.Cmdline(); cl != "" {
+		a = append(a, "-append", cl)
+	}
+	for i, d := range c.disks {
+		a = append(a, "-drive", fmt.Sprintf("if=none,id=d%d,file=%s,format=raw,readonly=%s,cache=%s,discard=unmap",
+			i, optValue(d.Path), onOff(d.ReadOnly), optValue(c.diskCache)))
+		dev := fmt.Sprintf("virtio-blk-device,drive=d%d", i)
+		if d.Serial != "" {
+			dev += ",serial=" + optValue(d.Serial)
+		}
+		a = append(a, "-device", dev)
+	}
+	if c.net != nil {
+		a = append(a, "-netdev", netdev(*c.net))
+		dev := "virtio-net-device,netdev=n0"
+		if c.net.MAC != "" {
+			dev += ",mac=" + c.net.MAC
+		}
+		a = append(a, "-device", dev)
+	}
+	if c.serialLog != "" {
+		a = append(a, "-chardev", "file,id=ser0,path="+optValue(c.serialLog), "-serial", "chardev:ser0")
+	}
+	if c.qmpSocket != "" {
+		a = append(a, "-qmp", "unix:"+optValue(c.qmpSocket)+",server=on,wait=off")
+	}
+	if c.pidFile != "" {
+		a = append(a, "-pidfile", c.pidFile)
+	}
+	if c.daemonize {
+		a = append(a, "-daemonize")
+	}
+	return a
+}
+
+func netdev(n vmm.Net) string {
+	if n.Tap != "" {
+		return "tap,id=n0,ifname=" + optValue(n.Tap) + ",script=no,downscript=no"
+	}
+	s := "user,id=n0"
+	if n.SSHHostPort > 0 {
+		s += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", n.SSHHostPort)
+	}
+	return s
+}
+
+// optValue escapes a value inside a QEMU option list, where "," separates
+// options and ",," stands for a literal comma.
+func optValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// hasKernelParam reports whether cmdline sets name (as name or name=value).
+func hasKernelParam(cmdline, name string) bool {
+	for _, f := range strings.Fields(cmdline) {
+		if f == name || strings.HasPrefix(f, name+"=") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,169 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"banger/internal/vmm"
+)
+
+// Adopt checks that the QEMU of runDir is alive, is really that VM's (its
+// command line names runDir's pidfile) and answers query-status on its QMP
+// socket. Otherwise the error wraps vmm.ErrNotRunning with the reason.
+func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error) {
+	p, err := lookup(runDir)
+	if err != nil {
+		return vmm.Process{}, fmt.Errorf("adopt vm: %w", err)
+	}
+	if _, err := status(ctx, runDir); err != nil {
+		if ctx.Err() != nil {
+			return vmm.Process{}, fmt.Errorf("adopt vm: %w", ctx.Err())
+		}
+		return vmm.Process{}, fmt.Errorf("adopt vm: %w: pid %d does not answer on qmp: %w", vmm.ErrNotRunning, p.pid, err)
+	}
+	return vmm.Process{PID: p.pid, Backend: backendName(p.argv)}, nil
+}
+
+// Status runs query-status on the QMP socket of runDir.
+func (b *Backend) Status(ctx context.Context, runDir string) (Status, error) {
+	if _, err := lookup(runDir); err != nil {
+		return Status{}, fmt.Errorf("vm status: %w", err)
+	}
+	s, err := status(ctx, runDir)
+	if err != nil {
+		return Status{}, fmt.Errorf("vm status: %w", err)
+	}
+	return s, nil
+}
+
+// Powerdown presses the guest's ACPI power button (system_powerdown) and
+// returns without waiting; use Wait to see QEMU exit.
+func (b *Backend) Powerdown(ctx context.Context, runDir string) error {
+	if _, err := lookup(runDir); err != nil {
+		return fmt.Errorf("power down vm: %w", err)
+	}
+	err := withQMP(ctx, runDir, func(ctx context.Context, c *QMP) error {
+		return c.SystemPowerdown(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("power down vm: %w", err)
+	}
+	return nil
+}
+
+// Signal sends sig to the QEMU of runDir.
+func (b *Backend) Signal(runDir string, sig syscall.Signal) error {
+	p, err := lookup(runDir)
+	if err != nil {
+		return fmt.Errorf("signal vm: %w", err)
+	}
+	if err := signalPID(p.pid, filepath.Join(runDir, PIDFile), sig); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signal vm: %w: pid %d has exited", vmm.ErrNotRunning, p.pid)
+		}
+		return fmt.Errorf("signal vm: pid %d: %w", p.pid, err)
+	}
+	return nil
+}
+
+// Quit stops the QEMU of runDir at once: the QMP quit command, then SIGKILL
+// if it has not exited within the quit timeout. It returns once the process
+// is gone and its pidfile and socket are removed. A VM that is not running
+// is not an error.
+func (b *Backend) Quit(ctx context.Context, runDir string) error {
+	p, err := lookup(runDir)
+	if errors.Is(err, vmm.ErrNotRunning) {
+		if err := removeRuntimeFiles(runDir); err != nil {
+			return fmt.Errorf("quit vm: %w", err)
+		}
+		return nil
+	}
+	pidPath := filepath.Join(runDir, PIDFile)
+
+	qctx, cancel := context.WithTimeout(ctx, b.quitTimeout)
+	err = withQMP(qctx, runDir, func(ctx context.Context, c *QMP) error { return c.Quit(ctx) })
+	if err == nil {
+		err = waitExit(qctx, p.pid, pidPath)
+	}
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("quit vm: %w", ctx.Err())
+		}
+		b.log.Warn("qemu: quit did not stop the vm; killing it", "pid", p.pid, "err", err)
+		if err := killWait(ctx, p.pid, pidPath); err != nil {
+			return fmt.Errorf("quit vm: %w", err)
+		}
+	}
+	if err := removeRuntimeFiles(runDir); err != nil {
+		return fmt.Errorf("quit vm: %w", err)
+	}
+	return nil
+}
+
+// Wait blocks until the QEMU of runDir has exited (at once if it is not
+// running) or ctx ends.
+func (b *Backend) Wait(ctx context.Context, runDir string) error {
+	p, err := lookup(runDir)
+	if errors.Is(err, vmm.ErrNotRunning) {
+		return nil
+	}
+	if err := waitExit(ctx, p.pid, filepath.Join(runDir, PIDFile)); err != nil {
+		return fmt.Errorf("wait for vm: %w", err)
+	}
+	return nil
+}
+
+// killWait sends SIGKILL to pid, the QEMU of pidPath, and waits until it is gone.
+func killWait(ctx context.Context, pid int, pidPath string) error {
+	if err := signalPID(pid, pidPath, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill pid %d: %w", pid, err)
+	}
+	return waitExit(ctx, pid, pidPath)
+}
+
+// signalPID sends sig to pid if it still is the QEMU of pidPath (ESRCH
+// otherwise). Through a pidfd, the check and the signal hit the same process
+// even if the pid is reused meanwhile.
+func signalPID(pid int, pidPath string, sig syscall.Signal) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if !alive(pid, pidPath) {
+			return unix.ESRCH
+		}
+		return unix.Kill(pid, sig)
+	}
+	defer unix.Close(fd)
+	if !alive(pid, pidPath) {
+		return unix.ESRCH
+	}
+	return unix.PidfdSendSignal(fd, sig, nil, 0)
+}
+
+func status(ctx context.Context, runDir string) (Status, error) {
+	var s Status
+	err := withQMP(ctx, runDir, func(ctx context.Context, c *QMP) error {
+		var err error
+		s, err = c.QueryStatus(ctx)
+		return err
+	})
+	return s, err
+}
+
+// withQMP runs fn on a fresh QMP connection to runDir's socket, all within
+// qmpTimeout.
+func withQMP(ctx context.Context, runDir string, fn func(context.Context, *QMP) error) error {
+	ctx, cancel := context.WithTimeout(ctx, qmpTimeout)
+	defer cancel()
+	c, err := DialQMP(ctx, filepath.Join(runDir, QMPSocket))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(ctx, c)
+}

@@ -1,0 +1,273 @@
+package workspace
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// testGuest runs guest commands on the host with sh -c and a chosen PATH.
+type testGuest struct {
+	path string
+}
+
+func (g testGuest) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	c := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
+	c.Env = []string{"PATH=" + g.path, "HOME=/nonexistent", "LC_ALL=C"}
+	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
+	err := c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, err
+	}
+	return 0, nil
+}
+
+// newTestService returns a Service whose agent is a stand-in built on GNU tar.
+func newTestService(t testing.TB) *Service {
+	t.Helper()
+	tarBin, err := exec.LookPath("tar")
+	if err != nil {
+		t.Skip("tar is not installed")
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	agent := filepath.Join(t.TempDir(), "banger-agent")
+	script := fmt.Sprintf(`#!/bin/sh
+case "$1" in
+tar-x) exec %[1]s -x -f - -C "$2" ;;
+tar-c) exec %[1]s -c -f - -C "$2" --exclude=.git . ;;
+*) echo "unknown command $1" >&2; exit 2 ;;
+esac
+`, tarBin)
+	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := New(nil)
+	s.AgentPath = agent
+	return s
+}
+
+// gitGuest has the host PATH (with git).
+func gitGuest() testGuest { return testGuest{path: os.Getenv("PATH")} }
+
+// noGitGuest has a PATH with the basic tools but no git.
+func noGitGuest(t testing.TB) testGuest {
+	t.Helper()
+	bin := t.TempDir()
+	for _, tool := range []string{"sh", "rm", "mkdir", "ls", "cat"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("find %s: %v", tool, err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return testGuest{path: bin}
+}
+
+// git runs git in dir and returns trimmed stdout.
+func git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	return gitIn(t, dir, nil, args...)
+}
+
+func gitIn(t testing.TB, dir string, stdin []byte, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "protocol.file.allow=always"}, args...)...)
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t",
+		"GIT_COMMITTER_EMAIL=t@t", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+func write(t testing.TB, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlink(t testing.TB, target, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// binData returns n bytes of binary data that depend on seed.
+func binData(seed byte, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7) ^ seed
+	}
+	return string(b)
+}
+
+// makeRepo makes a repository with two commits, binary files, a symlink, an
+// executable, names with spaces and non-ASCII, and uncommitted, staged,
+// untracked and ignored changes.
+func makeRepo(t testing.TB) string {
+	t.Helper()
+	repo := filepath.Join(t.TempDir(), "proj")
+	git(t, filepath.Dir(repo), "init", "-q", "--initial-branch=main", repo)
+	write(t, filepath.Join(repo, "README.md"), "hello\nworld\n", 0o644)
+	write(t, filepath.Join(repo, "bin/data.bin"), binData(1, 3000), 0o644)
+	write(t, filepath.Join(repo, "run.sh"), "#!/bin/sh\necho run\n", 0o755)
+	symlink(t, "README.md", filepath.Join(repo, "link"))
+	write(t, filepath.Join(repo, "dir with space/file name.txt"), "spaced\n", 0o644)
+	write(t, filepath.Join(repo, "ünïcödé.txt"), "unicode\n", 0o644)
+	write(t, filepath.Join(repo, ".gitignore"), "*.log\nbuild/\n", 0o644)
+	write(t, filepath.Join(repo, "old.txt"), strings.Repeat("rename me\n", 20), 0o644)
+	write(t, filepath.Join(repo, "del.txt"), "delete me\n", 0o644)
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "first")
+	write(t, filepath.Join(repo, "README.md"), "hello\nworld\nsecond commit\n", 0o644)
+	git(t, repo, "commit", "-q", "-am", "second")
+	// Uncommitted state.
+	write(t, filepath.Join(repo, "README.md"), "hello\nworld\nsecond commit\nuncommitted\n", 0o644)
+	write(t, filepath.Join(repo, "dir with space/file name.txt"), "spaced and staged\n", 0o644)
+	git(t, repo, "add", "dir with space/file name.txt")
+	write(t, filepath.Join(repo, "notes.txt"), "untracked\n", 0o644)
+	write(t, filepath.Join(repo, "debug.log"), "ignored\n", 0o644)
+	write(t, filepath.Join(repo, "build/out.o"), binData(9, 100), 0o644)
+	return repo
+}
+
+// checksum hashes every path, mode, symlink target and file content under
+// dir, .git included.
+func checksum(t testing.TB, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(h, "%s\x00%v\x00", rel, info.Mode())
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s\x00", target)
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			h.Write(data)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// treeOf describes the files under dir (skipping .git and the given names):
+// path -> kind, exec bit, content or link target.
+func treeOf(t testing.TB, dir string, skip ...string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.Name() == ".git" || slices.Contains(skip, filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			files[rel] = "link:" + target
+		case info.Mode().IsRegular():
+			data, _ := os.ReadFile(p)
+			files[rel] = fmt.Sprintf("file:%v:%x", info.Mode()&0o111 != 0, sha256.Sum256(data))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// sameTree fails the test when two file maps differ.
+func sameTree(t testing.TB, got, want map[string]string) {
+	t.Helper()
+	var diffs []string
+	for p, w := range want {
+		if g, ok := got[p]; !ok {
+			diffs = append(diffs, "missing "+p)
+		} else if g != w {
+			diffs = append(diffs, "differs "+p)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			diffs = append(diffs, "extra "+p)
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Fatalf("trees differ:\n%s", strings.Join(diffs, "\n"))
+	}
+}
+
+// copyDir copies dir with cp -a.
+func copyDir(t testing.TB, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v: %s", err, out)
+	}
+	return dst
+}

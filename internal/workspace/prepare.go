@@ -1,0 +1,159 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/model"
+)
+
+// Prepare copies the host repository p.SourcePath into the guest at
+// p.GuestPath (default /root/<repo name>) and records the prepare-time state
+// in stateDir, the VM's workspace state folder. Host git commands run as
+// caller; the host repository is only read.
+func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller Caller, p api.VMWorkspacePrepareParams, vmName string) (model.WorkspacePrepareResult, error) {
+	var res model.WorkspacePrepareResult
+	mode := p.Mode
+	if mode == "" {
+		mode = ModeWorktree
+	}
+	if mode != ModeWorktree && mode != ModeCommit {
+		return res, api.Errorf(api.ErrInvalid, "unknown workspace mode %q (want %s or %s)", p.Mode, ModeWorktree, ModeCommit)
+	}
+	if mode == ModeCommit && p.IncludeUntracked {
+		return res, api.Errorf(api.ErrInvalid, "include untracked needs mode %s", ModeWorktree)
+	}
+	if p.SourcePath == "" || !filepath.IsAbs(p.SourcePath) {
+		return res, api.Errorf(api.ErrInvalid, "source path %q must be an absolute path", p.SourcePath)
+	}
+	git, err := newGitRunner(s.gitBin(), caller)
+	if err != nil {
+		return res, err
+	}
+	if p.Branch != "" {
+		if err := git.checkBranch(ctx, p.Branch); err != nil {
+			return res, err
+		}
+	}
+	tmp, err := git.mkTemp("banger-workspace-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(tmp)
+	st, err := newStore(git, tmp)
+	if err != nil {
+		return res, err
+	}
+	src, err := st.openRepo(ctx, p.SourcePath)
+	if err != nil {
+		return res, err
+	}
+	guestPath := p.GuestPath
+	if guestPath == "" {
+		guestPath = "/root/" + filepath.Base(src.top)
+	}
+	if guestPath, err = cleanGuestPath(guestPath); err != nil {
+		return res, err
+	}
+	base, err := st.resolveCommit(ctx, src.top, p.From)
+	if err != nil {
+		return res, err
+	}
+	tree, err := st.stateTree(ctx, src.top, base, mode == ModeWorktree, p.IncludeUntracked)
+	if err != nil {
+		return res, fmt.Errorf("prepare %s: %w", src.top, err)
+	}
+	entries, err := st.lsTree(ctx, src.top, tree)
+	if err != nil {
+		return res, err
+	}
+	files, total, err := checkTree(entries, s.limits())
+	if err != nil {
+		return res, err
+	}
+
+	state, hasGit, err := guestProbe(ctx, g, guestPath)
+	if err != nil {
+		return res, err
+	}
+	if state == "nonempty" {
+		if _, _, err := loadState(stateDir, guestPath); err != nil {
+			return res, api.Errorf(api.ErrConflict, "guest path %s already exists and is not an earlier workspace", guestPath)
+		}
+	}
+	gitDir := ""
+	if hasGit {
+		if gitDir, err = st.guestRepo(ctx, src, base, p.Branch); err != nil {
+			return res, err
+		}
+	}
+	rec := record{
+		VMName: vmName, SourcePath: src.top, GuestPath: guestPath, BaseCommit: base,
+		PrepareTree: tree, Branch: p.Branch, Mode: mode, IncludeUntracked: p.IncludeUntracked,
+		ObjectFormat: st.format, Alternates: st.alts, FileCount: files, Bytes: total,
+		PreparedAt: time.Now().UTC(),
+	}
+	staged, err := stageState(stateDir, rec, st.objects)
+	if err != nil {
+		return res, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(staged)
+		}
+	}()
+	if err := s.sendTree(ctx, g, st, src.top, entries, gitDir, guestPath); err != nil {
+		// The guest folder was replaced: whatever was there is gone.
+		guestRun(context.WithoutCancel(ctx), g, "clean up "+guestPath, "rm -rf -- "+shellQuote(guestPath), nil, io.Discard)
+		return res, errors.Join(err, dropState(stateDir, guestPath))
+	}
+	if hasGit {
+		// Refresh the guest index so the first git status is fast; best effort.
+		guestRun(ctx, g, "refresh index", "cd "+shellQuote(guestPath)+" && git update-index -q --refresh >/dev/null 2>&1; true", nil, io.Discard)
+	}
+	if err := commitState(stateDir, staged, guestPath); err != nil {
+		return res, err
+	}
+	ok = true
+	s.log.Info("workspace prepared", "vm", vmName, "source", src.top, "guest_path", guestPath,
+		"base", base, "mode", mode, "files", files, "bytes", total, "guest_git", hasGit)
+	return model.WorkspacePrepareResult{
+		VMName: vmName, SourcePath: src.top, GuestPath: guestPath, BaseCommit: base,
+		Branch: p.Branch, Mode: mode, IncludeUntracked: p.IncludeUntracked,
+		FileCount: files, Bytes: total, PreparedAt: rec.PreparedAt,
+	}, nil
+}
+
+// sendTree replaces guestPath in the guest by the files of entries (and the
+// .git directory gitDir when set), streamed as a tar to the agent.
+func (s *Service) sendTree(ctx context.Context, g Guest, st *store, dir string, entries []treeEntry, gitDir, guestPath string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := st.writeTar(ctx, dir, entries, gitDir, pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	q := shellQuote(guestPath)
+	cmd := fmt.Sprintf("rm -rf -- %s && mkdir -p -- %s && %s tar-x %s", q, q, shellQuote(s.agent()), q)
+	runErr := guestRun(ctx, g, "copy workspace to "+guestPath, cmd, pr, io.Discard)
+	pr.CloseWithError(errors.New("guest stopped reading"))
+	cancel()
+	tarErr := <-done
+	if runErr != nil {
+		return runErr
+	}
+	if tarErr != nil && !errors.Is(tarErr, errTarTrailer) {
+		return fmt.Errorf("copy workspace to %s: %w", guestPath, tarErr)
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"banger/internal/api"
+)
+
+// maxSubmoduleDepth bounds submodule recursion.
+const maxSubmoduleDepth = 8
+
+// resolveCommit resolves rev to a commit id in the repository at dir.
+func (st *store) resolveCommit(ctx context.Context, dir, rev string) (string, error) {
+	if rev == "" {
+		rev = "HEAD"
+	}
+	if strings.HasPrefix(rev, "-") || strings.ContainsAny(rev, "\x00\n") {
+		return "", api.Errorf(api.ErrInvalid, "invalid revision %q", rev)
+	}
+	id, err := st.line(ctx, dir, "", "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
+	if err != nil || id == "" {
+		return "", api.Errorf(api.ErrInvalid, "revision %q is not a commit in %s", rev, dir)
+	}
+	return id, nil
+}
+
+// worktreeTree writes the tree of the work tree at dir: HEAD plus changes to
+// tracked files, plus untracked, not-ignored files when untracked is set.
+func (st *store) worktreeTree(ctx context.Context, dir string, untracked bool) (string, error) {
+	index := st.newIndex()
+	defer os.Remove(index)
+	if _, err := st.run(ctx, dir, index, nil, "read-tree", "HEAD"); err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", dir, err)
+	}
+	add := "-u"
+	if untracked {
+		add = "-A"
+	}
+	if _, err := st.run(ctx, dir, index, nil, "add", add, "--", ":/"); err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", dir, err)
+	}
+	tree, err := st.line(ctx, dir, index, "write-tree")
+	if err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", dir, err)
+	}
+	return tree, nil
+}
+
+// rebase moves the changes between from and to onto the tree onto and
+// returns the resulting tree.
+func (st *store) rebase(ctx context.Context, dir, from, to, onto string) (string, error) {
+	patch, err := st.run(ctx, dir, "", nil, "diff-tree", "-r", "-p", "--binary", "--full-index",
+		"--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", from, to)
+	if err != nil {
+		return "", fmt.Errorf("diff uncommitted changes: %w", err)
+	}
+	index := st.newIndex()
+	defer os.Remove(index)
+	if _, err := st.run(ctx, dir, index, nil, "read-tree", onto); err != nil {
+		return "", fmt.Errorf("read base tree: %w", err)
+	}
+	if _, err := st.run(ctx, dir, index, patch, "apply", "--cached", "--binary", "-"); err != nil {
+		return "", api.Errorf(api.ErrConflict, "uncommitted changes do not apply on top of the chosen base (use mode commit): %w", err)
+	}
+	return st.line(ctx, dir, index, "write-tree")
+}
+
+// flatten replaces every gitlink in tree by the checked-out content of that
+// submodule (its work tree in worktree mode, its HEAD in commit mode) and
+// drops submodules that are not checked out.
+func (st *store) flatten(ctx context.Context, dir, tree string, worktree, untracked bool, depth int) (string, error) {
+	entries, err := st.lsTree(ctx, dir, tree)
+	if err != nil {
+		return "", err
+	}
+	var links []treeEntry
+	for _, e := range entries {
+		if e.typ == "commit" {
+			links = append(links, e)
+		}
+	}
+	if len(links) == 0 {
+		return tree, nil
+	}
+	if depth >= maxSubmoduleDepth {
+		return "", api.Errorf(api.ErrInvalid, "submodules nested deeper than %d levels in %s", maxSubmoduleDepth, dir)
+	}
+	index := st.newIndex()
+	defer os.Remove(index)
+	if _, err := st.run(ctx, dir, index, nil, "read-tree", tree); err != nil {
+		return "", fmt.Errorf("read tree: %w", err)
+	}
+	var drop strings.Builder
+	for _, l := range links {
+		fmt.Fprintf(&drop, "0 %s\t%s\x00", st.zeroID(), l.path)
+	}
+	if _, err := st.run(ctx, dir, index, []byte(drop.String()), "update-index", "-z", "--index-info"); err != nil {
+		return "", fmt.Errorf("drop submodule entries: %w", err)
+	}
+	for _, l := range links {
+		sub, err := st.submoduleTree(ctx, filepath.Join(dir, filepath.FromSlash(l.path)), worktree, untracked, depth+1)
+		if err != nil {
+			return "", fmt.Errorf("submodule %s: %w", l.path, err)
+		}
+		if sub == "" {
+			continue
+		}
+		if _, err := st.run(ctx, dir, index, nil, "read-tree", "--prefix="+l.path+"/", sub); err != nil {
+			return "", fmt.Errorf("submodule %s: %w", l.path, err)
+		}
+	}
+	return st.line(ctx, dir, index, "write-tree")
+}
+
+// submoduleTree returns the flattened tree of the submodule checked out at
+// dir, or "" when it is not checked out.
+func (st *store) submoduleTree(ctx context.Context, dir string, worktree, untracked bool, depth int) (string, error) {
+	if _, err := os.Lstat(filepath.Join(dir, ".git")); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		return "", err
+	}
+	info, err := st.openRepo(ctx, dir)
+	if err != nil {
+		return "", err
+	}
+	if filepath.Clean(info.top) != filepath.Clean(dir) {
+		return "", nil
+	}
+	if _, err := st.line(ctx, dir, "", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"); err != nil {
+		return "", nil // no commit checked out
+	}
+	var tree string
+	if worktree {
+		tree, err = st.worktreeTree(ctx, dir, untracked)
+	} else {
+		tree, err = st.line(ctx, dir, "", "rev-parse", "HEAD^{tree}")
+	}
+	if err != nil {
+		return "", err
+	}
+	return st.flatten(ctx, dir, tree, worktree, untracked, depth)
+}
+
+// stateTree computes the tree a workspace starts from: base's tree (commit
+// mode) or base plus the work tree's changes (worktree mode), with
+// submodules flattened.
+func (st *store) stateTree(ctx context.Context, top, base string, worktree, untracked bool) (string, error) {
+	baseTree, err := st.line(ctx, top, "", "rev-parse", base+"^{tree}")
+	if err != nil {
+		return "", fmt.Errorf("read base tree: %w", err)
+	}
+	tree := baseTree
+	if worktree {
+		head, err := st.line(ctx, top, "", "rev-parse", "--verify", "HEAD^{commit}")
+		if err != nil {
+			return "", fmt.Errorf("read HEAD: %w", err)
+		}
+		work, err := st.worktreeTree(ctx, top, untracked)
+		if err != nil {
+			return "", err
+		}
+		tree = work
+		if head != base {
+			headTree, err := st.line(ctx, top, "", "rev-parse", head+"^{tree}")
+			if err != nil {
+				return "", fmt.Errorf("read HEAD tree: %w", err)
+			}
+			tree = baseTree
+			if headTree != work {
+				if tree, err = st.rebase(ctx, top, headTree, work, baseTree); err != nil {
+					return "", err
+				}
+			}
+		}
+	}
+	return st.flatten(ctx, top, tree, worktree, untracked, 0)
+}

@@ -1,0 +1,217 @@
+package workspace
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"banger/internal/api"
+)
+
+// Layout of a VM's workspace state folder:
+//
+//	STATEDIR/<sha256 of guest path>/record.json   the record below
+//	STATEDIR/<sha256 of guest path>/objects/      objects of the prepare state
+//	                                              not in the source repository
+const (
+	recordFile = "record.json"
+	objectsDir = "objects"
+)
+
+// record is what prepare remembers on the host about one workspace.
+type record struct {
+	VMName           string    `json:"vm_name"`
+	SourcePath       string    `json:"source_path"`
+	GuestPath        string    `json:"guest_path"`
+	BaseCommit       string    `json:"base_commit"`
+	PrepareTree      string    `json:"prepare_tree"`
+	Branch           string    `json:"branch,omitempty"`
+	Mode             string    `json:"mode"`
+	IncludeUntracked bool      `json:"include_untracked"`
+	ObjectFormat     string    `json:"object_format"`
+	Alternates       []string  `json:"alternates"`
+	FileCount        int       `json:"file_count"`
+	Bytes            int64     `json:"bytes"`
+	PreparedAt       time.Time `json:"prepared_at"`
+}
+
+func stateID(guestPath string) string {
+	sum := sha256.Sum256([]byte(guestPath))
+	return hex.EncodeToString(sum[:])
+}
+
+// stageState writes rec and a copy of objects into a new folder inside
+// stateDir; commitState moves it into place.
+func stageState(stateDir string, rec record, objects string) (string, error) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", fmt.Errorf("make workspace state dir: %w", err)
+	}
+	staged, err := os.MkdirTemp(stateDir, ".new-")
+	if err != nil {
+		return "", fmt.Errorf("make workspace state dir: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(staged)
+		}
+	}()
+	if err := copyTree(objects, filepath.Join(staged, objectsDir), false, nil); err != nil {
+		return "", fmt.Errorf("save workspace objects: %w", err)
+	}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(staged, recordFile), data, 0o600); err != nil {
+		return "", fmt.Errorf("save workspace record: %w", err)
+	}
+	ok = true
+	return staged, nil
+}
+
+// commitState replaces the state of guestPath with the staged folder.
+func commitState(stateDir, staged, guestPath string) error {
+	final := filepath.Join(stateDir, stateID(guestPath))
+	if err := dropState(stateDir, guestPath); err != nil {
+		return err
+	}
+	if err := os.Rename(staged, final); err != nil {
+		return fmt.Errorf("save workspace state: %w", err)
+	}
+	return nil
+}
+
+// dropState removes the state of guestPath, if any.
+func dropState(stateDir, guestPath string) error {
+	final := filepath.Join(stateDir, stateID(guestPath))
+	if _, err := os.Lstat(final); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	old := final + ".old"
+	os.RemoveAll(old)
+	if err := os.Rename(final, old); err != nil {
+		return fmt.Errorf("replace workspace state: %w", err)
+	}
+	return os.RemoveAll(old)
+}
+
+// loadState reads the record of guestPath, or of the only workspace when
+// guestPath is empty, and returns it with its folder.
+func loadState(stateDir, guestPath string) (record, string, error) {
+	if guestPath == "" {
+		recs, err := listState(stateDir)
+		if err != nil {
+			return record{}, "", err
+		}
+		switch len(recs) {
+		case 0:
+			return record{}, "", api.Errorf(api.ErrNotFound, "no workspace has been prepared in this vm")
+		case 1:
+			guestPath = recs[0]
+		default:
+			return record{}, "", api.Errorf(api.ErrInvalid, "vm has %d workspaces (%s): pass a guest path", len(recs), strings.Join(recs, ", "))
+		}
+	}
+	dir := filepath.Join(stateDir, stateID(guestPath))
+	data, err := os.ReadFile(filepath.Join(dir, recordFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return record{}, "", api.Errorf(api.ErrNotFound, "no workspace prepared at %s", guestPath)
+	}
+	if err != nil {
+		return record{}, "", fmt.Errorf("read workspace record: %w", err)
+	}
+	var rec record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return record{}, "", fmt.Errorf("read workspace record %s: %w", dir, err)
+	}
+	if rec.GuestPath != guestPath {
+		return record{}, "", fmt.Errorf("workspace record %s is for %s, not %s", dir, rec.GuestPath, guestPath)
+	}
+	return rec, dir, nil
+}
+
+// listState returns the guest paths of all recorded workspaces, sorted.
+func listState(stateDir string) ([]string, error) {
+	ents, err := os.ReadDir(stateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list workspaces: %w", err)
+	}
+	var paths []string
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || strings.HasSuffix(e.Name(), ".old") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(stateDir, e.Name(), recordFile))
+		if err != nil {
+			continue
+		}
+		var rec record
+		if json.Unmarshal(data, &rec) == nil && stateID(rec.GuestPath) == e.Name() {
+			paths = append(paths, rec.GuestPath)
+		}
+	}
+	slices.Sort(paths)
+	return paths, nil
+}
+
+// copyTree copies the directories and regular files under src to dst. Files
+// are hard-linked when link is set and linking works, else copied read-only.
+// own, when set, is applied to every directory made.
+func copyTree(src, dst string, link bool, own func(string) error) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+			if own != nil {
+				return own(target)
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if link && os.Link(p, target) == nil {
+			return nil
+		}
+		return copyFile(p, target)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
