@@ -33,7 +33,7 @@ type Options struct {
 	Stderr io.Writer
 	// Accel is auto, kvm or tcg.
 	Accel string
-	Debug  bool
+	Debug bool
 }
 
 // Daemon is a running bangerd.

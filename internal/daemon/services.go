@@ -98,4 +98,3 @@ func (d *Daemon) network(ctx context.Context) (*network.Manager, error) {
 	}
 	return nm, nil
 }
-

@@ -203,8 +203,8 @@ func (m *Manager) stepVMM(ctx context.Context, b *bootRun) error {
 	spec := vmm.Spec{
 		ID: b.vm.ID, Name: b.vm.Name, RunDir: filepath.Join(dir, paths.VMRunDir),
 		Kernel: b.kernel, Initrd: b.initrd,
-		Cmdline:   "console=ttyS0 reboot=t panic=-1 quiet loglevel=4",
-		VCPUs:     b.vm.VCPUCount, MemoryMiB: b.vm.MemoryMiB,
+		Cmdline: "console=ttyS0 reboot=t panic=-1 quiet loglevel=4",
+		VCPUs:   b.vm.VCPUCount, MemoryMiB: b.vm.MemoryMiB,
 		SerialLog: filepath.Join(dir, paths.VMSerialLog),
 		Disks: []vmm.Disk{
 			{Path: b.img.RootfsPath, Serial: bootcfg.SerialRootfs, ReadOnly: true},
