@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,22 @@ func showVM(t *testing.T, d *daemon, name string) vmRecord {
 	return vm
 }
 
-func pidAlive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
+// pidAlive reports whether pid runs (a zombie waiting for the host's init
+// to reap it does not count).
+func pidAlive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
 
 func TestVMLifecycle(t *testing.T) {
 	d := sharedDaemon(t)
