@@ -1,74 +1,21 @@
 package image
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"banger/internal/api"
+	"banger/internal/testutil"
 )
-
-// startDockerRegistry runs Debian's docker-registry on a free loopback port
-// with storage in a temp dir and returns "127.0.0.1:PORT".
-func startDockerRegistry(t *testing.T) string {
-	t.Helper()
-	bin := "/usr/bin/docker-registry"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skip("docker-registry not installed (apt-get install docker-registry)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
-		filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfg)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("docker-registry log:\n%s", logs.String())
-		}
-	})
-	for i := 0; i < 100; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("docker-registry did not come up")
-	return ""
-}
 
 func TestEndToEndDockerRegistry(t *testing.T) {
 	requireRoot(t)
 	requireTool(t, "mkfs.ext4")
 	requireTool(t, "debugfs")
-	addr := startDockerRegistry(t)
+	addr := testutil.StartDockerRegistry(t)
 	img := image(t,
 		baseLayer,
 		[]entry{dirE("srv/", 0o755), ownedFile("srv/app.conf", "port=80\n", 0o640, 33, 33), dirE("var/", 0o755), dirE("var/cache/", 0o755), fileE("var/cache/junk", "junk", 0o644)},
