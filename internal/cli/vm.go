@@ -85,11 +85,16 @@ func (a *app) waitCreate(ctx context.Context, op api.VMCreateOperation, timeout 
 	c := a.client()
 	start := time.Now()
 	deadline := start.Add(timeout)
-	last := ""
+	shown := 0 // stages printed so far
 	for {
-		if op.Stage != last {
-			last = op.Stage
-			fmt.Fprintf(a.stderr, "[%d/%d] %-8s %s (%.1fs)\n", stageIndex(op.Stage), len(createStages), op.Stage, op.Detail, time.Since(start).Seconds())
+		// Print every stage up to the current one: short stages can pass
+		// between two polls.
+		for cur := stageIndex(op.Stage); shown < cur; shown++ {
+			detail := "done"
+			if shown+1 == cur {
+				detail = op.Detail
+			}
+			fmt.Fprintf(a.stderr, "[%d/%d] %-8s %s (%.1fs)\n", shown+1, len(createStages), createStages[shown], detail, time.Since(start).Seconds())
 		}
 		if op.Done {
 			if !op.Success || op.VM == nil {

@@ -57,6 +57,14 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer lock.Close()
+	// Take the socket before setting anything up, so that a daemon refused
+	// here (another one answers on it) has not touched the host network.
+	// Requests that arrive before Serve wait in the listen backlog.
+	ln, access, err := listen(opts.Socket)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 
 	log, logFile, err := openLog(state, opts)
 	if err != nil {
@@ -84,10 +92,6 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	svc.Shutdown = stop
 
-	ln, access, err := listen(opts.Socket)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Handler:           server.New(svc, log),
 		ReadHeaderTimeout: 10 * time.Second,

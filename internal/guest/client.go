@@ -164,9 +164,25 @@ func (c *Client) DiskUsage(ctx context.Context) (proto.DiskUsage, error) {
 	return du, err
 }
 
+// SetTime sets the guest clock to t, advanced by the time that passes
+// between this call and the moment the request is sent (opening the channel
+// takes a round trip or two), so SetTime(ctx, time.Now()) leaves the guest
+// within a one-way network delay of the host's clock.
+func (c *Client) SetTime(ctx context.Context, t time.Time) error {
+	called := time.Now()
+	return c.exchange(ctx, proto.Request{Op: proto.OpSetTime}, func(req *proto.Request) {
+		req.TimeUnixNano = t.Add(time.Since(called)).UnixNano()
+	}, nil)
+}
+
 // call sends one agent request on a fresh subsystem channel and decodes the
 // result into out (when not nil).
 func (c *Client) call(ctx context.Context, req proto.Request, out any) error {
+	return c.exchange(ctx, req, nil, out)
+}
+
+// exchange is call with a hook that fills in req right before it is sent.
+func (c *Client) exchange(ctx context.Context, req proto.Request, beforeSend func(*proto.Request), out any) error {
 	sess, err := c.ssh.NewSession()
 	if err != nil {
 		return fmt.Errorf("agent %s: open channel: %w", req.Op, err)
@@ -184,6 +200,9 @@ func (c *Client) call(ctx context.Context, req proto.Request, out any) error {
 	}
 	if err := sess.RequestSubsystem(proto.Subsystem); err != nil {
 		return fmt.Errorf("agent %s: start subsystem %s: %w", req.Op, proto.Subsystem, ctxErr(ctx, err))
+	}
+	if beforeSend != nil {
+		beforeSend(&req)
 	}
 	line, err := json.Marshal(req)
 	if err != nil {

@@ -105,6 +105,11 @@ func TestHealth(t *testing.T) {
 	if err := c.Poweroff(testCtx(t)); err == nil || !strings.Contains(err.Error(), "poweroff is not available") {
 		t.Fatalf("poweroff without a callback: %v", err)
 	}
+	// The agent here would set this machine's clock, so only a time it
+	// refuses goes over the wire (the e2e tests set a guest's clock).
+	if err := c.SetTime(testCtx(t), time.Unix(1000, 0)); err == nil || !strings.Contains(err.Error(), "set_time: refusing to set the clock") {
+		t.Fatalf("set_time to 1970: %v", err)
+	}
 }
 
 func TestPorts(t *testing.T) {

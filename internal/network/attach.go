@@ -97,7 +97,7 @@ func (m *Manager) Attach(ctx context.Context, vmID string, nat bool) (att Attach
 	}
 	if err = m.applyNAT(ip, nat); err != nil {
 		if nat {
-			if _, rerr := setNATMember(ip, false); rerr != nil {
+			if _, rerr := m.setNATMember(ip, false); rerr != nil {
 				m.log.Warn("undo NAT after failed attach", "vm", vmID, "err", rerr)
 			}
 		}
@@ -160,7 +160,7 @@ func (m *Manager) allocate(ctx context.Context, vmID string, subnet netip.Prefix
 
 // applyNAT puts ip in or out of the NAT set and adjusts IP forwarding.
 func (m *Manager) applyNAT(ip netip.Addr, on bool) error {
-	n, err := setNATMember(ip, on)
+	n, err := m.setNATMember(ip, on)
 	if err != nil {
 		return err
 	}

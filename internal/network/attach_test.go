@@ -93,7 +93,7 @@ func TestAttachMakesIsolatedTap(t *testing.T) {
 
 	// Setup again (a daemon restart) keeps the VM's tap and NAT membership.
 	must(t, m.Setup(ctx))
-	if got := natSetMembers(t); len(got) != 1 || got[0] != att.Address.Addr().String() {
+	if got := natSetMembers(t, m); len(got) != 1 || got[0] != att.Address.Addr().String() {
 		t.Errorf("NAT set after a second Setup: %v", got)
 	}
 	again, err := m.Attach(ctx, id, true)

@@ -16,8 +16,9 @@ func (m *Manager) forwardPrevPath() string {
 }
 
 // setForwarding turns IPv4 forwarding on when needed (at least one NAT VM),
-// remembering the previous value, and restores that value when no longer
-// needed. A host that already forwards is left alone.
+// remembering the previous value, and restores that value when neither
+// this Manager nor another banger table (another bridge's daemon) has NAT
+// VMs. A host that already forwards is left alone.
 func (m *Manager) setForwarding(needed bool) error {
 	cur, err := os.ReadFile(m.forwardPath)
 	if err != nil {
@@ -46,6 +47,16 @@ func (m *Manager) setForwarding(needed bool) error {
 		return nil
 	}
 	if !recorded {
+		return nil
+	}
+	// Another banger daemon (another bridge) may still have NAT VMs: keep
+	// forwarding on for it, and the record, to restore once none needs it.
+	others, err := m.otherNATTables()
+	if err != nil {
+		return fmt.Errorf("restore ip forwarding: %w", err)
+	}
+	if len(others) > 0 {
+		m.log.Info("keeping IPv4 forwarding on for other banger bridges", "tables", others)
 		return nil
 	}
 	old := strings.TrimSpace(string(prev))

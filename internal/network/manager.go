@@ -31,12 +31,13 @@ type IPStore interface {
 	ListIPs(ctx context.Context) (map[string]netip.Addr, error)
 }
 
-// Manager owns banger's bridge, the VMs' taps, the nftables table
-// "inet banger" and IP forwarding. Its methods are safe for concurrent use.
+// Manager owns banger's bridge, the VMs' taps, its nftables table (inet
+// TableName(bridge)) and IP forwarding. Its methods are safe for concurrent use.
 type Manager struct {
-	cfg Config
-	ips IPStore
-	log *slog.Logger
+	cfg   Config
+	ips   IPStore
+	log   *slog.Logger
+	table string // nftables table name, from the bridge
 
 	mu     sync.Mutex
 	subnet netip.Prefix // set by Setup
@@ -63,6 +64,7 @@ func New(cfg Config, ips IPStore, log *slog.Logger) (*Manager, error) {
 		cfg:         cfg,
 		ips:         ips,
 		log:         log,
+		table:       TableName(cfg.Bridge),
 		newPort:     createTap,
 		forwardPath: "/proc/sys/net/ipv4/ip_forward",
 	}, nil
@@ -118,6 +120,9 @@ func hasNetAdmin(statusPath string) (bool, error) {
 	return false, fmt.Errorf("read capabilities: no CapEff line in %s", statusPath)
 }
 
+// Table is the name of the Manager's nftables table (family inet).
+func (m *Manager) Table() string { return m.table }
+
 // Subnet is the bridge subnet chosen by Setup (invalid before Setup).
 func (m *Manager) Subnet() netip.Prefix {
 	m.mu.Lock()
@@ -141,7 +146,7 @@ func (m *Manager) Setup(ctx context.Context) error {
 		return fmt.Errorf("network setup: %w", err)
 	}
 	m.subnet = subnet
-	m.log.Info("network ready", "bridge", m.cfg.Bridge, "subnet", subnet, "gateway", gatewayOf(subnet))
+	m.log.Info("network ready", "bridge", m.cfg.Bridge, "subnet", subnet, "gateway", gatewayOf(subnet), "nftables", "inet "+m.table)
 	return nil
 }
 
@@ -163,7 +168,7 @@ func (m *Manager) Teardown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("delete %s: %w", p.link.Attrs().Name, err))
 		}
 	}
-	if err := deleteTable(); err != nil {
+	if err := m.deleteTable(); err != nil {
 		errs = append(errs, err)
 	}
 	if brErr != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -13,28 +14,36 @@ import (
 	"banger/internal/api"
 )
 
-// banger's nftables objects. Nothing outside the table "inet banger" is
-// ever read or changed.
-const (
-	tableName  = "banger"
-	natSetName = "nat_vms"
-)
+// natSetName is the set of VM addresses allowed out through NAT. Nothing
+// outside banger's own table (see TableName) is ever read or changed.
+const natSetName = "nat_vms"
 
-func bangerTable() *nftables.Table {
-	return &nftables.Table{Name: tableName, Family: nftables.TableFamilyINet}
+// TableName is the nftables table (family inet) banger uses for bridge:
+// "banger" for the default bridge, "banger-BRIDGE" for any other, so that
+// daemons on different bridges never share a table.
+func TableName(bridge string) string {
+	if bridge == "" || bridge == DefaultBridge {
+		return "banger"
+	}
+	return "banger-" + bridge
+}
+
+// nftTable is the Manager's own table.
+func (m *Manager) nftTable() *nftables.Table {
+	return &nftables.Table{Name: m.table, Family: nftables.TableFamilyINet}
 }
 
 func natSet(t *nftables.Table) *nftables.Set {
 	return &nftables.Set{Table: t, Name: natSetName, KeyType: nftables.TypeIPAddr}
 }
 
-// tableExists reports whether the table "inet banger" exists.
-func tableExists(conn *nftables.Conn) (bool, error) {
-	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+// tableExists reports whether the table t exists.
+func tableExists(conn *nftables.Conn, t *nftables.Table) (bool, error) {
+	tables, err := conn.ListTablesOfFamily(t.Family)
 	if err != nil {
 		return false, fmt.Errorf("list nftables tables: %w", err)
 	}
-	return slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == tableName }), nil
+	return slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == t.Name }), nil
 }
 
 // installTable (re)creates the table in one atomic batch, keeping the NAT
@@ -44,13 +53,14 @@ func (m *Manager) installTable(subnet netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
+	t := m.nftTable()
 	var keep []netip.Addr
-	exists, err := tableExists(conn)
+	exists, err := tableExists(conn, t)
 	if err != nil {
 		return err
 	}
 	if exists {
-		members, err := natMembers(conn)
+		members, err := natMembers(conn, t)
 		if err == nil {
 			for _, a := range members {
 				if subnet.Contains(a) {
@@ -59,7 +69,6 @@ func (m *Manager) installTable(subnet netip.Prefix) error {
 			}
 		}
 	}
-	t := bangerTable()
 	conn.AddTable(t) // so that the delete below never fails
 	conn.DelTable(t)
 	conn.AddTable(t)
@@ -69,7 +78,7 @@ func (m *Manager) installTable(subnet netip.Prefix) error {
 	}
 	m.addRules(conn, t, set, gatewayOf(subnet))
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("install nftables table inet %s: %w", tableName, err)
+		return fmt.Errorf("install nftables table inet %s: %w", t.Name, err)
 	}
 	return nil
 }
@@ -201,9 +210,9 @@ func setElements(addrs []netip.Addr) []nftables.SetElement {
 	return out
 }
 
-// natMembers lists the addresses in the NAT set.
-func natMembers(conn *nftables.Conn) ([]netip.Addr, error) {
-	elems, err := conn.GetSetElements(natSet(bangerTable()))
+// natMembers lists the addresses in the NAT set of table t.
+func natMembers(conn *nftables.Conn, t *nftables.Table) ([]netip.Addr, error) {
+	elems, err := conn.GetSetElements(natSet(t))
 	if err != nil {
 		return nil, fmt.Errorf("list nftables set %s: %w", natSetName, err)
 	}
@@ -218,27 +227,28 @@ func natMembers(conn *nftables.Conn) ([]netip.Addr, error) {
 
 // setNATMember adds or removes ip in the NAT set and returns how many
 // members the set has afterwards.
-func setNATMember(ip netip.Addr, on bool) (int, error) {
+func (m *Manager) setNATMember(ip netip.Addr, on bool) (int, error) {
 	conn, err := nftables.New()
 	if err != nil {
 		return 0, fmt.Errorf("nftables: %w", err)
 	}
-	exists, err := tableExists(conn)
+	t := m.nftTable()
+	exists, err := tableExists(conn, t)
 	if err != nil {
 		return 0, err
 	}
 	if !exists {
 		if on {
-			return 0, api.Errorf(api.ErrUnavailable, "nftables table inet %s is missing; restart the daemon to recreate it", tableName)
+			return 0, api.Errorf(api.ErrUnavailable, "nftables table inet %s is missing; restart the daemon to recreate it", t.Name)
 		}
 		return 0, nil
 	}
-	members, err := natMembers(conn)
+	members, err := natMembers(conn, t)
 	if err != nil {
 		return 0, err
 	}
 	in := slices.Contains(members, ip)
-	set := natSet(bangerTable())
+	set := natSet(t)
 	switch {
 	case on && !in:
 		err = conn.SetAddElements(set, setElements([]netip.Addr{ip}))
@@ -259,12 +269,12 @@ func setNATMember(ip netip.Addr, on bool) (int, error) {
 }
 
 // replaceNATMembers makes the NAT set hold exactly addrs.
-func replaceNATMembers(addrs []netip.Addr) error {
+func (m *Manager) replaceNATMembers(addrs []netip.Addr) error {
 	conn, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	set := natSet(bangerTable())
+	set := natSet(m.nftTable())
 	conn.FlushSet(set)
 	if len(addrs) > 0 {
 		if err := conn.SetAddElements(set, setElements(addrs)); err != nil {
@@ -277,19 +287,47 @@ func replaceNATMembers(addrs []netip.Addr) error {
 	return nil
 }
 
-// deleteTable removes the table "inet banger" if it exists.
-func deleteTable() error {
+// deleteTable removes the Manager's table if it exists.
+func (m *Manager) deleteTable() error {
 	conn, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	exists, err := tableExists(conn)
+	t := m.nftTable()
+	exists, err := tableExists(conn, t)
 	if err != nil || !exists {
 		return err
 	}
-	conn.DelTable(bangerTable())
+	conn.DelTable(t)
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("delete nftables table inet %s: %w", tableName, err)
+		return fmt.Errorf("delete nftables table inet %s: %w", t.Name, err)
 	}
 	return nil
+}
+
+// otherNATTables names the tables of other banger daemons (other bridges)
+// whose NAT set has members: they need IP forwarding too. It only reads.
+func (m *Manager) otherNATTables() ([]string, error) {
+	conn, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list nftables tables: %w", err)
+	}
+	var out []string
+	for _, t := range tables {
+		if t.Name == m.table || (t.Name != TableName("") && !strings.HasPrefix(t.Name, "banger-")) {
+			continue
+		}
+		members, err := natMembers(conn, t)
+		if err != nil {
+			continue // not one of ours after all (no NAT set)
+		}
+		if len(members) > 0 {
+			out = append(out, t.Name)
+		}
+	}
+	return out, nil
 }

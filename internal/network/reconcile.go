@@ -73,7 +73,7 @@ func (m *Manager) Reconcile(ctx context.Context, live map[string]bool) error {
 			nat = append(nat, ip)
 		}
 	}
-	if err := replaceNATMembers(nat); err != nil {
+	if err := m.replaceNATMembers(nat); err != nil {
 		errs = append(errs, err)
 	}
 	if err := m.setForwarding(len(nat) > 0); err != nil {

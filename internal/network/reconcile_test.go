@@ -23,11 +23,11 @@ func linkNames(t *testing.T) []string {
 	return names
 }
 
-func natSetMembers(t *testing.T) []string {
+func natSetMembers(t *testing.T, m *Manager) []string {
 	t.Helper()
 	conn, err := nftables.New()
 	must(t, err)
-	addrs, err := natMembers(conn)
+	addrs, err := natMembers(conn, m.nftTable())
 	must(t, err)
 	var out []string
 	for _, a := range addrs {
@@ -88,7 +88,7 @@ func TestReconcile(t *testing.T) {
 	if len(all) != 2 || all["vma"] != atts["vma"].Address.Addr() || all["vmc"] != atts["vmc"].Address.Addr() {
 		t.Errorf("allocations after Reconcile: %v", all)
 	}
-	if got, want := natSetMembers(t), []string{atts["vmc"].Address.Addr().String()}; !slices.Equal(got, want) {
+	if got, want := natSetMembers(t, m), []string{atts["vmc"].Address.Addr().String()}; !slices.Equal(got, want) {
 		t.Errorf("NAT set %v, want %v", got, want)
 	}
 	if got := ipForward(t); got != "1" {
@@ -99,7 +99,7 @@ func TestReconcile(t *testing.T) {
 	if all, _ := ips.ListIPs(ctx); len(all) != 0 {
 		t.Errorf("allocations with no VM: %v", all)
 	}
-	if got := natSetMembers(t); len(got) != 0 {
+	if got := natSetMembers(t, m); len(got) != 0 {
 		t.Errorf("NAT set with no VM: %v", got)
 	}
 	if got := ipForward(t); got != "0" {

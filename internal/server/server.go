@@ -223,7 +223,7 @@ func decode[T any](c *call) (T, error) {
 
 // missing is the error of a route whose capability is not built in this daemon.
 func missing(capability string) error {
-	return api.Errorf(api.ErrNotImplemented, "%s are not available in this daemon", capability)
+	return api.Errorf(api.ErrNotImplemented, "%s: not available in this daemon", capability)
 }
 
 // required returns an invalid-argument error when v is empty.

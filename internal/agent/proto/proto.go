@@ -6,6 +6,8 @@
 //	<- {"ok":true}
 //	-> {"op":"health"}
 //	<- {"ok":true,"result":{"ok":true,"checks":[...],...}}
+//	-> {"op":"set_time","time_unix_nano":1735689600000000000}
+//	<- {"ok":true}
 //	-> {"op":"authorize_key","key":"ssh-ed25519 AAAA..."}
 //	<- {"ok":false,"error":"authorize key: ..."}
 //
@@ -29,6 +31,7 @@ const (
 	OpAuthorizeKey = "authorize_key" // needs Key; result: none
 	OpPoweroff     = "poweroff"      // result: none; the guest powers off after replying
 	OpDiskUsage    = "disk_usage"    // result: DiskUsage
+	OpSetTime      = "set_time"      // needs TimeUnixNano; sets the guest clock; result: none
 )
 
 // Names of the health checks the agent runs.
@@ -51,6 +54,9 @@ const HealthFilePrefix = ".banger-health-"
 type Request struct {
 	Op  string `json:"op"`
 	Key string `json:"key,omitempty"` // authorized_keys line, for OpAuthorizeKey
+	// TimeUnixNano is the host clock for OpSetTime, in nanoseconds since
+	// the Unix epoch.
+	TimeUnixNano int64 `json:"time_unix_nano,omitempty"`
 }
 
 // Response is one line sent back by the agent. Result holds the op's

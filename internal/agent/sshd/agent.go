@@ -112,6 +112,8 @@ func (s *server) agentOp(req proto.Request) (any, func(), error) {
 		}
 		s.log.Info("poweroff requested")
 		return nil, s.cfg.Poweroff, nil
+	case proto.OpSetTime:
+		return nil, nil, s.setTime(req.TimeUnixNano)
 	case proto.OpDiskUsage:
 		du, err := s.diskUsage()
 		return du, nil, err

@@ -3,6 +3,7 @@ package sshd
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -134,5 +135,37 @@ func TestAgentHealthAndDiskUsage(t *testing.T) {
 	}
 	if _, err := s.diskUsage(); err == nil || !strings.Contains(err.Error(), work) {
 		t.Errorf("disk usage of a missing dir: %v", err)
+	}
+}
+
+func TestAgentSetTime(t *testing.T) {
+	s := newTestAgent(t, Config{})
+	var got []time.Time
+	fail := false
+	s.sys.setClock = func(t time.Time) error {
+		if fail {
+			return errors.New("set clock: operation not permitted")
+		}
+		got = append(got, t)
+		return nil
+	}
+	want := time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	req, _ := json.Marshal(proto.Request{Op: proto.OpSetTime, TimeUnixNano: want.UnixNano()})
+	resps := agentExchange(t, s, string(req), `{"op":"set_time"}`, `{"op":"set_time","time_unix_nano":1000000000}`)
+	if !resps[0].OK || len(got) != 1 || !got[0].Equal(want) {
+		t.Fatalf("set_time: %+v; clock set to %v, want %v", resps[0], got, want)
+	}
+	for i, r := range resps[1:] {
+		if r.OK || !strings.Contains(r.Error, "refusing to set the clock") {
+			t.Errorf("set_time without a sane time (request %d): %+v", i+1, r)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("the clock was set by a refused request: %v", got)
+	}
+	fail = true
+	resps = agentExchange(t, s, string(req))
+	if resps[0].OK || !strings.Contains(resps[0].Error, "set_time: set clock: operation not permitted") {
+		t.Errorf("set_time when the kernel refuses: %+v", resps[0])
 	}
 }

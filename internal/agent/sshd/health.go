@@ -16,6 +16,31 @@ import (
 // before it was never set.
 const saneClockUnix = 1704067200
 
+// setTime sets the guest clock to the host's time (nanoseconds since the
+// Unix epoch). A time before saneClockUnix is refused.
+func (s *server) setTime(unixNano int64) error {
+	if unixNano/int64(time.Second) <= saneClockUnix {
+		return fmt.Errorf("refusing to set the clock to %d ns since the epoch: before %s",
+			unixNano, time.Unix(saneClockUnix, 0).UTC().Format(time.DateOnly))
+	}
+	t := time.Unix(0, unixNano)
+	before := time.Now()
+	if err := s.sys.setClock(t); err != nil {
+		return err
+	}
+	s.log.Info("clock set from host", "time", t.UTC().Format(time.RFC3339Nano), "moved", t.Sub(before).Round(time.Millisecond))
+	return nil
+}
+
+// setSystemClock sets CLOCK_REALTIME (needs CAP_SYS_TIME).
+func setSystemClock(t time.Time) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
+		return fmt.Errorf("set clock: %w", err)
+	}
+	return nil
+}
+
 // health runs the agent's health checks.
 func (s *server) health() proto.Health {
 	now := time.Now()

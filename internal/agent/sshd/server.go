@@ -48,11 +48,12 @@ type server struct {
 
 // sysPaths are the files and defaults that shape sessions; tests replace them.
 type sysPaths struct {
-	passwd        string    // where root's login shell is looked up
-	fallbackShell string    // used when passwd names no usable shell
-	home          string    // HOME and working directory of sessions
-	procRoot      string    // /proc, for the ports op
-	start         startFunc // starts a process; reap.Start in the agent
+	passwd        string                // where root's login shell is looked up
+	fallbackShell string                // used when passwd names no usable shell
+	home          string                // HOME and working directory of sessions
+	procRoot      string                // /proc, for the ports op
+	start         startFunc             // starts a process; reap.Start in the agent
+	setClock      func(time.Time) error // sets the system clock (set_time op)
 }
 
 func defaultSysPaths() sysPaths {
@@ -62,6 +63,7 @@ func defaultSysPaths() sysPaths {
 		home:          "/root",
 		procRoot:      "/proc",
 		start:         reapStart,
+		setClock:      setSystemClock,
 	}
 }
 
