@@ -1,0 +1,183 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/guest"
+	"banger/internal/model"
+	"banger/internal/paths"
+	"banger/internal/store"
+	"banger/internal/vmm"
+)
+
+// fakeBackend records calls and fails Start on demand; it never runs a VMM.
+type fakeBackend struct {
+	startErr error
+	started  []vmm.Spec
+	quits    int
+}
+
+func (f *fakeBackend) Name() string { return "fake" }
+func (f *fakeBackend) Start(_ context.Context, s vmm.Spec) (vmm.Process, error) {
+	f.started = append(f.started, s)
+	return vmm.Process{}, f.startErr
+}
+func (f *fakeBackend) Adopt(context.Context, string) (vmm.Process, error) {
+	return vmm.Process{}, vmm.ErrNotRunning
+}
+func (f *fakeBackend) Signal(string, syscall.Signal) error { return vmm.ErrNotRunning }
+func (f *fakeBackend) Quit(context.Context, string) error  { f.quits++; return nil }
+func (f *fakeBackend) Wait(context.Context, string) error  { return nil }
+
+type fakeKernels struct{ kernel string }
+
+func (k fakeKernels) BootFiles(_ context.Context, name string) (string, string, error) {
+	if name != "k1" {
+		return "", "", api.Errorf(api.ErrNotFound, "kernel %q not found", name)
+	}
+	return k.kernel, "", nil
+}
+
+func newTestManager(t *testing.T, b vmm.Backend) (*Manager, *store.Store, string) {
+	t.Helper()
+	for _, tool := range []string{"mkfs.ext4"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), filepath.Join(dir, "banger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	st.InsertKernel(ctx, api.KernelEntry{Name: "k1"})
+	rootfs := filepath.Join(dir, "rootfs.ext4")
+	os.WriteFile(rootfs, make([]byte, 1<<20), 0o600)
+	st.InsertImage(ctx, model.Image{ID: "img1", Name: "img", RootfsPath: rootfs, KernelRef: "k1", CreatedAt: time.Now()})
+	agent := filepath.Join(dir, "agent")
+	os.WriteFile(agent, []byte("#!/bin/sh\n"), 0o755)
+	signer, err := guest.LoadOrCreateSigner(filepath.Join(dir, "id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := paths.State{Dir: filepath.Join(dir, "state")}
+	m := New(ctx, Config{State: state, AgentPath: agent, ReadyTimeout: time.Second},
+		st, fakeKernels{kernel: rootfs}, nil, b, signer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return m, st, state.VMs()
+}
+
+func waitOp(t *testing.T, m *Manager, id string) api.VMCreateOperation {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		op, err := m.CreateStatus(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op.Done {
+			return op
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("operation never finished")
+	return api.VMCreateOperation{}
+}
+
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	b := &fakeBackend{startErr: errors.New("qemu: boom")}
+	m, st, vmsDir := newTestManager(t, b)
+	op, err := m.Create(context.Background(), api.VMCreateParams{Name: "t1", ImageName: "img"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitOp(t, m, op.ID)
+	if done.Success || !strings.Contains(done.Error, "boom") {
+		t.Fatalf("op = %+v", done)
+	}
+	if len(b.started) != 1 || b.quits == 0 {
+		t.Fatalf("backend calls: started %d, quits %d", len(b.started), b.quits)
+	}
+	if _, err := st.GetVM(context.Background(), "t1"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("vm row left: %v", err)
+	}
+	if entries, _ := os.ReadDir(vmsDir); len(entries) != 0 {
+		t.Fatalf("vm folders left: %v", entries)
+	}
+}
+
+func TestCreateNoStartMakesSparseDisksAndDeleteRemovesThem(t *testing.T) {
+	b := &fakeBackend{}
+	m, st, _ := newTestManager(t, b)
+	ctx := context.Background()
+	op, err := m.Create(ctx, api.VMCreateParams{Name: "t2", ImageName: "img", NoStart: true, WorkDiskSize: "2G"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := waitOp(t, m, op.ID); !done.Success || done.VM == nil || done.VM.State != model.VMStopped {
+		t.Fatalf("op = %+v", done)
+	}
+	if len(b.started) != 0 {
+		t.Fatal("--no-start booted the vm")
+	}
+	vm, err := st.GetVM(ctx, "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(vm.Dir, paths.VMWorkDisk)
+	if fileSize(work) != 2<<30 || allocated(work) > 32<<20 {
+		t.Fatalf("work disk size %d, allocated %d", fileSize(work), allocated(work))
+	}
+	if vm.SSHHostKey == "" {
+		t.Fatal("no host key pinned")
+	}
+	if err := m.Delete(ctx, api.VMDeleteParams{IDOrName: "t2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(vm.Dir); !os.IsNotExist(err) {
+		t.Fatalf("vm folder left: %v", err)
+	}
+}
+
+func TestCreateValidation(t *testing.T) {
+	m, _, _ := newTestManager(t, &fakeBackend{})
+	ctx := context.Background()
+	big, zero := 1<<20, 0
+	for _, p := range []api.VMCreateParams{
+		{Name: "-bad", ImageName: "img"},
+		{Name: "UPPER", ImageName: "img"},
+		{Name: "ok", ImageName: "missing"},
+		{Name: "ok", ImageName: "img", VCPUCount: &big},
+		{Name: "ok", ImageName: "img", VCPUCount: &zero},
+		{Name: "ok", ImageName: "img", MemoryMiB: &big},
+		{Name: "ok", ImageName: "img", WorkDiskSize: "12Q"},
+		{Name: "ok", ImageName: "img", SystemOverlaySize: "1M"},
+		{Name: "ok"},
+	} {
+		if _, err := m.Create(ctx, p); err == nil {
+			t.Errorf("create %+v succeeded", p)
+		}
+	}
+	if vms, _ := m.List(ctx); len(vms) != 0 {
+		t.Fatalf("rejected creates left rows: %v", vms)
+	}
+}
+
+func TestGeneratedNamesAreDNSLabels(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		if n := generateName(); checkName(n) != nil {
+			t.Fatalf("generated %q is not a DNS label", n)
+		}
+	}
+}
