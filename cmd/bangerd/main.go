@@ -26,6 +26,7 @@ func main() {
 	fs.StringVar(&opts.StateDir, "state-dir", paths.DefaultStateDir(), "state directory (env "+paths.EnvHome+")")
 	fs.StringVar(&opts.AgentPath, "agent", "", "banger-agent binary for guests (default: next to bangerd)")
 	fs.StringVar(&opts.Accel, "accel", envOr("BANGER_ACCEL", "auto"), "accelerator: auto, kvm or tcg (env BANGER_ACCEL)")
+	fs.StringVar(&opts.VMM, "vmm", envOr("BANGER_VMM", "qemu"), "vm monitor: qemu or firecracker (env BANGER_VMM)")
 	fs.BoolVar(&opts.Debug, "debug", false, "debug logging")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -33,6 +33,8 @@ type Options struct {
 	Stderr io.Writer
 	// Accel is auto, kvm or tcg.
 	Accel string
+	// VMM is "qemu" (default) or "firecracker".
+	VMM   string
 	Debug bool
 }
 

@@ -14,6 +14,8 @@ import (
 	"banger/internal/network"
 	"banger/internal/server"
 	"banger/internal/vm"
+	"banger/internal/vmm"
+	"banger/internal/vmm/firecracker"
 	"banger/internal/vmm/qemu"
 )
 
@@ -31,15 +33,10 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 	if _, err := os.Stat(agent); err != nil {
 		return server.Services{}, fmt.Errorf("guest agent binary %s: %w (build it with 'make build' or pass --agent)", agent, err)
 	}
-	tcg, why, err := forceTCG(d.opts.Accel)
+	backend, err := d.backend()
 	if err != nil {
 		return server.Services{}, err
 	}
-	backend, err := qemu.New(qemu.Options{Logger: d.log, ForceTCG: tcg})
-	if err != nil {
-		return server.Services{}, fmt.Errorf("qemu backend: %w", err)
-	}
-	d.log.Info("vmm backend", "backend", backend.Name(), "accel", why)
 	signer, err := guest.LoadOrCreateSigner(filepath.Join(d.state.SSH(), "id_ed25519"))
 	if err != nil {
 		return server.Services{}, fmt.Errorf("daemon ssh key: %w", err)
@@ -49,6 +46,9 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 	var netw vm.Network
 	nm, err := d.network(ctx)
 	if err != nil {
+		if d.opts.VMM == "firecracker" {
+			return server.Services{}, fmt.Errorf("firecracker needs bridge networking: %w", err)
+		}
 		cfg.NetworkUnavailable = err.Error()
 		d.log.Warn("bridge networking unavailable; VMs use QEMU user-mode networking (no NAT switch, no DNS names, no ping)", "reason", err)
 	} else {
@@ -80,6 +80,9 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 
 // network sets up the host bridge, or says why it cannot.
 func (d *Daemon) network(ctx context.Context) (*network.Manager, error) {
+	if os.Getenv("BANGER_NETWORK") == "user" {
+		return nil, errors.New("user-mode networking requested (BANGER_NETWORK=user)")
+	}
 	subnet, auto, err := network.ParseSubnet(os.Getenv("BANGER_SUBNET"))
 	if err != nil {
 		return nil, err
@@ -97,4 +100,29 @@ func (d *Daemon) network(ctx context.Context) (*network.Manager, error) {
 		return nil, err
 	}
 	return nm, nil
+}
+
+// backend picks the VMM: QEMU (default) or Firecracker.
+func (d *Daemon) backend() (vmm.Backend, error) {
+	switch d.opts.VMM {
+	case "", "qemu":
+		tcg, why, err := forceTCG(d.opts.Accel)
+		if err != nil {
+			return nil, err
+		}
+		qb, err := qemu.New(qemu.Options{Logger: d.log, ForceTCG: tcg})
+		if err != nil {
+			return nil, fmt.Errorf("qemu backend: %w", err)
+		}
+		d.log.Info("vmm backend", "backend", qb.Name(), "accel", why)
+		return qb, nil
+	case "firecracker":
+		fb, err := firecracker.New(firecracker.Options{Logger: d.log})
+		if err != nil {
+			return nil, fmt.Errorf("firecracker backend: %w", err)
+		}
+		d.log.Info("vmm backend", "backend", fb.Name(), "binary", fb.Binary())
+		return fb, nil
+	}
+	return nil, fmt.Errorf("--vmm %q: use qemu or firecracker", d.opts.VMM)
 }

@@ -18,6 +18,7 @@ import (
 	"banger/internal/guest"
 	"banger/internal/initramfs"
 	"banger/internal/model"
+	"banger/internal/network"
 	"banger/internal/paths"
 	"banger/internal/vmm"
 )
@@ -93,6 +94,7 @@ func (m *Manager) stepNetwork(ctx context.Context, b *bootRun) error {
 			return err
 		}
 		b.vm.Network, b.vm.SSHPort, b.vm.GuestIP, b.vm.GatewayIP, b.vm.TapDevice = "user", port, "10.0.2.15", "10.0.2.2", ""
+		b.vm.MAC, b.vm.DNSName = network.MACFor(b.vm.ID).String(), ""
 		return nil
 	}
 	att, err := m.net.Attach(ctx, b.vm.ID, b.vm.NATEnabled)
@@ -253,7 +255,7 @@ func (m *Manager) stepAgent(ctx context.Context, b *bootRun) error {
 	// The guest clock only has a floor from the boot config and the RTC's
 	// whole seconds; set it from the host so health's clock check holds.
 	// A failure leaves a working VM whose health reports the clock.
-	if err := error(nil); err != nil {
+	if err := c.SetTime(ctx, time.Now()); err != nil {
 		m.log.Warn("set the guest clock", "vm", b.vm.Name, "err", err)
 	}
 	return nil

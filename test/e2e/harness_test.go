@@ -86,12 +86,16 @@ func cacheDir() string {
 type daemon struct {
 	dir, socket, state string
 	bridge, subnet     string
+	extraEnv           []string
 	proc               *exec.Cmd
 	t                  testing.TB
 }
 
 // newDaemon starts a bangerd in a fresh temporary state directory.
-func newDaemon(t testing.TB) *daemon {
+func newDaemon(t testing.TB) *daemon { return newDaemonEnv(t) }
+
+// newDaemonEnv is newDaemon with extra environment for bangerd and the CLI.
+func newDaemonEnv(t testing.TB, extraEnv ...string) *daemon {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "banger-e2e-")
 	if err != nil {
@@ -99,14 +103,16 @@ func newDaemon(t testing.TB) *daemon {
 	}
 	n := netIndex.Add(1)
 	d := &daemon{dir: dir, socket: filepath.Join(dir, "bangerd.sock"), state: filepath.Join(dir, "state"),
-		bridge: fmt.Sprintf("bge%d-%d", os.Getpid()%10000, n), subnet: fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, n), t: t}
+		bridge: fmt.Sprintf("bge%d-%d", os.Getpid()%10000, n), subnet: fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, n), t: t,
+		extraEnv: extraEnv}
 	d.start(t)
 	return d
 }
 
 func (d *daemon) env() []string {
-	return append(os.Environ(), "BANGER_BRIDGE="+d.bridge, "BANGER_SUBNET="+d.subnet,
+	env := append(os.Environ(), "BANGER_BRIDGE="+d.bridge, "BANGER_SUBNET="+d.subnet,
 		"XDG_CONFIG_HOME="+filepath.Join(d.dir, "config"))
+	return append(env, d.extraEnv...)
 }
 
 // start launches bangerd and waits until it answers.

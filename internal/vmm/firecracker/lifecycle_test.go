@@ -1,0 +1,302 @@
+package firecracker
+
+// Lifecycle tests run the test binary as a fake firecracker process (see
+// fake_test.go): a real detached process with a real API socket, no KVM.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"banger/internal/api"
+	"banger/internal/vmm"
+)
+
+func fakeBackend(t *testing.T) *Backend {
+	t.Helper()
+	b, err := newBackend(Options{Binary: fakeBinary(t), StopTimeout: 2 * time.Second,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startFake starts a fake VM and makes sure it is killed after the test.
+func startFake(t *testing.T, b *Backend, spec vmm.Spec) vmm.Process {
+	t.Helper()
+	p, err := b.Start(ctxT(t), spec)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { b.Quit(context.Background(), spec.RunDir) })
+	return p
+}
+
+func assertNoRuntimeFiles(t *testing.T, runDir string) {
+	t.Helper()
+	for _, name := range []string{PIDFile, APISocket} {
+		if _, err := os.Stat(filepath.Join(runDir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still exists (stat: %v)", name, err)
+		}
+	}
+}
+
+// fakesOf lists the live processes serving (or meant to serve) sock.
+func fakesOf(sock string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err == nil && alive(pid, sock) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func TestStartAdoptStop(t *testing.T) {
+	doc := loadSwagger(t)
+	b := fakeBackend(t)
+	spec := testSpec(t)
+	record := filepath.Join(t.TempDir(), "requests.jsonl")
+	t.Setenv(envRecord, record)
+	t.Setenv(envCADExit, "1")
+	t.Setenv(envFake, "1")
+
+	p := startFake(t, b, spec)
+	if p.Backend != Name || p.PID <= 0 {
+		t.Fatalf("process = %+v", p)
+	}
+	if pid, err := readPIDFile(filepath.Join(spec.RunDir, PIDFile)); err != nil || pid != p.PID {
+		t.Errorf("pidfile = %d, %v; want %d", pid, err, p.PID)
+	}
+	if sid, err := unix.Getsid(p.PID); err != nil || sid != p.PID {
+		t.Errorf("session of pid %d = %d, %v; want its own session", p.PID, sid, err)
+	}
+	argv, _ := procArgv(p.PID)
+	if !slices.Equal(argv, b.argv(spec.RunDir)) {
+		t.Errorf("argv = %q, want %q", argv, b.argv(spec.RunDir))
+	}
+	if serial, _ := os.ReadFile(spec.SerialLog); !strings.Contains(string(serial), fakeBootMessage) {
+		t.Errorf("serial log %q lacks the guest's output", serial)
+	}
+	if _, err := os.Stat(filepath.Join(spec.RunDir, FCLogFile)); err != nil {
+		t.Errorf("firecracker log not created: %v", err)
+	}
+	reqs := readRecorded(t, record)
+	var puts []string
+	for _, r := range reqs {
+		if err := doc.checkRequest(r.Method, r.Path, r.Body); err != nil {
+			t.Errorf("request does not match the spec: %v", err)
+		}
+		if r.Method == "PUT" {
+			puts = append(puts, r.Path)
+		}
+	}
+	if len(puts) != 8 || puts[0] != "/machine-config" || puts[7] != "/actions" {
+		t.Errorf("PUTs = %q, want machine-config ... actions", puts)
+	}
+
+	if _, err := b.Start(ctxT(t), spec); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("second Start: %v, want ErrConflict", err)
+	}
+	got, err := b.Adopt(ctxT(t), spec.RunDir)
+	if err != nil || got != p {
+		t.Errorf("Adopt = %+v, %v; want %+v", got, err, p)
+	}
+	if info, err := b.Info(ctxT(t), spec.RunDir); err != nil || info.State != "Running" {
+		t.Errorf("Info = %+v, %v; want Running", info, err)
+	}
+
+	// The fake guest powers off on Ctrl-Alt-Del.
+	if err := b.Stop(ctxT(t), spec.RunDir); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if !exited(p.PID) {
+		t.Errorf("pid %d still running after Stop", p.PID)
+	}
+	if !slices.ContainsFunc(readRecorded(t, record), func(r recorded) bool {
+		return r.Path == "/actions" && strings.Contains(string(r.Body), ActionSendCtrlAltDel)
+	}) {
+		t.Error("Stop did not send SendCtrlAltDel")
+	}
+	assertNoRuntimeFiles(t, spec.RunDir)
+	if _, err := b.Adopt(ctxT(t), spec.RunDir); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("Adopt after Stop: %v, want ErrNotRunning", err)
+	}
+}
+
+func TestStopKillsAGuestThatIgnoresCtrlAltDel(t *testing.T) {
+	b := fakeBackend(t)
+	b.stopTimeout = 300 * time.Millisecond
+	spec := testSpec(t)
+	t.Setenv(envFake, "1")
+	p := startFake(t, b, spec)
+	if err := b.Stop(ctxT(t), spec.RunDir); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if !exited(p.PID) {
+		t.Errorf("pid %d still running after Stop", p.PID)
+	}
+	assertNoRuntimeFiles(t, spec.RunDir)
+}
+
+func TestSignalWaitQuit(t *testing.T) {
+	b := fakeBackend(t)
+	spec := testSpec(t)
+	t.Setenv(envFake, "1")
+	p := startFake(t, b, spec)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := b.Wait(ctx, spec.RunDir); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait on a live vm: %v, want deadline exceeded", err)
+	}
+	if err := b.Signal(spec.RunDir, syscall.SIGSTOP); err != nil {
+		t.Fatalf("Signal: %v", err)
+	}
+	if err := b.Quit(ctxT(t), spec.RunDir); err != nil {
+		t.Fatalf("Quit of a stopped process: %v", err)
+	}
+	if !exited(p.PID) {
+		t.Errorf("pid %d still running after Quit", p.PID)
+	}
+	assertNoRuntimeFiles(t, spec.RunDir)
+	if err := b.Wait(ctxT(t), spec.RunDir); err != nil {
+		t.Errorf("Wait on a gone vm: %v", err)
+	}
+	if err := b.Quit(ctxT(t), spec.RunDir); err != nil {
+		t.Errorf("Quit of a gone vm: %v", err)
+	}
+	if err := b.Signal(spec.RunDir, syscall.SIGTERM); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("Signal of a gone vm: %v, want ErrNotRunning", err)
+	}
+}
+
+func TestStartFailuresLeaveNothing(t *testing.T) {
+	tests := []struct {
+		name, env, value string
+		want             []string
+	}{
+		{"api error", envFail, "/drives/d2", []string{"PUT /drives/d2: 400: fake failure on /drives/d2"}},
+		{"exits at once", envExit, "kvm: permission denied", []string{"exited right after starting", "kvm: permission denied"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := fakeBackend(t)
+			spec := testSpec(t)
+			t.Setenv(envFake, "1")
+			t.Setenv(tt.env, tt.value)
+			_, err := b.Start(ctxT(t), spec)
+			if err == nil {
+				b.Quit(context.Background(), spec.RunDir)
+				t.Fatal("Start succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if pids := fakesOf(filepath.Join(spec.RunDir, APISocket)); len(pids) > 0 {
+				t.Errorf("processes left running: %v", pids)
+			}
+			assertNoRuntimeFiles(t, spec.RunDir)
+		})
+	}
+}
+
+func TestStartRejectsBadSpecBeforeRunning(t *testing.T) {
+	b := fakeBackend(t)
+	spec := testSpec(t)
+	spec.Net.Tap = ""
+	t.Setenv(envFake, "1")
+	_, err := b.Start(ctxT(t), spec)
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "tap device") {
+		t.Errorf("Start = %v, want ErrInvalid about the tap", err)
+	}
+	if _, err := os.Stat(spec.RunDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("run dir created for a rejected spec: %v", err)
+	}
+}
+
+func TestAdoptNotRunning(t *testing.T) {
+	b := fakeBackend(t)
+	dir := t.TempDir()
+	if _, err := b.Adopt(ctxT(t), dir); !errors.Is(err, vmm.ErrNotRunning) || !strings.Contains(err.Error(), "no pidfile") {
+		t.Errorf("no pidfile: %v", err)
+	}
+	// A live pid that is not a firecracker (this test process).
+	os.WriteFile(filepath.Join(dir, PIDFile), []byte(strconv.Itoa(os.Getpid())), 0o644)
+	if _, err := b.Adopt(ctxT(t), dir); !errors.Is(err, vmm.ErrNotRunning) || !strings.Contains(err.Error(), "pid reused") {
+		t.Errorf("reused pid: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, PIDFile), []byte("junk"), 0o644)
+	if _, err := b.Adopt(ctxT(t), dir); !errors.Is(err, vmm.ErrNotRunning) || !strings.Contains(err.Error(), "bad pidfile") {
+		t.Errorf("bad pidfile: %v", err)
+	}
+}
+
+// A firecracker of runDir whose API does not answer is not adopted.
+func TestAdoptWithoutAPI(t *testing.T) {
+	b := fakeBackend(t)
+	spec := testSpec(t)
+	t.Setenv(envFake, "1")
+	t.Setenv(envNoAPI, "1")
+	if err := os.MkdirAll(spec.RunDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd, exitedCh, err := b.launch(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); <-exitedCh })
+	if err := writePIDFile(filepath.Join(spec.RunDir, PIDFile), cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(spec.RunDir, APISocket)
+	for !alive(cmd.Process.Pid, sock) { // until the child has exec'd
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, err = b.Adopt(ctxT(t), spec.RunDir)
+	if !errors.Is(err, vmm.ErrNotRunning) || !strings.Contains(err.Error(), "api socket") {
+		t.Errorf("Adopt = %v, want ErrNotRunning about the api socket", err)
+	}
+}
+
+func TestIsFirecrackerOf(t *testing.T) {
+	sock := "/run/banger/vm1/fc.sock"
+	tests := []struct {
+		argv []string
+		want bool
+	}{
+		{[]string{"/usr/bin/firecracker", "--api-sock", sock, "--level", "Warning"}, true},
+		{[]string{"firecracker", "--api-sock=/run/banger/vm1/../vm1/fc.sock"}, true},
+		{[]string{"/usr/bin/firecracker", "--api-sock", "/run/banger/vm2/fc.sock"}, false},
+		{[]string{"/usr/bin/firecracker", "--api-sock"}, false},
+		{[]string{"/usr/bin/firecracker"}, false},
+		{[]string{"/usr/bin/sleep", "--api-sock", sock}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := isFirecrackerOf(tt.argv, sock); got != tt.want {
+			t.Errorf("isFirecrackerOf(%q) = %v, want %v", tt.argv, got, tt.want)
+		}
+	}
+}
