@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"syscall"
 )
 
 // listen creates the API socket: mode 0660 with group "banger" when that
@@ -26,7 +27,11 @@ func listen(path string) (net.Listener, string, error) {
 		}
 		os.Remove(path)
 	}
+	// Create the socket owner-only from the start (no window where the
+	// umask leaves it open), then widen to the group below.
+	old := syscall.Umask(0o177)
 	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, "", fmt.Errorf("listen on %s: %w", path, err)
 	}
