@@ -134,7 +134,7 @@ func (m *Manager) setBridgeAddress(br netlink.Link, current []netip.Prefix, subn
 		}
 	}
 	if len(stale) > 0 {
-		ports, err := m.ownedPorts(br)
+		ports, err := m.ownedPorts(br, nil)
 		if err != nil {
 			return err
 		}

@@ -159,7 +159,11 @@ func (m *Manager) Teardown(ctx context.Context) error {
 	defer m.mu.Unlock()
 	var errs []error
 	br, brErr := m.ourBridge()
-	ports, err := m.ownedPorts(br)
+	known, err := m.knownTaps(ctx, nil)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	ports, err := m.ownedPorts(br, known)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -8,7 +8,7 @@ import (
 	"banger/internal/api"
 )
 
-// aliasOwner marks the bridge as banger's; ports carry aliasPortPrefix+vmID.
+// aliasOwner marks the bridge as banger's; ports carry portAlias(vmID, bridge).
 const (
 	aliasOwner      = "banger"
 	aliasPortPrefix = "banger:"
@@ -52,8 +52,20 @@ func checkVMID(vmID string) error {
 	return nil
 }
 
-// portOwner returns the vm id recorded in a port's alias, if any.
-func portOwner(alias string) (string, bool) {
-	id, ok := strings.CutPrefix(alias, aliasPortPrefix)
-	return id, ok && id != ""
+// portAlias labels a VM's port with its VM and bridge:
+// "banger:VMID@BRIDGE", so that daemons on different bridges never take
+// each other's taps for their own.
+func portAlias(vmID, bridge string) string {
+	return aliasPortPrefix + vmID + "@" + bridge
+}
+
+// portOwner returns the vm id and bridge recorded in a port's alias, if
+// any (bridge is "" in the older "banger:VMID" form).
+func portOwner(alias string) (vmID, bridge string, ok bool) {
+	rest, ok := strings.CutPrefix(alias, aliasPortPrefix)
+	if !ok {
+		return "", "", false
+	}
+	vmID, bridge, _ = strings.Cut(rest, "@")
+	return vmID, bridge, vmID != ""
 }

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,9 +35,13 @@ type port struct {
 	vmID string // from the alias; "" when only the name says it is ours
 }
 
-// ownedPorts lists banger's VM links: those whose alias names a VM, and
-// taps named bt* that hang off banger's bridge or off no bridge.
-func (m *Manager) ownedPorts(br netlink.Link) ([]port, error) {
+// ownedPorts lists this Manager's VM links: those whose alias names a VM
+// and this bridge (or, in the older alias form, that hang off this
+// bridge), and unlabelled taps named bt* that hang off this bridge, or off
+// no bridge when known holds their name (a tap of a VM this Manager has an
+// address for, left by a crash before it was labelled). Ports of other
+// banger bridges are never listed.
+func (m *Manager) ownedPorts(br netlink.Link, known map[string]bool) ([]port, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
@@ -48,22 +53,41 @@ func (m *Manager) ownedPorts(br netlink.Link) ([]port, error) {
 	var out []port
 	for _, l := range links {
 		a := l.Attrs()
-		if id, ok := portOwner(a.Alias); ok {
-			out = append(out, port{link: l, vmID: id})
+		if id, bridge, ok := portOwner(a.Alias); ok {
+			if bridge == m.cfg.Bridge || (bridge == "" && a.MasterIndex == brIndex) {
+				out = append(out, port{link: l, vmID: id})
+			}
 			continue
 		}
-		if strings.HasPrefix(a.Name, tapPrefix) && l.Type() == "tuntap" && (a.MasterIndex == 0 || a.MasterIndex == brIndex) {
+		if strings.HasPrefix(a.Name, tapPrefix) && l.Type() == "tuntap" && ((a.MasterIndex == 0 && known[a.Name]) || a.MasterIndex == brIndex) {
 			out = append(out, port{link: l})
 		}
 	}
 	return out, nil
 }
 
+// knownTaps names the taps of every VM with an address in the store and of
+// the VMs in live.
+func (m *Manager) knownTaps(ctx context.Context, live map[string]bool) (map[string]bool, error) {
+	all, err := m.ips.ListIPs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	known := make(map[string]bool, len(all)+len(live))
+	for id := range all {
+		known[TapName(id)] = true
+	}
+	for id := range live {
+		known[TapName(id)] = true
+	}
+	return known, nil
+}
+
 // plugPort makes l a port of the bridge owned by vmID: alias, master,
 // isolation (unless VM-to-VM traffic is allowed), up.
 func (m *Manager) plugPort(l netlink.Link, br netlink.Link, vmID string) error {
 	name := l.Attrs().Name
-	if err := netlink.LinkSetAlias(l, aliasPortPrefix+vmID); err != nil {
+	if err := netlink.LinkSetAlias(l, portAlias(vmID, m.cfg.Bridge)); err != nil {
 		return fmt.Errorf("label %s: %w", name, err)
 	}
 	if err := netlink.LinkSetMaster(l, br); err != nil {
@@ -92,10 +116,11 @@ func findPort(vmID string) (netlink.Link, error) {
 		}
 		return nil, fmt.Errorf("look up %s: %w", name, err)
 	}
-	if owner, ok := portOwner(l.Attrs().Alias); ok && owner != vmID {
+	owner, _, ok := portOwner(l.Attrs().Alias)
+	if ok && owner != vmID {
 		return nil, api.Errorf(api.ErrConflict, "tap %s belongs to vm %s, not %s", name, owner, vmID)
 	}
-	if _, ok := portOwner(l.Attrs().Alias); !ok && l.Type() != "tuntap" {
+	if !ok && l.Type() != "tuntap" {
 		return nil, api.Errorf(api.ErrConflict, "interface %s exists and is not a banger tap", name)
 	}
 	return l, nil

@@ -26,7 +26,11 @@ func (m *Manager) Reconcile(ctx context.Context, live map[string]bool) error {
 	if err != nil {
 		return fmt.Errorf("network reconcile: %w", err)
 	}
-	ports, err := m.ownedPorts(br)
+	known, err := m.knownTaps(ctx, live)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	ports, err := m.ownedPorts(br, known)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -50,9 +50,15 @@ func TestReconcile(t *testing.T) {
 		must(t, err)
 		atts[id] = att
 	}
-	// Leftovers of a crash: a bt* tap with no owner, an allocation of a
-	// deleted VM. Links that are not banger's must survive.
+	// Leftovers of a crash: a bt* tap not yet labelled (its VM "stray" got
+	// an address), an allocation of a deleted VM. Links that are not this
+	// Manager's must survive, among them an unlabelled bt* tap of a VM it
+	// does not know (another daemon's, being attached).
 	_, err := createTap("btstray")
+	must(t, err)
+	_, err = ips.AllocateIP(ctx, "stray", poolOf(m.Subnet()))
+	must(t, err)
+	_, err = createTap("btforeign")
 	must(t, err)
 	_, err = createTap("tapother")
 	must(t, err)
@@ -67,7 +73,7 @@ func TestReconcile(t *testing.T) {
 	must(t, m.Reconcile(ctx, map[string]bool{"vma": false, "vmc": true}))
 
 	names := linkNames(t)
-	for _, keep := range []string{atts["vma"].Tap, atts["vmc"].Tap, "tapother", "btveth"} {
+	for _, keep := range []string{atts["vma"].Tap, atts["vmc"].Tap, "tapother", "btveth", "btforeign"} {
 		if !slices.Contains(names, keep) {
 			t.Errorf("%s was deleted", keep)
 		}

@@ -49,7 +49,7 @@ func run(m *testing.M) int {
 	}
 	code := m.Run()
 	if shared != nil {
-		shared.stop()
+		shared.cleanup()
 	}
 	return code
 }
@@ -103,7 +103,7 @@ func newDaemonEnv(t testing.TB, extraEnv ...string) *daemon {
 	}
 	n := netIndex.Add(1)
 	d := &daemon{dir: dir, socket: filepath.Join(dir, "bangerd.sock"), state: filepath.Join(dir, "state"),
-		bridge: fmt.Sprintf("bge%d-%d", os.Getpid()%10000, n), subnet: fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, n), t: t,
+		bridge: fmt.Sprintf("bge%d-%d", os.Getpid()%10000, n), subnet: fmt.Sprintf("10.%d.%d.0/24", 20+os.Getpid()%200, n), t: t,
 		extraEnv: extraEnv}
 	d.start(t)
 	return d
@@ -173,7 +173,7 @@ func (d *daemon) cleanup() {
 	d.run("vm", "delete", "--all", "--force")
 	d.stop()
 	exec.Command("ip", "link", "del", d.bridge).Run()
-	exec.Command("nft", "delete", "table", "inet", "banger").Run()
+	exec.Command("nft", "delete", "table", "inet", "banger-"+d.bridge).Run()
 	os.RemoveAll(d.dir)
 }
 
