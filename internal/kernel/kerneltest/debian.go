@@ -5,7 +5,9 @@ package kerneltest
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +32,8 @@ func CacheDir() string {
 // (boot/vmlinuz-VERSION, lib/modules/VERSION with modules.dep) and VERSION.
 // The first call on a machine runs apt-get download, dpkg-deb -x and depmod
 // into CacheDir()/debian-kernel; later calls reuse it. It skips the test only
-// when apt-get, dpkg-deb or depmod is not installed.
+// when apt-get, dpkg-deb or depmod is not installed, or when the cache is
+// not writable (not root and BANGER_TEST_CACHE unset).
 func DebianKernel(t testing.TB) (root, version string) {
 	t.Helper()
 	for _, tool := range []string{"apt-get", "apt-cache", "dpkg-deb", "depmod"} {
@@ -38,12 +41,14 @@ func DebianKernel(t testing.TB) (root, version string) {
 			t.Skipf("needs %s to fetch a Debian kernel: %v", tool, err)
 		}
 	}
-	dir := filepath.Join(CacheDir(), "debian-kernel")
+	dir := cacheDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		skipIfPermission(t, err)
 		t.Fatalf("test cache: %v", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
+		skipIfPermission(t, err)
 		t.Fatalf("test cache lock: %v", err)
 	}
 	defer lock.Close()
@@ -52,17 +57,54 @@ func DebianKernel(t testing.TB) (root, version string) {
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
-	root = filepath.Join(dir, "root")
-	if v, err := os.ReadFile(filepath.Join(dir, "version")); err == nil {
-		if _, err := os.Stat(filepath.Join(root, "lib/modules", strings.TrimSpace(string(v)), "modules.dep")); err == nil {
-			return root, strings.TrimSpace(string(v))
-		}
+	if r, v, ok := cached(dir); ok {
+		return r, v
 	}
 	version, err = fetch(dir)
 	if err != nil {
 		t.Fatalf("fetch Debian kernel for tests: %v", err)
 	}
-	return root, version
+	return filepath.Join(dir, "root"), version
+}
+
+// Vmlinuz is the kernel image of an unpacked Debian kernel package, as
+// returned by DebianKernel.
+func Vmlinuz(root, version string) string {
+	return filepath.Join(root, "boot", "vmlinuz-"+version)
+}
+
+// CachedVmlinuz is the kernel image DebianKernel has already unpacked on
+// this machine, or "" when there is none. It never downloads.
+func CachedVmlinuz() string {
+	if root, version, ok := cached(cacheDir()); ok {
+		return Vmlinuz(root, version)
+	}
+	return ""
+}
+
+// cacheDir is the folder DebianKernel keeps its kernel in.
+func cacheDir() string { return filepath.Join(CacheDir(), "debian-kernel") }
+
+// cached returns the kernel unpacked in dir by an earlier fetch, if complete.
+func cached(dir string) (root, version string, ok bool) {
+	v, err := os.ReadFile(filepath.Join(dir, "version"))
+	if err != nil {
+		return "", "", false
+	}
+	root, version = filepath.Join(dir, "root"), strings.TrimSpace(string(v))
+	if _, err := os.Stat(filepath.Join(root, "lib/modules", version, "modules.dep")); err != nil {
+		return "", "", false
+	}
+	return root, version, true
+}
+
+// skipIfPermission skips the test when err says the cache folder is not
+// ours to write (not root, and BANGER_TEST_CACHE unset).
+func skipIfPermission(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, fs.ErrPermission) {
+		t.Skipf("test cache %s is not writable (needs root, or set BANGER_TEST_CACHE): %v", CacheDir(), err)
+	}
 }
 
 func fetch(dir string) (string, error) {

@@ -15,8 +15,8 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/bootcfg"
+	"banger/internal/kernel/kerneltest"
 	"banger/internal/vmm"
-	"banger/internal/vmm/vmmtest"
 )
 
 // writeELF writes a minimal ELF64 little-endian header of the given type and machine.
@@ -231,8 +231,10 @@ func TestCheckKernel(t *testing.T) {
 	}
 	// A real distribution kernel, when the host has one, is a bzImage.
 	ks, _ := filepath.Glob("/boot/vmlinuz-*")
-	cached, _ := filepath.Glob(filepath.Join(vmmtest.CacheDir(), "debian-cloud-kernel", "boot", "vmlinuz-*"))
-	if ks = append(ks, cached...); len(ks) > 0 {
+	if k := kerneltest.CachedVmlinuz(); k != "" {
+		ks = append(ks, k)
+	}
+	if len(ks) > 0 {
 		t.Logf("real kernel: %s", ks[0])
 		if err := checkKernel(ks[0]); err == nil || !strings.Contains(err.Error(), "bzImage") &&
 			!errors.Is(err, os.ErrPermission) {

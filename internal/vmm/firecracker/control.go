@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"banger/internal/vmm"
 )
 
@@ -19,22 +17,21 @@ func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error)
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("adopt vm: %w", err)
 	}
-	if _, err := instanceInfo(ctx, p.sock); err != nil {
+	if _, err := instanceInfo(ctx, apiSocket(runDir)); err != nil {
 		if ctx.Err() != nil {
 			return vmm.Process{}, fmt.Errorf("adopt vm: %w", ctx.Err())
 		}
-		return vmm.Process{}, fmt.Errorf("adopt vm: %w: pid %d does not answer on its api socket: %w", vmm.ErrNotRunning, p.pid, err)
+		return vmm.Process{}, fmt.Errorf("adopt vm: %w: pid %d does not answer on its api socket: %w", vmm.ErrNotRunning, p.PID, err)
 	}
-	return vmm.Process{PID: p.pid, Backend: Name}, nil
+	return vmm.Process{PID: p.PID, Backend: Name}, nil
 }
 
 // Info runs GET / (instance information) on the API socket of runDir.
 func (b *Backend) Info(ctx context.Context, runDir string) (InstanceInfo, error) {
-	p, err := lookup(runDir)
-	if err != nil {
+	if _, err := lookup(runDir); err != nil {
 		return InstanceInfo{}, fmt.Errorf("vm info: %w", err)
 	}
-	info, err := instanceInfo(ctx, p.sock)
+	info, err := instanceInfo(ctx, apiSocket(runDir))
 	if err != nil {
 		return InstanceInfo{}, fmt.Errorf("vm info: %w", err)
 	}
@@ -46,13 +43,12 @@ func (b *Backend) Info(ctx context.Context, runDir string) (InstanceInfo, error)
 // to see firecracker exit. The guest kernel needs the i8042 driver
 // (CONFIG_SERIO_I8042, CONFIG_KEYBOARD_ATKBD) to see the keys.
 func (b *Backend) Powerdown(ctx context.Context, runDir string) error {
-	p, err := lookup(runDir)
-	if err != nil {
+	if _, err := lookup(runDir); err != nil {
 		return fmt.Errorf("power down vm: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	if err := NewClient(p.sock).Action(ctx, ActionSendCtrlAltDel); err != nil {
+	if err := NewClient(apiSocket(runDir)).Action(ctx, ActionSendCtrlAltDel); err != nil {
 		return fmt.Errorf("power down vm: %w", err)
 	}
 	return nil
@@ -70,14 +66,14 @@ func (b *Backend) Stop(ctx context.Context, runDir string) error {
 	sctx, cancel := context.WithTimeout(ctx, b.stopTimeout)
 	err = b.Powerdown(sctx, runDir)
 	if err == nil {
-		err = waitExit(sctx, p.pid, p.sock)
+		err = p.Wait(sctx)
 	}
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("stop vm: %w", ctx.Err())
 		}
-		b.log.Warn("firecracker: guest did not power off; killing it", "pid", p.pid, "err", err)
+		b.log.Warn("firecracker: guest did not power off; killing it", "pid", p.PID, "err", err)
 	}
 	if err := b.Quit(ctx, runDir); err != nil {
 		return fmt.Errorf("stop vm: %w", err)
@@ -88,14 +84,11 @@ func (b *Backend) Stop(ctx context.Context, runDir string) error {
 // Signal sends sig to the firecracker of runDir.
 func (b *Backend) Signal(runDir string, sig syscall.Signal) error {
 	p, err := lookup(runDir)
+	if err == nil {
+		err = p.Signal(sig)
+	}
 	if err != nil {
 		return fmt.Errorf("signal vm: %w", err)
-	}
-	if err := signalPID(p.pid, p.sock, sig); err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("signal vm: %w: pid %d has exited", vmm.ErrNotRunning, p.pid)
-		}
-		return fmt.Errorf("signal vm: pid %d: %w", p.pid, err)
 	}
 	return nil
 }
@@ -106,7 +99,7 @@ func (b *Backend) Signal(runDir string, sig syscall.Signal) error {
 func (b *Backend) Quit(ctx context.Context, runDir string) error {
 	p, err := lookup(runDir)
 	if err == nil {
-		if err := killWait(ctx, p.pid, p.sock); err != nil {
+		if err := p.Kill(ctx); err != nil {
 			return fmt.Errorf("quit vm: %w", err)
 		}
 	}
@@ -123,7 +116,7 @@ func (b *Backend) Wait(ctx context.Context, runDir string) error {
 	if errors.Is(err, vmm.ErrNotRunning) {
 		return nil
 	}
-	if err := waitExit(ctx, p.pid, p.sock); err != nil {
+	if err := p.Wait(ctx); err != nil {
 		return fmt.Errorf("wait for vm: %w", err)
 	}
 	return nil

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -164,20 +163,6 @@ func fakeFirecracker(args []string) int {
 	case <-time.After(time.Minute):
 	}
 	return 0
-}
-
-// fakeBinary is a symlink named firecracker to the test binary.
-func fakeBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(t.TempDir(), "firecracker")
-	if err := os.Symlink(self, link); err != nil {
-		t.Fatal(err)
-	}
-	return link
 }
 
 // readRecorded reads the requests a fake firecracker recorded.

@@ -13,11 +13,11 @@ package firecracker
 import (
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"path/filepath"
 	"time"
 
 	"banger/internal/vmm"
+	"banger/internal/vmm/vmmproc"
 )
 
 // Files Firecracker keeps in a VM's run directory.
@@ -62,7 +62,7 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkKVM(kvmDevice); err != nil {
+	if err := vmmproc.CheckKVM(vmmproc.KVMDevice); err != nil {
 		return nil, fmt.Errorf("firecracker needs kvm: %w", err)
 	}
 	return b, nil
@@ -74,11 +74,8 @@ func newBackend(opts Options) (*Backend, error) {
 	if bin == "" {
 		bin = DefaultBinary
 	}
-	path, err := exec.LookPath(bin)
+	path, err := vmmproc.FindBinary(bin)
 	if err != nil {
-		return nil, fmt.Errorf("find firecracker: %w", err)
-	}
-	if path, err = filepath.Abs(path); err != nil {
 		return nil, fmt.Errorf("find firecracker: %w", err)
 	}
 	b := &Backend{binary: path, stopTimeout: opts.StopTimeout, log: opts.Logger}

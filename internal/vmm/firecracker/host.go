@@ -7,39 +7,14 @@ import (
 	"io"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"banger/internal/api"
 )
 
-const (
-	kvmDevice        = "/dev/kvm"
-	kvmGetAPIVersion = 0xAE00 // _IO(KVMIO, 0x00)
-	kvmAPIVersion    = 12
-
-	// bzImageMagicOffset is where an x86 boot protocol header keeps "HdrS".
-	bzImageMagicOffset = 0x202
-)
+// bzImageMagicOffset is where an x86 boot protocol header keeps "HdrS".
+const bzImageMagicOffset = 0x202
 
 // CatalogKernel is the kernel catalog entry built for Firecracker.
 const CatalogKernel = "microvm-6.1"
-
-// checkKVM returns nil when dev opens and reports KVM API version 12.
-func checkKVM(dev string) error {
-	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dev, err)
-	}
-	defer unix.Close(fd)
-	v, err := unix.IoctlRetInt(fd, kvmGetAPIVersion)
-	if err != nil {
-		return fmt.Errorf("%s: KVM_GET_API_VERSION: %w", dev, err)
-	}
-	if v != kvmAPIVersion {
-		return fmt.Errorf("%s: kvm api version %d, want %d", dev, v, kvmAPIVersion)
-	}
-	return nil
-}
 
 // checkKernel accepts only what Firecracker boots on x86: an uncompressed
 // 64-bit x86-64 ELF vmlinux. A bzImage or anything else is api.ErrInvalid,

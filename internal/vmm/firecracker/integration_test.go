@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"banger/internal/vmm"
+	"banger/internal/vmm/vmmproc"
 )
 
 func TestFirecrackerBoot(t *testing.T) {
@@ -25,7 +26,7 @@ func TestFirecrackerBoot(t *testing.T) {
 	if os.Getenv("BANGER_TEST_FIRECRACKER") != "1" {
 		t.Skip(reason)
 	}
-	if err := checkKVM(kvmDevice); err != nil {
+	if err := vmmproc.CheckKVM(vmmproc.KVMDevice); err != nil {
 		t.Skipf("%s (%v)", reason, err)
 	}
 	if _, err := exec.LookPath(DefaultBinary); err != nil {
@@ -84,7 +85,7 @@ func TestFirecrackerBoot(t *testing.T) {
 	if err := b.Quit(ctx, spec.RunDir); err != nil {
 		t.Errorf("Quit: %v", err)
 	}
-	if !exited(p.PID) {
+	if !vmmproc.Exited(p.PID) {
 		t.Errorf("pid %d still running after Quit", p.PID)
 	}
 }

@@ -20,11 +20,13 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/vmm"
+	"banger/internal/vmm/vmmproc"
+	"banger/internal/vmm/vmmtest"
 )
 
 func fakeBackend(t *testing.T) *Backend {
 	t.Helper()
-	b, err := newBackend(Options{Binary: fakeBinary(t), StopTimeout: 2 * time.Second,
+	b, err := newBackend(Options{Binary: vmmtest.SelfAs(t, "firecracker"), StopTimeout: 2 * time.Second,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -58,19 +60,6 @@ func assertNoRuntimeFiles(t *testing.T, runDir string) {
 	}
 }
 
-// fakesOf lists the live processes serving (or meant to serve) sock.
-func fakesOf(sock string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err == nil && alive(pid, sock) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 func TestStartAdoptStop(t *testing.T) {
 	doc := loadSwagger(t)
 	b := fakeBackend(t)
@@ -84,13 +73,13 @@ func TestStartAdoptStop(t *testing.T) {
 	if p.Backend != Name || p.PID <= 0 {
 		t.Fatalf("process = %+v", p)
 	}
-	if pid, err := readPIDFile(filepath.Join(spec.RunDir, PIDFile)); err != nil || pid != p.PID {
+	if pid, err := vmmproc.ReadPIDFile(filepath.Join(spec.RunDir, PIDFile)); err != nil || pid != p.PID {
 		t.Errorf("pidfile = %d, %v; want %d", pid, err, p.PID)
 	}
 	if sid, err := unix.Getsid(p.PID); err != nil || sid != p.PID {
 		t.Errorf("session of pid %d = %d, %v; want its own session", p.PID, sid, err)
 	}
-	argv, _ := procArgv(p.PID)
+	argv, _ := vmmproc.Argv(p.PID)
 	if !slices.Equal(argv, b.argv(spec.RunDir)) {
 		t.Errorf("argv = %q, want %q", argv, b.argv(spec.RunDir))
 	}
@@ -129,7 +118,7 @@ func TestStartAdoptStop(t *testing.T) {
 	if err := b.Stop(ctxT(t), spec.RunDir); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if !exited(p.PID) {
+	if !vmmproc.Exited(p.PID) {
 		t.Errorf("pid %d still running after Stop", p.PID)
 	}
 	if !slices.ContainsFunc(readRecorded(t, record), func(r recorded) bool {
@@ -152,7 +141,7 @@ func TestStopKillsAGuestThatIgnoresCtrlAltDel(t *testing.T) {
 	if err := b.Stop(ctxT(t), spec.RunDir); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if !exited(p.PID) {
+	if !vmmproc.Exited(p.PID) {
 		t.Errorf("pid %d still running after Stop", p.PID)
 	}
 	assertNoRuntimeFiles(t, spec.RunDir)
@@ -175,7 +164,7 @@ func TestSignalWaitQuit(t *testing.T) {
 	if err := b.Quit(ctxT(t), spec.RunDir); err != nil {
 		t.Fatalf("Quit of a stopped process: %v", err)
 	}
-	if !exited(p.PID) {
+	if !vmmproc.Exited(p.PID) {
 		t.Errorf("pid %d still running after Quit", p.PID)
 	}
 	assertNoRuntimeFiles(t, spec.RunDir)
@@ -214,8 +203,8 @@ func TestStartFailuresLeaveNothing(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
 			}
-			if pids := fakesOf(filepath.Join(spec.RunDir, APISocket)); len(pids) > 0 {
-				t.Errorf("processes left running: %v", pids)
+			if procs := match(spec.RunDir).Find(); len(procs) > 0 {
+				t.Errorf("processes left running: %+v", procs)
 			}
 			assertNoRuntimeFiles(t, spec.RunDir)
 		})
@@ -267,11 +256,10 @@ func TestAdoptWithoutAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); <-exitedCh })
-	if err := writePIDFile(filepath.Join(spec.RunDir, PIDFile), cmd.Process.Pid); err != nil {
+	if err := vmmproc.WritePIDFile(filepath.Join(spec.RunDir, PIDFile), cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(spec.RunDir, APISocket)
-	for !alive(cmd.Process.Pid, sock) { // until the child has exec'd
+	for !match(spec.RunDir).Alive(cmd.Process.Pid) { // until the child has exec'd
 		time.Sleep(10 * time.Millisecond)
 	}
 	_, err = b.Adopt(ctxT(t), spec.RunDir)
@@ -280,23 +268,22 @@ func TestAdoptWithoutAPI(t *testing.T) {
 	}
 }
 
-func TestIsFirecrackerOf(t *testing.T) {
-	sock := "/run/banger/vm1/fc.sock"
-	tests := []struct {
-		argv []string
-		want bool
-	}{
-		{[]string{"/usr/bin/firecracker", "--api-sock", sock, "--level", "Warning"}, true},
-		{[]string{"firecracker", "--api-sock=/run/banger/vm1/../vm1/fc.sock"}, true},
-		{[]string{"/usr/bin/firecracker", "--api-sock", "/run/banger/vm2/fc.sock"}, false},
-		{[]string{"/usr/bin/firecracker", "--api-sock"}, false},
-		{[]string{"/usr/bin/firecracker"}, false},
-		{[]string{"/usr/bin/sleep", "--api-sock", sock}, false},
-		{nil, false},
+// The command line Start runs is the one match recognises, and only for its
+// own run directory.
+func TestMatchRecognisesArgv(t *testing.T) {
+	b := &Backend{binary: "/usr/bin/firecracker"}
+	argv := b.argv("/run/banger/vm1")
+	if !match("/run/banger/vm1").Of(argv) {
+		t.Errorf("match(vm1) rejects its own firecracker: %q", argv)
 	}
-	for _, tt := range tests {
-		if got := isFirecrackerOf(tt.argv, sock); got != tt.want {
-			t.Errorf("isFirecrackerOf(%q) = %v, want %v", tt.argv, got, tt.want)
-		}
+	if !match("/run/banger/vm1/").Of(argv) {
+		t.Errorf("match(vm1/) rejects its own firecracker: %q", argv)
+	}
+	if match("/run/banger/vm2").Of(argv) {
+		t.Errorf("match(vm2) accepts the firecracker of vm1: %q", argv)
+	}
+	other := append([]string{"/usr/bin/sleep"}, argv[1:]...)
+	if match("/run/banger/vm1").Of(other) {
+		t.Errorf("match accepts a program not named firecracker: %q", other)
 	}
 }

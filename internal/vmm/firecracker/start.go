@@ -1,7 +1,6 @@
 package firecracker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/vmm"
+	"banger/internal/vmm/vmmproc"
 )
 
 const (
@@ -39,14 +39,8 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 	}
 	runDir := filepath.Clean(spec.RunDir)
 	spec.RunDir = runDir
-	if p, err := lookup(runDir); err == nil {
-		return vmm.Process{}, api.Errorf(api.ErrConflict, "start vm: firecracker already running for %s (pid %d)", runDir, p.pid)
-	}
-	if err := os.MkdirAll(runDir, 0o750); err != nil {
+	if err := vmmproc.PrepareRunDir(runDir, PIDFile, match(runDir), runtimeFiles()...); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
-	}
-	if err := removeRuntimeFiles(runDir); err != nil {
-		return vmm.Process{}, fmt.Errorf("start vm: remove stale files: %w", err)
 	}
 	cmd, exited, err := b.launch(spec)
 	if err != nil {
@@ -59,10 +53,10 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 		}
 	}()
 	pid := cmd.Process.Pid
-	if err := writePIDFile(filepath.Join(runDir, PIDFile), pid); err != nil {
+	if err := vmmproc.WritePIDFile(filepath.Join(runDir, PIDFile), pid); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
-	c := NewClient(filepath.Join(runDir, APISocket))
+	c := NewClient(apiSocket(runDir))
 	if err := waitAPI(ctx, c, exited); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: firecracker (pid %d): %w%s", pid, err, logTail(runDir))
 	}
@@ -162,7 +156,7 @@ func (b *Backend) cleanupStart(cmd *exec.Cmd, exited <-chan struct{}, runDir str
 func logTail(runDir string) string {
 	var parts []string
 	for _, name := range []string{LogFile, FCLogFile} {
-		if msg := lastLines(filepath.Join(runDir, name)); msg != "" {
+		if msg := vmmproc.LogTail(filepath.Join(runDir, name)); msg != "" {
 			parts = append(parts, msg)
 		}
 	}
@@ -170,25 +164,6 @@ func logTail(runDir string) string {
 		return ""
 	}
 	return "; firecracker says: " + strings.Join(parts, "; ")
-}
-
-// lastLines is the end of a log file on one line.
-func lastLines(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	const max = 1024
-	if len(data) > max {
-		data = data[len(data)-max:]
-	}
-	var lines []string
-	for _, l := range bytes.Split(data, []byte("\n")) {
-		if l = bytes.TrimSpace(l); len(l) > 0 {
-			lines = append(lines, string(l))
-		}
-	}
-	return strings.Join(lines, "; ")
 }
 
 // checkSpec rejects specs Firecracker cannot run or would fail on obscurely,

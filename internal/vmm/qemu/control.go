@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"banger/internal/vmm"
 )
 
@@ -24,9 +22,9 @@ func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error)
 		if ctx.Err() != nil {
 			return vmm.Process{}, fmt.Errorf("adopt vm: %w", ctx.Err())
 		}
-		return vmm.Process{}, fmt.Errorf("adopt vm: %w: pid %d does not answer on qmp: %w", vmm.ErrNotRunning, p.pid, err)
+		return vmm.Process{}, fmt.Errorf("adopt vm: %w: pid %d does not answer on qmp: %w", vmm.ErrNotRunning, p.PID, err)
 	}
-	return vmm.Process{PID: p.pid, Backend: backendName(p.argv)}, nil
+	return vmm.Process{PID: p.PID, Backend: backendName(p.Argv)}, nil
 }
 
 // Status runs query-status on the QMP socket of runDir.
@@ -59,14 +57,11 @@ func (b *Backend) Powerdown(ctx context.Context, runDir string) error {
 // Signal sends sig to the QEMU of runDir.
 func (b *Backend) Signal(runDir string, sig syscall.Signal) error {
 	p, err := lookup(runDir)
+	if err == nil {
+		err = p.Signal(sig)
+	}
 	if err != nil {
 		return fmt.Errorf("signal vm: %w", err)
-	}
-	if err := signalPID(p.pid, filepath.Join(runDir, PIDFile), sig); err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("signal vm: %w: pid %d has exited", vmm.ErrNotRunning, p.pid)
-		}
-		return fmt.Errorf("signal vm: pid %d: %w", p.pid, err)
 	}
 	return nil
 }
@@ -83,20 +78,19 @@ func (b *Backend) Quit(ctx context.Context, runDir string) error {
 		}
 		return nil
 	}
-	pidPath := filepath.Join(runDir, PIDFile)
 
 	qctx, cancel := context.WithTimeout(ctx, b.quitTimeout)
 	err = withQMP(qctx, runDir, func(ctx context.Context, c *QMP) error { return c.Quit(ctx) })
 	if err == nil {
-		err = waitExit(qctx, p.pid, pidPath)
+		err = p.Wait(qctx)
 	}
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("quit vm: %w", ctx.Err())
 		}
-		b.log.Warn("qemu: quit did not stop the vm; killing it", "pid", p.pid, "err", err)
-		if err := killWait(ctx, p.pid, pidPath); err != nil {
+		b.log.Warn("qemu: quit did not stop the vm; killing it", "pid", p.PID, "err", err)
+		if err := p.Kill(ctx); err != nil {
 			return fmt.Errorf("quit vm: %w", err)
 		}
 	}
@@ -113,36 +107,10 @@ func (b *Backend) Wait(ctx context.Context, runDir string) error {
 	if errors.Is(err, vmm.ErrNotRunning) {
 		return nil
 	}
-	if err := waitExit(ctx, p.pid, filepath.Join(runDir, PIDFile)); err != nil {
+	if err := p.Wait(ctx); err != nil {
 		return fmt.Errorf("wait for vm: %w", err)
 	}
 	return nil
-}
-
-// killWait sends SIGKILL to pid, the QEMU of pidPath, and waits until it is gone.
-func killWait(ctx context.Context, pid int, pidPath string) error {
-	if err := signalPID(pid, pidPath, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("kill pid %d: %w", pid, err)
-	}
-	return waitExit(ctx, pid, pidPath)
-}
-
-// signalPID sends sig to pid if it still is the QEMU of pidPath (ESRCH
-// otherwise). Through a pidfd, the check and the signal hit the same process
-// even if the pid is reused meanwhile.
-func signalPID(pid int, pidPath string, sig syscall.Signal) error {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		if !alive(pid, pidPath) {
-			return unix.ESRCH
-		}
-		return unix.Kill(pid, sig)
-	}
-	defer unix.Close(fd)
-	if !alive(pid, pidPath) {
-		return unix.ESRCH
-	}
-	return unix.PidfdSendSignal(fd, sig, nil, 0)
 }
 
 func status(ctx context.Context, runDir string) (Status, error) {

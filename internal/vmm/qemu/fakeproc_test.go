@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"banger/internal/vmm"
+	"banger/internal/vmm/vmmproc"
+	"banger/internal/vmm/vmmtest"
 )
 
 // TestMain lets the test binary stand in for a qemu process: started with
@@ -30,16 +32,7 @@ func TestMain(m *testing.M) {
 // (argv[0] named qemu-fake, -pidfile runDir/vmm.pid) and writes its pidfile.
 func fakeQEMU(t *testing.T, runDir string) int {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(t.TempDir(), "qemu-fake")
-	if err := os.Symlink(self, link); err != nil {
-		t.Fatal(err)
-	}
-	pidPath := filepath.Join(runDir, PIDFile)
-	cmd := exec.Command(link, "-pidfile", pidPath)
+	cmd := exec.Command(vmmtest.SelfAs(t, "qemu-fake"), "-pidfile", filepath.Join(runDir, PIDFile))
 	cmd.Env = append(os.Environ(), "BANGER_FAKE_QEMU=1")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -49,7 +42,7 @@ func fakeQEMU(t *testing.T, runDir string) int {
 	t.Cleanup(func() { cmd.Process.Kill(); <-done })
 	writePID(t, runDir, strconv.Itoa(cmd.Process.Pid)+"\n")
 	// Wait until the child has exec'd, so /proc shows the fake argv.
-	for !alive(cmd.Process.Pid, pidPath) {
+	for !match(runDir).Alive(cmd.Process.Pid) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return cmd.Process.Pid
@@ -76,7 +69,7 @@ func TestQuitWithoutQMPKills(t *testing.T) {
 	if err := b.Quit(context.Background(), dir); err != nil {
 		t.Fatalf("Quit: %v", err)
 	}
-	if !exited(pid) {
+	if !vmmproc.Exited(pid) {
 		t.Errorf("pid %d still running after Quit", pid)
 	}
 	assertNoRuntimeFiles(t, dir)
@@ -97,29 +90,7 @@ func TestSignalAndWait(t *testing.T) {
 	if err := b.Wait(context.Background(), dir); err != nil {
 		t.Fatalf("Wait: %v", err)
 	}
-	if !exited(pid) {
+	if !vmmproc.Exited(pid) {
 		t.Errorf("pid %d still running after Wait", pid)
-	}
-}
-
-func TestWaitExitProc(t *testing.T) {
-	dir := t.TempDir()
-	pid := fakeQEMU(t, dir)
-	pidPath := filepath.Join(dir, PIDFile)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := waitExitProc(ctx, pid, pidPath); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("waitExitProc on a live process: %v, want deadline exceeded", err)
-	}
-	time.AfterFunc(50*time.Millisecond, func() { syscall.Kill(pid, syscall.SIGKILL) })
-	if err := waitExitProc(context.Background(), pid, pidPath); err != nil {
-		t.Fatalf("waitExitProc: %v", err)
-	}
-	if !exited(pid) {
-		t.Errorf("waitExitProc returned while pid %d runs", pid)
-	}
-	// A pid that now runs another program counts as exited.
-	if err := waitExitProc(context.Background(), os.Getpid(), pidPath); err != nil {
-		t.Errorf("waitExitProc on a reused pid: %v", err)
 	}
 }

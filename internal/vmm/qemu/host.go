@@ -9,35 +9,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 const (
-	kvmDevice         = "/dev/kvm"
 	cpuinfoPath       = "/proc/cpuinfo"
 	baseFrequencyPath = "/sys/devices/system/cpu/cpu0/cpufreq/base_frequency"
-
-	kvmGetAPIVersion = 0xAE00 // _IO(KVMIO, 0x00)
-	kvmAPIVersion    = 12
 )
-
-// checkKVM returns nil when dev opens and reports KVM API version 12.
-func checkKVM(dev string) error {
-	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dev, err)
-	}
-	defer unix.Close(fd)
-	v, err := unix.IoctlRetInt(fd, kvmGetAPIVersion)
-	if err != nil {
-		return fmt.Errorf("%s: KVM_GET_API_VERSION: %w", dev, err)
-	}
-	if v != kvmAPIVersion {
-		return fmt.Errorf("%s: kvm api version %d, want %d", dev, v, kvmAPIVersion)
-	}
-	return nil
-}
 
 // hostTSCKHz is the host's nominal CPU (TSC) frequency in kHz: cpufreq's
 // base_frequency where the driver exposes it, else the first "cpu MHz" of

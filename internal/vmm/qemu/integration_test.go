@@ -24,6 +24,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/vmm"
+	"banger/internal/vmm/vmmproc"
 	"banger/internal/vmm/vmmtest"
 )
 
@@ -98,16 +99,6 @@ func statFields(t *testing.T, pid int) []string {
 	return strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
 }
 
-// gone reports whether pid has exited (reaped, or a zombie awaiting init).
-func gone(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
-}
-
 func assertNoRuntimeFiles(t *testing.T, runDir string) {
 	t.Helper()
 	for _, name := range []string{PIDFile, QMPSocket} {
@@ -160,7 +151,7 @@ func TestQEMUStartAdoptQuit(t *testing.T) {
 	if sid, _ := strconv.Atoi(st[3]); sid == mySID {
 		t.Errorf("vmm pid %d shares the test's session %d", p.PID, sid)
 	}
-	if pid, err := readPIDFile(filepath.Join(spec.RunDir, PIDFile)); err != nil || pid != p.PID {
+	if pid, err := vmmproc.ReadPIDFile(filepath.Join(spec.RunDir, PIDFile)); err != nil || pid != p.PID {
 		t.Errorf("pidfile = %d, %v; want %d", pid, err, p.PID)
 	}
 
@@ -184,7 +175,7 @@ func TestQEMUStartAdoptQuit(t *testing.T) {
 	if err := b.Quit(ctx, spec.RunDir); err != nil {
 		t.Fatalf("Quit: %v", err)
 	}
-	if !gone(p.PID) {
+	if !vmmproc.Exited(p.PID) {
 		t.Errorf("pid %d still running after Quit", p.PID)
 	}
 	assertNoRuntimeFiles(t, spec.RunDir)
@@ -234,7 +225,7 @@ func TestQEMUSignalWait(t *testing.T) {
 	if err := <-waited; err != nil {
 		t.Fatalf("Wait: %v", err)
 	}
-	if !gone(p.PID) {
+	if !vmmproc.Exited(p.PID) {
 		t.Errorf("pid %d still running after Wait returned", p.PID)
 	}
 	if _, err := b.Adopt(ctx, spec.RunDir); !errors.Is(err, vmm.ErrNotRunning) {
@@ -254,7 +245,7 @@ func TestQEMUQuitKillsStoppedVMM(t *testing.T) {
 	if err := b.Quit(context.Background(), spec.RunDir); err != nil {
 		t.Fatalf("Quit: %v", err)
 	}
-	if !gone(p.PID) {
+	if !vmmproc.Exited(p.PID) {
 		t.Errorf("pid %d still running after Quit", p.PID)
 	}
 	assertNoRuntimeFiles(t, spec.RunDir)
@@ -277,7 +268,7 @@ func TestQEMUStartMissingKernel(t *testing.T) {
 		t.Errorf("error spans lines: %q", msg)
 	}
 	assertNoRuntimeFiles(t, spec.RunDir)
-	if pids := findQEMUs(filepath.Join(spec.RunDir, PIDFile)); len(pids) > 0 {
+	if pids := match(spec.RunDir).Find(); len(pids) > 0 {
 		t.Errorf("qemu processes left behind: %v", pids)
 	}
 }
@@ -293,7 +284,7 @@ func TestQEMUStartCanceled(t *testing.T) {
 		t.Fatalf("Start with a canceled context: %v, want context.Canceled", err)
 	}
 	assertNoRuntimeFiles(t, spec.RunDir)
-	if pids := findQEMUs(filepath.Join(spec.RunDir, PIDFile)); len(pids) > 0 {
+	if pids := match(spec.RunDir).Find(); len(pids) > 0 {
 		t.Errorf("qemu processes left behind: %v", pids)
 	}
 }

@@ -7,11 +7,11 @@ package qemu
 import (
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"path/filepath"
 	"time"
 
 	"banger/internal/vmm"
+	"banger/internal/vmm/vmmproc"
 )
 
 // Files QEMU keeps in a VM's run directory.
@@ -71,11 +71,8 @@ func New(opts Options) (*Backend, error) {
 	if bin == "" {
 		bin = DefaultBinary
 	}
-	path, err := exec.LookPath(bin)
+	path, err := vmmproc.FindBinary(bin)
 	if err != nil {
-		return nil, fmt.Errorf("find qemu: %w", err)
-	}
-	if path, err = filepath.Abs(path); err != nil {
 		return nil, fmt.Errorf("find qemu: %w", err)
 	}
 	b := &Backend{
@@ -95,7 +92,7 @@ func New(opts Options) (*Backend, error) {
 		b.log = slog.Default()
 	}
 	if !opts.ForceTCG {
-		if err := checkKVM(kvmDevice); err == nil {
+		if err := vmmproc.CheckKVM(vmmproc.KVMDevice); err == nil {
 			b.kvm = true
 		} else {
 			b.log.Debug("qemu: kvm not usable, using tcg", "err", err)

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -14,6 +13,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/vmm"
+	"banger/internal/vmm/vmmproc"
 )
 
 const (
@@ -36,15 +36,8 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 	}
 	runDir := filepath.Clean(spec.RunDir)
 	spec.RunDir = runDir
-	pidPath := filepath.Join(runDir, PIDFile)
-	if p, err := lookup(runDir); err == nil {
-		return vmm.Process{}, api.Errorf(api.ErrConflict, "start vm: qemu already running for %s (pid %d)", runDir, p.pid)
-	}
-	if err := os.MkdirAll(runDir, 0o750); err != nil {
+	if err := vmmproc.PrepareRunDir(runDir, PIDFile, match(runDir), runtimeFiles()...); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
-	}
-	if err := removeRuntimeFiles(runDir); err != nil {
-		return vmm.Process{}, fmt.Errorf("start vm: remove stale files: %w", err)
 	}
 
 	ok := false
@@ -56,11 +49,11 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 	if err := b.launch(ctx, b.command(spec).Build(), runDir); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
-	pid, err := readPIDFile(pidPath)
+	pid, err := vmmproc.ReadPIDFile(filepath.Join(runDir, PIDFile))
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: qemu started but left no pidfile: %w", err)
 	}
-	if !alive(pid, pidPath) {
+	if !match(runDir).Alive(pid) {
 		return vmm.Process{}, fmt.Errorf("start vm: qemu (pid %d) exited right after starting; see %s",
 			pid, filepath.Join(runDir, LogFile))
 	}
@@ -105,7 +98,7 @@ func (b *Backend) launch(ctx context.Context, argv []string, runDir string) erro
 		return fmt.Errorf("qemu setup: %w", ctx.Err())
 	}
 	if err != nil {
-		msg := qemuMessage(logPath)
+		msg := vmmproc.LogTail(logPath)
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -120,34 +113,14 @@ func (b *Backend) launch(ctx context.Context, argv []string, runDir string) erro
 func (b *Backend) cleanupStart(runDir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
-	pidPath := filepath.Join(runDir, PIDFile)
-	for _, pid := range findQEMUs(pidPath) {
-		if err := killWait(ctx, pid, pidPath); err != nil {
-			b.log.Warn("qemu: cleanup after failed start", "pid", pid, "err", err)
+	for _, p := range match(runDir).Find() {
+		if err := p.Kill(ctx); err != nil {
+			b.log.Warn("qemu: cleanup after failed start", "pid", p.PID, "err", err)
 		}
 	}
 	if err := removeRuntimeFiles(runDir); err != nil {
 		b.log.Warn("qemu: cleanup after failed start", "err", err)
 	}
-}
-
-// qemuMessage is QEMU's own error text from its log, on one line.
-func qemuMessage(logPath string) string {
-	data, err := os.ReadFile(logPath)
-	if err != nil {
-		return ""
-	}
-	const max = 1024
-	if len(data) > max {
-		data = data[len(data)-max:]
-	}
-	var lines []string
-	for _, l := range bytes.Split(data, []byte("\n")) {
-		if l = bytes.TrimSpace(l); len(l) > 0 {
-			lines = append(lines, string(l))
-		}
-	}
-	return strings.Join(lines, "; ")
 }
 
 // checkSpec rejects specs QEMU would misread or that would fail obscurely,
