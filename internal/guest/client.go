@@ -114,17 +114,22 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // Health runs the agent's health checks. The clock check is decided here:
-// the guest's time must be within proto.MaxClockSkew of the host's,
-// measured at the middle of the round trip.
+// the guest's time must be within proto.MaxClockSkew of the host's. The
+// skew is measured NTP-style around the request line alone (not the
+// channel set-up), leaving out the time the agent spent on its checks.
+// The returned TimeUnixNano is the guest clock projected to the middle of
+// this call on the host's clock, so a caller that compares it with the
+// midpoint of its own call gets the same skew.
 func (c *Client) Health(ctx context.Context) (proto.Health, error) {
 	var h proto.Health
-	sent := time.Now()
-	if err := c.call(ctx, proto.Request{Op: proto.OpHealth}, &h); err != nil {
+	start := time.Now()
+	rt, err := c.exchange(ctx, proto.Request{Op: proto.OpHealth}, nil, &h)
+	if err != nil {
 		return h, err
 	}
-	received := time.Now()
-	mid := sent.Add(received.Sub(sent) / 2)
-	skew := time.Unix(0, h.TimeUnixNano).Sub(mid)
+	end := time.Now()
+	skew := clockSkew(rt, h)
+	h.TimeUnixNano = start.Add(end.Sub(start) / 2).Add(skew).UnixNano()
 	h.OK = true
 	for i := range h.Checks {
 		ch := &h.Checks[i]
@@ -135,6 +140,17 @@ func (c *Client) Health(ctx context.Context) (proto.Health, error) {
 		h.OK = h.OK && ch.OK
 	}
 	return h, nil
+}
+
+// clockSkew is how far the guest clock (read when the agent got the
+// request, h.TimeUnixNano) is ahead of the host's: the host time at that
+// moment is taken as half the network part of the round trip after the
+// request was sent.
+func clockSkew(rt roundTrip, h proto.Health) time.Duration {
+	total := rt.received.Sub(rt.sent)
+	work := min(max(time.Duration(h.ElapsedNanos), 0), total)
+	hostAtRead := rt.sent.Add((total - work) / 2)
+	return time.Unix(0, h.TimeUnixNano).Sub(hostAtRead)
 }
 
 // Ports lists the guest's listening TCP and UDP sockets.
@@ -170,65 +186,73 @@ func (c *Client) DiskUsage(ctx context.Context) (proto.DiskUsage, error) {
 // within a one-way network delay of the host's clock.
 func (c *Client) SetTime(ctx context.Context, t time.Time) error {
 	called := time.Now()
-	return c.exchange(ctx, proto.Request{Op: proto.OpSetTime}, func(req *proto.Request) {
+	_, err := c.exchange(ctx, proto.Request{Op: proto.OpSetTime}, func(req *proto.Request) {
 		req.TimeUnixNano = t.Add(time.Since(called)).UnixNano()
 	}, nil)
+	return err
 }
 
 // call sends one agent request on a fresh subsystem channel and decodes the
 // result into out (when not nil).
 func (c *Client) call(ctx context.Context, req proto.Request, out any) error {
-	return c.exchange(ctx, req, nil, out)
+	_, err := c.exchange(ctx, req, nil, out)
+	return err
 }
 
-// exchange is call with a hook that fills in req right before it is sent.
-func (c *Client) exchange(ctx context.Context, req proto.Request, beforeSend func(*proto.Request), out any) error {
+// roundTrip is when a request line left and its answer line arrived.
+type roundTrip struct{ sent, received time.Time }
+
+// exchange is call with a hook that fills in req right before it is sent;
+// it also reports when the request line was sent and the answer read.
+func (c *Client) exchange(ctx context.Context, req proto.Request, beforeSend func(*proto.Request), out any) (rt roundTrip, err error) {
 	sess, err := c.ssh.NewSession()
 	if err != nil {
-		return fmt.Errorf("agent %s: open channel: %w", req.Op, err)
+		return rt, fmt.Errorf("agent %s: open channel: %w", req.Op, err)
 	}
 	defer sess.Close()
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
 	stdin, err := sess.StdinPipe()
 	if err != nil {
-		return fmt.Errorf("agent %s: %w", req.Op, err)
+		return rt, fmt.Errorf("agent %s: %w", req.Op, err)
 	}
 	stdout, err := sess.StdoutPipe()
 	if err != nil {
-		return fmt.Errorf("agent %s: %w", req.Op, err)
+		return rt, fmt.Errorf("agent %s: %w", req.Op, err)
 	}
 	if err := sess.RequestSubsystem(proto.Subsystem); err != nil {
-		return fmt.Errorf("agent %s: start subsystem %s: %w", req.Op, proto.Subsystem, ctxErr(ctx, err))
+		return rt, fmt.Errorf("agent %s: start subsystem %s: %w", req.Op, proto.Subsystem, ctxErr(ctx, err))
 	}
 	if beforeSend != nil {
 		beforeSend(&req)
 	}
 	line, err := json.Marshal(req)
 	if err != nil {
-		return fmt.Errorf("agent %s: encode request: %w", req.Op, err)
+		return rt, fmt.Errorf("agent %s: encode request: %w", req.Op, err)
 	}
+	rt.sent = time.Now()
 	if _, err := stdin.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("agent %s: send request: %w", req.Op, ctxErr(ctx, err))
+		return rt, fmt.Errorf("agent %s: send request: %w", req.Op, ctxErr(ctx, err))
 	}
 	stdin.Close()
 	respLine, err := bufio.NewReader(stdout).ReadBytes('\n')
+	rt.received = time.Now()
 	if err != nil {
-		return fmt.Errorf("agent %s: read response: %w", req.Op, ctxErr(ctx, err))
+		return rt, fmt.Errorf("agent %s: read response: %w", req.Op, ctxErr(ctx, err))
 	}
 	var resp proto.Response
 	if err := json.Unmarshal(respLine, &resp); err != nil {
-		return fmt.Errorf("agent %s: decode response: %w", req.Op, err)
+		return rt, fmt.Errorf("agent %s: decode response: %w", req.Op, err)
 	}
 	if !resp.OK {
-		return fmt.Errorf("agent: %s", resp.Error)
+		return rt, fmt.Errorf("agent: %s", resp.Error)
 	}
 	if out != nil {
 		if err := json.Unmarshal(resp.Result, out); err != nil {
-			return fmt.Errorf("agent %s: decode result: %w", req.Op, err)
+			return rt, fmt.Errorf("agent %s: decode result: %w", req.Op, err)
 		}
 	}
-	return nil
+	return rt, nil
 }
 
 // ctxErr prefers the context's error when ctx ended (the cause of err).

@@ -254,3 +254,35 @@ func TestWaitReady(t *testing.T) {
 		t.Fatal(fmt.Errorf("ping after WaitReady: %w", err))
 	}
 }
+
+func TestClockSkew(t *testing.T) {
+	sent := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name             string
+		out, work, back  time.Duration
+		guestAhead, want time.Duration
+	}{
+		{"in sync, fast", 5 * time.Millisecond, 0, 5 * time.Millisecond, 0, 0},
+		{"slow checks do not count", 20 * time.Millisecond, 3 * time.Second, 20 * time.Millisecond, 0, 0},
+		{"guest behind", 50 * time.Millisecond, time.Second, 50 * time.Millisecond, -700 * time.Millisecond, -700 * time.Millisecond},
+		{"guest ahead", 10 * time.Millisecond, 400 * time.Millisecond, 10 * time.Millisecond, 2 * time.Second, 2 * time.Second},
+		// Asymmetric paths: the error is half the difference.
+		{"asymmetric", 100 * time.Millisecond, 0, 0, 0, 50 * time.Millisecond},
+	} {
+		read := sent.Add(tc.out)
+		rt := roundTrip{sent: sent, received: read.Add(tc.work + tc.back)}
+		h := proto.Health{TimeUnixNano: read.Add(tc.guestAhead).UnixNano(), ElapsedNanos: int64(tc.work)}
+		if got := clockSkew(rt, h); got != tc.want {
+			t.Errorf("%s: skew %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A bogus elapsed time from the guest cannot push the estimate outside
+	// the round trip.
+	rt := roundTrip{sent: sent, received: sent.Add(time.Second)}
+	for _, elapsed := range []time.Duration{-time.Hour, time.Hour} {
+		h := proto.Health{TimeUnixNano: sent.UnixNano(), ElapsedNanos: int64(elapsed)}
+		if got := clockSkew(rt, h); got > 0 || got < -time.Second {
+			t.Errorf("elapsed %v: skew %v outside the round trip", elapsed, got)
+		}
+	}
+}

@@ -74,9 +74,13 @@ type Response struct {
 type Health struct {
 	OK     bool    `json:"ok"` // every check passed
 	Checks []Check `json:"checks"`
-	// TimeUnixNano is the guest clock when the answer was made; the host
-	// compares it with its own (see CheckClock, MaxClockSkew).
+	// TimeUnixNano is the guest clock when the agent read the request; the
+	// host compares it with its own (see CheckClock, MaxClockSkew).
 	TimeUnixNano int64 `json:"time_unix_nano"`
+	// ElapsedNanos is how long the agent then worked (the checks sync
+	// files, which can take a while) before answering: the host leaves it
+	// out of the round trip when it estimates the skew.
+	ElapsedNanos int64 `json:"elapsed_nanos"`
 	// Uptime is the guest's uptime in seconds (/proc/uptime).
 	Uptime float64 `json:"uptime"`
 }

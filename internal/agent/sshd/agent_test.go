@@ -106,6 +106,9 @@ func TestAgentHealthAndDiskUsage(t *testing.T) {
 	if d := time.Since(time.Unix(0, h.TimeUnixNano)); d < 0 || d > time.Minute {
 		t.Errorf("health time is %v away from now", d)
 	}
+	if e := time.Duration(h.ElapsedNanos); e <= 0 || e > time.Since(time.Unix(0, h.TimeUnixNano)) {
+		t.Errorf("health elapsed %v", e)
+	}
 	if h.Uptime <= 0 {
 		t.Errorf("uptime %v", h.Uptime)
 	}

@@ -57,6 +57,7 @@ func (s *server) health() proto.Health {
 	for _, c := range h.Checks {
 		h.OK = h.OK && c.OK
 	}
+	h.ElapsedNanos = int64(time.Since(now))
 	return h
 }
 

@@ -91,12 +91,15 @@ func (c Command) WithPIDFile(path string) Command { c.pidFile = path; return c }
 func (c Command) WithDaemonize(on bool) Command { c.daemonize = on; return c }
 
 // Cmdline is the kernel command line as passed to QEMU, including the
-// tsc_early_khz= that TCG runs add.
+// tsc_early_khz= and tsc=reliable that TCG runs add.
 func (c Command) Cmdline() string {
 	if c.kvm || c.tscKHz <= 0 || hasKernelParam(c.cmdline, "tsc_early_khz") {
 		return c.cmdline
 	}
-	return strings.TrimSpace(c.cmdline + " tsc_early_khz=" + strconv.Itoa(c.tscKHz))
+	// tsc=reliable keeps the guest on the TSC: under TCG the clocksource
+	// watchdog otherwise often demotes it to jiffies, which lose time on a
+	// busy host and break the health check's one-second clock bound.
+	return strings.TrimSpace(c.cmdline + " tsc_early_khz=" + strconv.Itoa(c.tscKHz) + " tsc=reliable")
 }
 
 // Build returns the argv, binary first.
