@@ -125,11 +125,14 @@ func check(ctx context.Context, path string, mode uint32) error {
 	if err != nil {
 		return fmt.Errorf("access check: %w", err)
 	}
+	// The child starts as root (so it can always run this binary) and takes
+	// the caller's groups, gid and uid before calling access(2).
 	groups, _ := supplementaryGroups(c.UID)
-	cmd := exec.CommandContext(ctx, self, HelperArg, strconv.Itoa(int(mode)), target)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
-		Uid: uint32(c.UID), Gid: uint32(c.GID), Groups: groups,
-	}}
+	args := []string{HelperArg, strconv.Itoa(int(mode)), target, strconv.Itoa(c.UID), strconv.Itoa(c.GID)}
+	for _, g := range groups {
+		args = append(args, strconv.Itoa(int(g)))
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Env = []string{}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		msg := string(out)
@@ -141,14 +144,33 @@ func check(ctx context.Context, path string, mode uint32) error {
 	return nil
 }
 
-// RunHelper is the child side of the check: access(2) with real ids = caller.
+// RunHelper is the child side of the check: it drops to the caller's
+// credentials (args: mode path uid gid [groups...]) and calls access(2),
+// which then checks with the caller's real ids.
 func RunHelper(args []string) int {
-	if len(args) != 2 {
+	if len(args) < 4 {
 		return 2
 	}
-	mode, err := strconv.Atoi(args[0])
-	if err != nil {
-		return 2
+	nums := make([]int, 0, len(args)-2)
+	for _, a := range append([]string{args[0]}, args[2:]...) {
+		n, err := strconv.Atoi(a)
+		if err != nil {
+			return 2
+		}
+		nums = append(nums, n)
+	}
+	mode, uid, gid, groups := nums[0], nums[1], nums[2], nums[3:]
+	if err := syscall.Setgroups(groups); err != nil {
+		fmt.Fprint(os.Stderr, "setgroups: ", err.Error())
+		return 1
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		fmt.Fprint(os.Stderr, "setgid: ", err.Error())
+		return 1
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		fmt.Fprint(os.Stderr, "setuid: ", err.Error())
+		return 1
 	}
 	if err := unix.Access(args[1], uint32(mode)); err != nil {
 		fmt.Fprint(os.Stderr, err.Error())

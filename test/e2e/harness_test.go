@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +29,11 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: skipped in -short mode (these tests boot VMs)")
+		return 0
+	}
 	if os.Getuid() != 0 {
 		fmt.Println("e2e: skipped: needs root (bridges, taps, nftables)")
 		return 0
