@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"banger/internal/api"
@@ -16,6 +17,14 @@ import (
 // prepared as a `git diff --binary` patch that applies to the host work tree
 // as it was at prepare time, or, with p.BaseCommit, to a clean checkout of
 // that commit. The guest needs no git; its .git is never read.
+//
+// New guest files follow git's ignore rules, as `git add -A` would: a file
+// that is neither in the prepared workspace nor in the base tree is left out
+// when the .gitignore files of the guest tree (as edited in the guest) or the
+// repository-wide rules recorded at prepare time (core.excludesFile, then
+// info/exclude) ignore it. Files of the prepared workspace or of the base
+// tree are tracked: their changes and deletions are exported even when a
+// rule matches them. Edits to .gitignore files are exported like any file.
 func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller Caller, p api.WorkspaceExportParams) (api.WorkspaceExportResult, error) {
 	var res api.WorkspaceExportResult
 	guestPath := ""
@@ -65,7 +74,22 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 			return res, fmt.Errorf("read tree of %s: %w", baseCommit, err)
 		}
 	}
-	guestTree, err := s.guestTree(ctx, g, st, rec.SourcePath, rec.GuestPath)
+	files, err := s.readGuest(ctx, g, st, rec.SourcePath, rec.GuestPath)
+	if err != nil {
+		return res, err
+	}
+	tracked := func() (map[string]bool, error) {
+		return st.trackedPaths(ctx, rec.SourcePath, baseTree, rec.PrepareTree)
+	}
+	excludes, err := os.ReadFile(filepath.Join(dir, excludeFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("read workspace ignore rules: %w", err)
+	}
+	ignored, err := st.dropIgnored(ctx, rec.SourcePath, files, tracked, excludes)
+	if err != nil {
+		return res, err
+	}
+	guestTree, err := st.filesTree(ctx, rec.SourcePath, files)
 	if err != nil {
 		return res, err
 	}
@@ -80,11 +104,30 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 		}
 	}
 	s.log.Info("workspace exported", "guest_path", rec.GuestPath, "base", baseCommit,
-		"changed_files", len(changed), "patch_bytes", len(patch))
+		"changed_files", len(changed), "patch_bytes", len(patch), "ignored_files", ignored)
 	return api.WorkspaceExportResult{
 		GuestPath: rec.GuestPath, BaseCommit: baseCommit, Patch: patch,
 		ChangedFiles: changed, HasChanges: len(changed) > 0,
 	}, nil
+}
+
+// trackedPaths returns the paths of the given trees: files there are
+// exported even when an ignore rule matches them.
+func (st *store) trackedPaths(ctx context.Context, dir string, trees ...string) (map[string]bool, error) {
+	paths := map[string]bool{}
+	for i, tree := range trees {
+		if slices.Contains(trees[:i], tree) {
+			continue
+		}
+		entries, err := st.lsTree(ctx, dir, tree)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			paths[e.path] = true
+		}
+	}
+	return paths, nil
 }
 
 // diffArgs make git's patch output independent of the user's diff settings.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,7 +69,8 @@ func newGitRunner(bin string, c Caller) (*gitRunner, error) {
 func (r *gitRunner) command(ctx context.Context, dir string, env []string, args ...string) *exec.Cmd {
 	full := append([]string{
 		"-c", "core.fsmonitor=false", "-c", "core.splitIndex=false",
-		"-c", "core.untrackedCache=false", "-c", "gc.auto=0", "-c", "maintenance.auto=false",
+		"-c", "core.untrackedCache=false", "-c", "index.sparse=false", "-c", "gc.auto=0",
+		"-c", "maintenance.auto=false",
 	}, args...)
 	cmd := exec.CommandContext(ctx, r.bin, full...)
 	cmd.Dir = dir
@@ -144,4 +146,38 @@ func (r *gitRunner) own(path string) error {
 		return fmt.Errorf("hand %s to uid %d: %w", path, r.caller.UID, err)
 	}
 	return nil
+}
+
+// getenv returns key from the environment git commands run with.
+func (r *gitRunner) getenv(key string) string {
+	for _, kv := range slices.Backward(r.env) {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// readFile reads a file as the caller (with cat), so the daemon never reads
+// on the caller's behalf what the caller could not. A missing file reads as
+// empty; a file over limit bytes is an error.
+func (r *gitRunner) readFile(ctx context.Context, path string, limit int64) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "cat", "--", path)
+	cmd.Env = r.env
+	if r.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred}
+	}
+	out := &capWriter{limit: limit}
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = out, &errb
+	if err := cmd.Run(); err != nil {
+		if out.over {
+			return nil, fmt.Errorf("%s is over %d bytes", path, limit)
+		}
+		if msg := errb.String(); strings.Contains(msg, "No such file or directory") || strings.Contains(msg, "Not a directory") {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read %s: %s: %w", path, strings.TrimSpace(errb.String()), err)
+	}
+	return out.buf.Bytes(), nil
 }

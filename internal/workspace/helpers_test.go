@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // testGuest runs guest commands on the host with sh -c and a chosen PATH.
@@ -155,20 +156,28 @@ func makeRepo(t testing.TB) string {
 	write(t, filepath.Join(repo, "del.txt"), "delete me\n", 0o644)
 	git(t, repo, "add", "-A")
 	git(t, repo, "commit", "-q", "-m", "first")
+	// The first commit's objects go into a pack, the rest stay loose.
+	git(t, repo, "repack", "-a", "-d", "-q")
 	write(t, filepath.Join(repo, "README.md"), "hello\nworld\nsecond commit\n", 0o644)
 	git(t, repo, "commit", "-q", "-am", "second")
+	write(t, filepath.Join(repo, ".git/hooks/pre-commit"), "#!/bin/sh\nexit 0\n", 0o755)
+	write(t, filepath.Join(repo, "del.txt"), "stashed change\n", 0o644)
+	git(t, repo, "stash", "-q")
 	// Uncommitted state.
 	write(t, filepath.Join(repo, "README.md"), "hello\nworld\nsecond commit\nuncommitted\n", 0o644)
 	write(t, filepath.Join(repo, "dir with space/file name.txt"), "spaced and staged\n", 0o644)
 	git(t, repo, "add", "dir with space/file name.txt")
+	write(t, filepath.Join(repo, "staged new.txt"), "staged, never committed\n", 0o644)
+	git(t, repo, "add", "staged new.txt")
 	write(t, filepath.Join(repo, "notes.txt"), "untracked\n", 0o644)
 	write(t, filepath.Join(repo, "debug.log"), "ignored\n", 0o644)
 	write(t, filepath.Join(repo, "build/out.o"), binData(9, 100), 0o644)
 	return repo
 }
 
-// checksum hashes every path, mode, symlink target and file content under
-// dir, .git included.
+// checksum hashes every path, mode, modification time, symlink target and
+// file content under dir, .git included (objects and packs too: git must
+// not even "freshen" an object of the host repository).
 func checksum(t testing.TB, dir string) string {
 	t.Helper()
 	h := sha256.New()
@@ -181,7 +190,7 @@ func checksum(t testing.TB, dir string) string {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		fmt.Fprintf(h, "%s\x00%v\x00", rel, info.Mode())
+		fmt.Fprintf(h, "%s\x00%v\x00%d\x00", rel, info.Mode(), info.ModTime().UnixNano())
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
@@ -270,4 +279,38 @@ func copyDir(t testing.TB, src string) string {
 		t.Fatalf("cp -a: %v: %s", err, out)
 	}
 	return dst
+}
+
+// agePast sets the modification time of everything under dir to a fixed
+// time in the past, so that any later touch (git freshening an object) shows
+// in checksum even within the file system's timestamp granularity.
+func agePast(t testing.TB, dir string) {
+	t.Helper()
+	past := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		return os.Chtimes(p, past, past)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// requireHostFiles checks the paths under dir/.git that a host-state comparison
+// must cover; the test fails when one is missing, so that checksum is known
+// to look at index, HEAD, refs, stash, config, hooks, loose objects and packs.
+func requireHostFiles(t testing.TB, dir string, packed bool) {
+	t.Helper()
+	for _, p := range []string{".git/index", ".git/HEAD", ".git/config", ".git/refs/heads", ".git/hooks/pre-commit"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); err != nil {
+			t.Fatalf("host repository lacks %s: %v", p, err)
+		}
+	}
+	loose, _ := filepath.Glob(filepath.Join(dir, ".git/objects/??/*"))
+	packs, _ := filepath.Glob(filepath.Join(dir, ".git/objects/pack/*.pack"))
+	if len(loose) == 0 || (packed && len(packs) == 0) {
+		t.Fatalf("host repository has %d loose objects and %d packs", len(loose), len(packs))
+	}
 }

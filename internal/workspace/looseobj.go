@@ -21,7 +21,8 @@ import (
 // objects the source repository already has are not written again.
 const smallBlob = 1 << 20
 
-// objectWriter writes loose blob objects into a store's object directory.
+// objectWriter writes objects into a store's object directory, only those
+// that neither the store nor its alternates have (see tree.go).
 type objectWriter struct {
 	st      *store
 	dir     string // repository to run git in
@@ -93,7 +94,7 @@ func (w *objectWriter) exists(ctx context.Context, oid string) (bool, error) {
 // returns its id. Writing objects directly avoids one git process per file.
 func (w *objectWriter) writeBlob(ctx context.Context, r io.Reader, size int64) (string, error) {
 	if size > smallBlob {
-		return w.writeLarge(r, size)
+		return w.writeLarge(ctx, r, size)
 	}
 	h, err := w.newHash()
 	if err != nil {
@@ -109,16 +110,23 @@ func (w *objectWriter) writeBlob(ctx context.Context, r io.Reader, size int64) (
 	if ok, err := w.exists(ctx, oid); err != nil || ok {
 		return oid, err
 	}
-	if w.pack == nil {
-		if w.pack, err = newPackWriter(w.st); err != nil {
-			return "", err
-		}
-	}
 	content := w.buf.Bytes()[bytes.IndexByte(w.buf.Bytes(), 0)+1:]
-	return oid, w.pack.add(oid, content)
+	return oid, w.add(objBlob, oid, content)
 }
 
-// finish makes the collected blobs readable by git.
+// add queues an object the caller knows to be missing for the pack that
+// finish writes.
+func (w *objectWriter) add(typ byte, oid string, content []byte) error {
+	if w.pack == nil {
+		var err error
+		if w.pack, err = newPackWriter(w.st); err != nil {
+			return err
+		}
+	}
+	return w.pack.add(typ, oid, content)
+}
+
+// finish makes the collected objects readable by git.
 func (w *objectWriter) finish(ctx context.Context) error {
 	if w.pack == nil {
 		return nil
@@ -133,7 +141,7 @@ func (w *objectWriter) finish(ctx context.Context) error {
 }
 
 // writeLarge streams a blob to a temporary file and renames it into place.
-func (w *objectWriter) writeLarge(r io.Reader, size int64) (string, error) {
+func (w *objectWriter) writeLarge(ctx context.Context, r io.Reader, size int64) (string, error) {
 	st := w.st
 	h, err := w.newHash()
 	if err != nil {
@@ -170,13 +178,19 @@ func (w *objectWriter) writeLarge(r io.Reader, size int64) (string, error) {
 		return "", fmt.Errorf("write blob: %w", err)
 	}
 	oid := hex.EncodeToString(h.Sum(nil))
+	ok = true
+	if have, err := w.exists(ctx, oid); err != nil || have {
+		os.Remove(tmpName)
+		return oid, err
+	}
 	dir := filepath.Join(st.objects, oid[:2])
 	if err := st.git.mkdir(dir); err != nil {
+		os.Remove(tmpName)
 		return "", err
 	}
 	if err := os.Rename(tmpName, filepath.Join(dir, oid[2:])); err != nil {
+		os.Remove(tmpName)
 		return "", fmt.Errorf("write blob: %w", err)
 	}
-	ok = true
 	return oid, nil
 }

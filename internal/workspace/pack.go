@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 )
 
-// packWriter collects blobs into one pack file, which is much faster than
+// packWriter collects objects into one pack file, which is much faster than
 // one loose object file per blob; finish indexes it with git index-pack.
 type packWriter struct {
 	st    *store
@@ -39,15 +39,21 @@ func newPackWriter(st *store) (*packWriter, error) {
 	return p, nil
 }
 
-// add appends the blob oid with the given content, once.
-func (p *packWriter) add(oid string, content []byte) error {
+// Pack object types.
+const (
+	objTree byte = 2
+	objBlob byte = 3
+)
+
+// add appends the object oid of type typ with the given content, once.
+func (p *packWriter) add(typ byte, oid string, content []byte) error {
 	if p.seen[oid] {
 		return nil
 	}
 	p.seen[oid] = true
-	// Entry header: type 3 (blob) and the size, 4 bits then 7 bits a byte.
+	// Entry header: the type and the size, 4 bits then 7 bits a byte.
 	size := uint64(len(content))
-	hdr := []byte{byte(3<<4 | size&15)}
+	hdr := []byte{typ<<4 | byte(size&15)}
 	for size >>= 4; size > 0; size >>= 7 {
 		hdr[len(hdr)-1] |= 0x80
 		hdr = append(hdr, byte(size&0x7f))

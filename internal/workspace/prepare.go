@@ -99,7 +99,12 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 		ObjectFormat: st.format, Alternates: st.alts, FileCount: files, Bytes: total,
 		PreparedAt: time.Now().UTC(),
 	}
-	staged, err := stageState(stateDir, rec, st.objects)
+	excludes, err := st.readExcludes(ctx, src.top)
+	if err != nil {
+		// git itself goes on without an unreadable ignore file.
+		s.log.Warn("workspace ignore rules not recorded", "source", src.top, "err", err)
+	}
+	staged, err := stageState(stateDir, rec, st.objects, excludes)
 	if err != nil {
 		return res, err
 	}

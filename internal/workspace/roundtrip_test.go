@@ -42,6 +42,8 @@ func TestRoundTripWorktree(t *testing.T) {
 	s := newTestService(t)
 	repo := makeRepo(t)
 	atPrepare := copyDir(t, repo)
+	requireHostFiles(t, repo, true)
+	agePast(t, repo)
 	sum := checksum(t, repo)
 	head := git(t, repo, "rev-parse", "HEAD")
 	ws := filepath.Join(t.TempDir(), "guest", "proj")
@@ -142,6 +144,8 @@ func TestModes(t *testing.T) {
 	ctx := context.Background()
 	s := newTestService(t)
 	repo := makeRepo(t)
+	agePast(t, repo)
+	sum := checksum(t, repo)
 	state := t.TempDir()
 	guestRoot := t.TempDir()
 
@@ -162,7 +166,8 @@ func TestModes(t *testing.T) {
 		t.Fatalf("untouched workspace exported changes: %v %+v", err, exp)
 	}
 
-	// Worktree mode without untracked files.
+	// Worktree mode without untracked files: files staged in the host index
+	// are tracked, so they come along.
 	ws2 := filepath.Join(guestRoot, "worktree")
 	if _, err := s.Prepare(ctx, gitGuest(), state, Caller{}, api.VMWorkspacePrepareParams{SourcePath: repo, GuestPath: ws2}, "vm"); err != nil {
 		t.Fatalf("prepare worktree: %v", err)
@@ -195,15 +200,30 @@ func TestModes(t *testing.T) {
 	}
 	other := copyDir(t, repo)
 	git(t, other, "checkout", "README.md")
+	// The rebased changes include a file identical to one of the host's
+	// objects: git must not be asked to write (freshen) it.
+	write(t, filepath.Join(other, "del.txt"), "stashed change\n", 0o644)
+	agePast(t, other)
+	otherSum := checksum(t, other)
 	ws4 := filepath.Join(guestRoot, "rebased")
 	if _, err := s.Prepare(ctx, gitGuest(), state, Caller{}, api.VMWorkspacePrepareParams{SourcePath: other, GuestPath: ws4, From: "HEAD~1"}, "vm"); err != nil {
 		t.Fatalf("prepare worktree from HEAD~1: %v", err)
+	}
+	if checksum(t, other) != otherSum {
+		t.Fatal("prepare from an older commit modified the host repository")
+	}
+	if data, _ := os.ReadFile(filepath.Join(ws4, "del.txt")); string(data) != "stashed change\n" {
+		t.Fatalf("del.txt is %q", data)
 	}
 	if data, _ := os.ReadFile(filepath.Join(ws4, "README.md")); string(data) != "hello\nworld\n" {
 		t.Fatalf("README is %q", data)
 	}
 	if data, _ := os.ReadFile(filepath.Join(ws4, "dir with space/file name.txt")); string(data) != "spaced and staged\n" {
 		t.Fatalf("uncommitted change not carried: %q", data)
+	}
+
+	if checksum(t, repo) != sum {
+		t.Fatal("prepare or export modified the host repository")
 	}
 
 	// Bad input gets a clear error of the right kind.

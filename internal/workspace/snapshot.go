@@ -30,21 +30,51 @@ func (st *store) resolveCommit(ctx context.Context, dir, rev string) (string, er
 }
 
 // worktreeTree writes the tree of the work tree at dir: HEAD plus changes to
-// tracked files, plus untracked, not-ignored files when untracked is set.
+// tracked files (in HEAD or in the repository's index), plus untracked,
+// not-ignored files when untracked is set. Like `git add -u` / `git add -A`
+// into a temporary index, but git hashes the changed files into a scratch
+// object directory, so no host object is written or freshened (tree.go).
 func (st *store) worktreeTree(ctx context.Context, dir string, untracked bool) (string, error) {
 	index := st.newIndex()
 	defer os.Remove(index)
 	if _, err := st.run(ctx, dir, index, nil, "read-tree", "HEAD"); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dir, err)
 	}
-	add := "-u"
-	if untracked {
-		add = "-A"
-	}
-	if _, err := st.run(ctx, dir, index, nil, "add", add, "--", ":/"); err != nil {
+	// Read only: the repository's index tells, by stat data, which files
+	// may differ from HEAD; submodules are flattened later.
+	changed, err := st.git.run(ctx, dir, st.repoEnv(), nil, "diff-index", "-z", "--name-only",
+		"--no-renames", "--ignore-submodules=all", "HEAD", "--")
+	if err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dir, err)
 	}
-	tree, err := st.line(ctx, dir, index, "write-tree")
+	paths := changed
+	if untracked {
+		others, err := st.git.run(ctx, dir, st.repoEnv(), nil, "ls-files", "-z", "--others", "--exclude-standard")
+		if err != nil {
+			return "", fmt.Errorf("snapshot %s: %w", dir, err)
+		}
+		// A nested repository is listed as "dir/"; update-index adds it as
+		// a gitlink, which flatten replaces by its content.
+		for p := range strings.SplitSeq(string(others), "\x00") {
+			if p = strings.TrimSuffix(p, "/"); p != "" {
+				paths = append(append(paths, p...), 0)
+			}
+		}
+	}
+	if len(paths) > 0 {
+		scratch, err := st.newScratch()
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(scratch)
+		if _, err := st.runScratch(ctx, dir, index, scratch, paths, "update-index", "-z", "--add", "--remove", "--stdin"); err != nil {
+			return "", fmt.Errorf("snapshot %s: %w", dir, err)
+		}
+		if err := st.importScratch(ctx, dir, scratch); err != nil {
+			return "", fmt.Errorf("snapshot %s: %w", dir, err)
+		}
+	}
+	tree, err := st.writeIndexTree(ctx, dir, index)
 	if err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dir, err)
 	}
@@ -52,22 +82,52 @@ func (st *store) worktreeTree(ctx context.Context, dir string, untracked bool) (
 }
 
 // rebase moves the changes between from and to onto the tree onto and
-// returns the resulting tree.
+// returns the resulting tree. git apply runs against a scratch object
+// directory holding only the files the patch touches.
 func (st *store) rebase(ctx context.Context, dir, from, to, onto string) (string, error) {
 	patch, err := st.run(ctx, dir, "", nil, "diff-tree", "-r", "-p", "--binary", "--full-index",
 		"--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", from, to)
 	if err != nil {
 		return "", fmt.Errorf("diff uncommitted changes: %w", err)
 	}
+	names, err := st.run(ctx, dir, "", nil, "diff-tree", "-r", "-z", "--name-only", "--no-renames", from, to)
+	if err != nil {
+		return "", fmt.Errorf("diff uncommitted changes: %w", err)
+	}
+	touched := map[string]bool{}
+	for p := range strings.SplitSeq(string(names), "\x00") {
+		touched[p] = p != ""
+	}
+	base, err := st.lsTree(ctx, dir, onto)
+	if err != nil {
+		return "", err
+	}
+	var pre []string
+	for _, e := range base {
+		if touched[e.path] && e.typ == "blob" {
+			pre = append(pre, e.oid)
+		}
+	}
 	index := st.newIndex()
 	defer os.Remove(index)
 	if _, err := st.run(ctx, dir, index, nil, "read-tree", onto); err != nil {
 		return "", fmt.Errorf("read base tree: %w", err)
 	}
-	if _, err := st.run(ctx, dir, index, patch, "apply", "--cached", "--binary", "-"); err != nil {
+	scratch, err := st.newScratch()
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(scratch)
+	if err := st.copyToScratch(ctx, dir, scratch, pre); err != nil {
+		return "", err
+	}
+	if _, err := st.runScratch(ctx, dir, index, scratch, patch, "apply", "--cached", "--binary", "-"); err != nil {
 		return "", api.Errorf(api.ErrConflict, "uncommitted changes do not apply on top of the chosen base (use mode commit): %w", err)
 	}
-	return st.line(ctx, dir, index, "write-tree")
+	if err := st.importScratch(ctx, dir, scratch); err != nil {
+		return "", err
+	}
+	return st.writeIndexTree(ctx, dir, index)
 }
 
 // flatten replaces every gitlink in tree by the checked-out content of that
@@ -114,7 +174,7 @@ func (st *store) flatten(ctx context.Context, dir, tree string, worktree, untrac
 			return "", fmt.Errorf("submodule %s: %w", l.path, err)
 		}
 	}
-	return st.line(ctx, dir, index, "write-tree")
+	return st.writeIndexTree(ctx, dir, index)
 }
 
 // submoduleTree returns the flattened tree of the submodule checked out at

@@ -22,9 +22,12 @@ import (
 //	STATEDIR/<sha256 of guest path>/record.json   the record below
 //	STATEDIR/<sha256 of guest path>/objects/      objects of the prepare state
 //	                                              not in the source repository
+//	STATEDIR/<sha256 of guest path>/exclude       repository-wide ignore rules
+//	                                              at prepare time (ignore.go)
 const (
-	recordFile = "record.json"
-	objectsDir = "objects"
+	recordFile  = "record.json"
+	objectsDir  = "objects"
+	excludeFile = "exclude"
 )
 
 // record is what prepare remembers on the host about one workspace.
@@ -49,9 +52,9 @@ func stateID(guestPath string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// stageState writes rec and a copy of objects into a new folder inside
+// stageState writes rec, the ignore rules and a copy of objects into a new folder inside
 // stateDir; commitState moves it into place.
-func stageState(stateDir string, rec record, objects string) (string, error) {
+func stageState(stateDir string, rec record, objects string, excludes []byte) (string, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return "", fmt.Errorf("make workspace state dir: %w", err)
 	}
@@ -67,6 +70,9 @@ func stageState(stateDir string, rec record, objects string) (string, error) {
 	}()
 	if err := copyTree(objects, filepath.Join(staged, objectsDir), false, nil); err != nil {
 		return "", fmt.Errorf("save workspace objects: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(staged, excludeFile), excludes, 0o600); err != nil {
+		return "", fmt.Errorf("save workspace ignore rules: %w", err)
 	}
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {

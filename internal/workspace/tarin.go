@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"banger/internal/api"
@@ -116,9 +118,9 @@ func (st *store) readGuestTar(ctx context.Context, dir string, r io.Reader, l Li
 	}
 }
 
-// guestTree reads the guest workspace at guestPath (without .git) into the
-// temporary store and returns its tree id.
-func (s *Service) guestTree(ctx context.Context, g Guest, st *store, dir, guestPath string) (string, error) {
+// readGuest reads the guest workspace at guestPath (without .git) into the
+// temporary store and returns its files by path.
+func (s *Service) readGuest(ctx context.Context, g Guest, st *store, dir, guestPath string) (map[string]guestFile, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -141,13 +143,21 @@ func (s *Service) guestTree(ctx context.Context, g Guest, st *store, dir, guestP
 	}
 	runErr := <-done
 	if readErr != nil {
-		return "", readErr
+		return nil, readErr
 	}
 	if runErr != nil {
-		return "", runErr
+		return nil, runErr
 	}
+	return files, nil
+}
+
+// filesTree stores the tree of files and returns its id. The paths go
+// through git update-index, which refuses any git would not check out.
+func (st *store) filesTree(ctx context.Context, dir string, files map[string]guestFile) (string, error) {
+	paths := slices.Sorted(maps.Keys(files))
 	var info strings.Builder
-	for p, f := range files {
+	for _, p := range paths {
+		f := files[p]
 		fmt.Fprintf(&info, "%s %s\t%s\x00", f.mode, f.oid, p)
 	}
 	index := st.newIndex()
@@ -155,7 +165,7 @@ func (s *Service) guestTree(ctx context.Context, g Guest, st *store, dir, guestP
 	if _, err := st.run(ctx, dir, index, []byte(info.String()), "update-index", "--add", "-z", "--index-info"); err != nil {
 		return "", fmt.Errorf("index guest workspace: %w", err)
 	}
-	tree, err := st.line(ctx, dir, index, "write-tree")
+	tree, err := st.writeIndexTree(ctx, dir, index)
 	if err != nil {
 		return "", fmt.Errorf("index guest workspace: %w", err)
 	}

@@ -4,8 +4,11 @@
 // The host repository is only ever read: every git command that looks at it
 // runs as the calling user with a temporary index (GIT_INDEX_FILE) and a
 // temporary object directory (GIT_OBJECT_DIRECTORY, with the repository's
-// objects as alternates). The prepare-time state is recorded on the host in a
-// per-VM state folder, so export never trusts the guest for its baseline.
+// objects as alternates). Git is never asked to write an object the host
+// repository can see, since it would "freshen" (touch) the host's copy:
+// trees are built here and only missing objects are written (tree.go). The
+// prepare-time state is recorded on the host in a per-VM state folder, so
+// export never trusts the guest for its baseline.
 package workspace
 
 import (

@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/md5"
 	"crypto/rand"
-	"crypto/sha256"
-	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +71,8 @@ func testRepo(t *testing.T) string {
 	writeFiles(t, dir, map[string]string{"README.md": "# project\n\nsecond\n", "to delete.txt": long, "rename me.txt": "rename\n" + long})
 	hostGit(t, dir, "add", "-A")
 	hostGit(t, dir, "commit", "-q", "-m", "two")
+	// The objects so far go into a pack; later ones stay loose.
+	hostGit(t, dir, "repack", "-a", "-d", "-q")
 	writeFiles(t, dir, map[string]string{"src/util.go": "package main\n", "bin/blob.bin": randomText(4096)})
 	hostGit(t, dir, "add", "-A")
 	hostGit(t, dir, "commit", "-q", "-m", "three")
@@ -86,148 +84,9 @@ func testRepo(t *testing.T) string {
 		"README.md": "# project\n\nsecond\nuncommitted host line\n", "notes/untracked file.txt": "untracked\n",
 		"debug.log": "ignored\n", "build/out.o": "ignored\n",
 	})
+	writeFiles(t, dir, map[string]string{".git/hooks/post-merge": "#!/bin/sh\nexit 0\n", ".git/info/exclude": "*.secret\n"})
+	agePast(t, dir)
 	return dir
-}
-
-var ignoredFiles = []string{"./debug.log", "./build/out.o"}
-
-// repoState describes everything under dir, .git included: type, mode,
-// mtime, size and a hash of the content (or link target) of every entry.
-// Object files are compared without their mtime: git "freshens" (utime)
-// an existing object, even in an alternate, when asked to write it again.
-func repoState(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	state := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		var content []byte
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			content = []byte(target)
-		case info.Mode().IsRegular():
-			if content, err = os.ReadFile(p); err != nil {
-				return err
-			}
-		}
-		mtime := info.ModTime().UnixNano()
-		if strings.Contains(p, "/.git/objects/") {
-			mtime = 0
-		}
-		state[p] = fmt.Sprintf("%v %d %d %x", info.Mode(), mtime, info.Size(), sha256.Sum256(content))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return state
-}
-
-// stateDiff lists the entries that differ between two repoStates.
-func stateDiff(before, after map[string]string) []string {
-	var diff []string
-	for p, v := range before {
-		if after[p] != v {
-			diff = append(diff, fmt.Sprintf("%s: %q -> %q", p, v, after[p]))
-		}
-	}
-	for p, v := range after {
-		if _, ok := before[p]; !ok {
-			diff = append(diff, fmt.Sprintf("%s: new %q", p, v))
-		}
-	}
-	slices.Sort(diff)
-	return diff
-}
-
-// hostManifest lists the files of a work tree the way guestManifestScript
-// does, skipping .git folders and the given paths.
-func hostManifest(t *testing.T, dir string, skip ...string) []string {
-	t.Helper()
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel := "./" + filepath.ToSlash(strings.TrimPrefix(p, dir+"/"))
-		if e.IsDir() && e.Name() == ".git" {
-			return filepath.SkipDir
-		}
-		if e.IsDir() || slices.Contains(skip, rel) {
-			return nil
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		if info.Mode()&fs.ModeSymlink != 0 {
-			target, err := os.Readlink(p)
-			lines = append(lines, "L\t"+rel+"\t"+target)
-			return err
-		}
-		data, err := os.ReadFile(p)
-		x := "-"
-		if info.Mode()&0o111 != 0 {
-			x = "x"
-		}
-		lines = append(lines, fmt.Sprintf("F\t%s\t%s\t%x", rel, x, md5.Sum(data)))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(lines)
-	return lines
-}
-
-// guestManifestScript prints one line per file of the folder $1 (.git
-// folders left out): "F path x|- md5" or "L path target". It runs in
-// busybox and Debian alike.
-const guestManifestScript = `cd "$1" && find . -name .git -prune -o \( -type f -o -type l \) -print | while IFS= read -r f; do
-if [ -L "$f" ]; then printf 'L\t%s\t%s\n' "$f" "$(readlink "$f")"
-else x=-; [ -x "$f" ] && x=x; printf 'F\t%s\t%s\t%s\n' "$f" "$x" "$(md5sum < "$f" | sed 's/ .*//')"; fi
-done`
-
-func guestManifest(t *testing.T, d *daemon, vm, dir string) []string {
-	t.Helper()
-	out := d.must(t, "vm", "exec", vm, "--", "sh", "-c", guestManifestScript, "sh", dir)
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	slices.Sort(lines)
-	return lines
-}
-
-func sameManifest(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if !slices.Equal(got, want) {
-		t.Errorf("%s differs:\n got: %q\nwant: %q", what, got, want)
-	}
-}
-
-// copyRepo copies a repository (work tree and .git) with cp -a.
-func copyRepo(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "copy")
-	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("cp -a: %v %s", err, out)
-	}
-	return dst
-}
-
-// gitApply applies patch to the work tree at dir with plain git apply.
-func gitApply(t *testing.T, dir string, patch []byte) {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "p.patch")
-	os.WriteFile(f, patch, 0o644)
-	hostGit(t, dir, "apply", "--whitespace=nowarn", f)
 }
 
 // guestEdits changes the workspace at $1 in every way a patch can carry.
@@ -241,6 +100,8 @@ dd if=/dev/urandom of=bin/blob.bin bs=512 count=1 seek=2 conv=notrunc 2>/dev/nul
 head -c 3000 /dev/urandom > bin/new.bin
 ln -sfn src/main.go link
 echo "edited in guest" >> "notes/untracked file.txt"
+mkdir -p build gen && echo obj > build/guest.o && echo log > guest.log && echo key > key.secret
+echo '/out.c' > gen/.gitignore && echo gen > gen/out.c && echo src > gen/in.c
 `
 
 // guestAttacks plants what must never reach the host as-is.
@@ -274,6 +135,7 @@ func TestWorkspaceRoundTrip(t *testing.T) {
 	repo := testRepo(t)
 	atPrepare := copyRepo(t, repo) // the host's prepare-time state
 	before := repoState(t, repo)
+	requireCovered(t, repo, before)
 	checkHost := func(when string) {
 		t.Helper()
 		if diff := stateDiff(before, repoState(t, repo)); len(diff) > 0 {
@@ -300,7 +162,7 @@ func TestWorkspaceRoundTrip(t *testing.T) {
 
 	d.must(t, "vm", "ssh", vm, "--", "sh", "-c", shellQuoteArg(guestEdits), "sh", shellQuoteArg(gp))
 	d.must(t, "vm", "exec", vm, "--", "sh", "-c", guestAttacks, "sh", gp)
-	guestTree := guestManifest(t, d, vm, gp)
+	guestTree := withoutFiles(guestManifest(t, d, vm, gp), guestIgnored...)
 
 	res := export(t, d, vm)
 	checkHost("export")
@@ -309,7 +171,8 @@ func TestWorkspaceRoundTrip(t *testing.T) {
 		t.Fatalf("export: %+v", res)
 	}
 	wantChanged := []string{"README.md", "new dir/new file ✓.txt", "to delete.txt", "rename me.txt", "renamed é.txt", "src/main.go",
-		"script.sh", "bin/blob.bin", "bin/new.bin", "link", "notes/untracked file.txt", "escape-link", "rel-escape", "vendor/kept.txt"}
+		"script.sh", "bin/blob.bin", "bin/new.bin", "link", "notes/untracked file.txt", "escape-link", "rel-escape", "vendor/kept.txt",
+		"gen/.gitignore", "gen/in.c"}
 	if got := slices.Sorted(slices.Values(res.ChangedFiles)); !slices.Equal(got, slices.Sorted(slices.Values(wantChanged))) {
 		t.Errorf("changed files %q, want %q", got, wantChanged)
 	}
@@ -422,6 +285,7 @@ func TestWorkspaceWithoutGuestGit(t *testing.T) {
 	repo := testRepo(t)
 	atPrepare := copyRepo(t, repo)
 	before := repoState(t, repo)
+	requireCovered(t, repo, before)
 	ws := prepare(t, d, vm, repo, "--include-untracked", "--guest-path", "/root/ws")
 	if ws.GuestPath != "/root/ws" || ws.FileCount != 13 {
 		t.Fatalf("prepare: %+v", ws)
@@ -431,13 +295,18 @@ func TestWorkspaceWithoutGuestGit(t *testing.T) {
 	}
 	sameManifest(t, "guest after prepare", guestManifest(t, d, vm, "/root/ws"), hostManifest(t, repo, ignoredFiles...))
 	d.must(t, "vm", "ssh", vm, "--", "sh", "-c", shellQuoteArg(guestEdits), "sh", "/root/ws")
-	guestTree := guestManifest(t, d, vm, "/root/ws")
+	guestTree := withoutFiles(guestManifest(t, d, vm, "/root/ws"), guestIgnored...)
 	res := export(t, d, vm)
 	if diff := stateDiff(before, repoState(t, repo)); len(diff) > 0 {
 		t.Fatalf("host repository changed by prepare or export:\n%s", strings.Join(diff, "\n"))
 	}
 	if !res.HasChanges || !slices.Contains(res.ChangedFiles, "renamed é.txt") {
 		t.Fatalf("export: %+v", res)
+	}
+	for _, p := range guestIgnored {
+		if slices.Contains(res.ChangedFiles, strings.TrimPrefix(p, "./")) {
+			t.Errorf("ignored guest file %s exported", p)
+		}
 	}
 	dir := copyRepo(t, atPrepare)
 	gitApply(t, dir, res.Patch)
