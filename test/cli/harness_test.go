@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"banger/internal/testutil"
 )
 
 // Stamped into the test binaries, so that tests can tell them from a plain build.
@@ -59,21 +61,7 @@ func build(dir string) error {
 	if err != nil {
 		return err
 	}
-	ldflags := "-X banger/internal/buildinfo.Version=" + stampVersion +
-		" -X banger/internal/buildinfo.Commit=" + stampCommit +
-		" -X banger/internal/buildinfo.BuiltAt=" + stampBuiltAt
-	for _, name := range []string{"banger", "bangerd", "banger-agent"} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", filepath.Join(dir, name), "./cmd/"+name)
-		cmd.Dir = root
-		cmd.Env = os.Environ()
-		if name == "banger-agent" {
-			cmd.Env = append(cmd.Env, "CGO_ENABLED=0") // static, runs in any guest
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", name, err, out)
-		}
-	}
-	return nil
+	return testutil.BuildBinaries(root, dir, "Version="+stampVersion, "Commit="+stampCommit, "BuiltAt="+stampBuiltAt)
 }
 
 // env is one temporary home with its own socket, state, bridge and subnet.

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"banger/internal/testutil"
 )
 
 var (
@@ -65,19 +67,7 @@ func buildBinaries(dir string) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range []struct{ name, env string }{{"banger", ""}, {"bangerd", ""}, {"banger-agent", "CGO_ENABLED=0"}} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -X banger/internal/buildinfo.Version=e2e",
-			"-o", filepath.Join(dir, b.name), "./cmd/"+b.name)
-		cmd.Dir = root
-		cmd.Env = os.Environ()
-		if b.env != "" {
-			cmd.Env = append(cmd.Env, b.env)
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v\n%s", b.name, err, out)
-		}
-	}
-	return nil
+	return testutil.BuildBinaries(root, dir, "Version=e2e")
 }
 
 // cacheDir holds downloads and built images shared between runs.
