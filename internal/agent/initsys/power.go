@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"banger/internal/mountinfo"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -83,7 +85,7 @@ func diskFS() []string {
 // overlay, then the lower disk); what cannot be unmounted is remounted
 // read-only so its journal is clean.
 func unmountDisks(log *slog.Logger) {
-	ms, err := Mounts()
+	ms, err := mountinfo.Read()
 	if err != nil {
 		log.Warn("unmount: cannot read mount table", "err", err)
 		return
