@@ -12,11 +12,10 @@ import (
 	"strings"
 	"syscall"
 
+	"banger/internal/api"
 	"banger/internal/mountinfo"
 
 	"golang.org/x/sys/unix"
-
-	"banger/internal/api"
 )
 
 // mkfs makes an ext4 file of exactly size bytes from the directory dir.
