@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -172,5 +173,39 @@ func TestRecordsAndConstraints(t *testing.T) {
 	s.PutOperation(ctx, op)
 	if ops, _ := s.UnfinishedOperations(ctx); len(ops) != 0 {
 		t.Fatalf("unfinished after done = %d", len(ops))
+	}
+}
+
+// Concurrent allocations must wait for each other (busy timeout) rather than
+// fail with SQLITE_BUSY on the read-to-write lock upgrade.
+func TestConcurrentAllocations(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	var pool []netip.Addr
+	for i := 2; i < 60; i++ {
+		pool = append(pool, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
+	}
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		go func(i int) {
+			_, err := s.AllocateIP(ctx, fmt.Sprintf("vm%d", i), pool)
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < 40; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("allocation %d: %v", i, err)
+		}
+	}
+	ips, err := s.ListIPs(ctx)
+	if err != nil || len(ips) != 40 {
+		t.Fatalf("allocations = %d, %v", len(ips), err)
+	}
+	seen := map[netip.Addr]bool{}
+	for _, a := range ips {
+		if seen[a] {
+			t.Fatalf("address %s given twice", a)
+		}
+		seen[a] = true
 	}
 }

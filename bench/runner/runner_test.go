@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestSummarizeAndRatios(t *testing.T) {
+	s := summarize([]float64{5, 1, 3, 2, 4})
+	if s.Median != 3 || s.Min != 1 || s.Max != 5 || s.N != 5 {
+		t.Fatalf("summarize: %+v", s)
+	}
+	if got := summarize([]float64{1, 2, 3, 4}).Median; got != 2.5 {
+		t.Fatalf("median of 4: %v", got)
+	}
+	if summarize(nil) != nil {
+		t.Fatal("summarize(nil) should be nil")
+	}
+	// Ratios pair run i with run i, not medians with medians.
+	r := ratios([]float64{2, 9, 4}, []float64{1, 3, 0})
+	if !slices.Equal(r, []float64{2, 3}) {
+		t.Fatalf("ratios: %v", r)
+	}
+	if p := pct([]float64{10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100}, 99); p < 90 || p > 100 {
+		t.Fatalf("p99: %v", p)
+	}
+}
+
+func TestBareArgv(t *testing.T) {
+	argv := strings.Fields("/usr/bin/qemu-system-x86_64 -M microvm,acpi=on -nodefaults -no-reboot -accel tcg -smp 2 -m 256M " +
+		"-kernel /k -initrd /i.cpio -append console=ttyS0 " +
+		"-drive if=none,id=d0,file=/root.ext4,readonly=on -device virtio-blk-device,drive=d0,serial=banger-rootfs " +
+		"-drive if=none,id=d1,file=/ov.ext4 -device virtio-blk-device,drive=d1,serial=banger-overlay " +
+		"-netdev tap,id=n0,ifname=t0 -device virtio-net-device,netdev=n0 -chardev file,id=ser0,path=/s.log -serial chardev:ser0 " +
+		"-qmp unix:/q.sock,server=on,wait=off -pidfile /p -daemonize")
+	got := strings.Join(bareArgv(argv, "", true), " ")
+	want := "/usr/bin/qemu-system-x86_64 -M microvm,acpi=on -nodefaults -no-reboot -accel tcg -smp 2 -m 256M " +
+		"-kernel /k -initrd /i.cpio -append console=ttyS0 " +
+		"-drive if=none,id=d0,file=/root.ext4,readonly=on -device virtio-blk-device,drive=d0,serial=banger-rootfs " +
+		"-chardev stdio,id=ser0,signal=off -serial chardev:ser0"
+	if got != want {
+		t.Fatalf("bareArgv:\n got %s\nwant %s", got, want)
+	}
+	got = strings.Join(bareArgv(argv, "/idle.cpio", false), " ")
+	if strings.Contains(got, "-drive") || !strings.Contains(got, "-initrd /idle.cpio") {
+		t.Fatalf("bareArgv without disks: %s", got)
+	}
+	// The portable bundle's loader prefix is kept up to -M.
+	loader := append([]string{"/b/lib/qemu-ld.so", "--library-path", "/b/lib", "--argv0", "qemu-system-x86_64", "/b/qemu", "-L", "/b/share"}, argv[1:]...)
+	if got := bareArgv(loader, "", true); !slices.Equal(got[:8], loader[:8]) || got[8] != "-M" {
+		t.Fatalf("loader prefix: %v", got[:9])
+	}
+}
+
+func TestNewcArchive(t *testing.T) {
+	var c newc
+	c.entry("init", 0o100755, []byte("#!/bin/sh\n"), 0, 0)
+	data := c.bytes()
+	if !bytes.HasPrefix(data, []byte("070701")) || len(data)%4 != 0 || !bytes.Contains(data, []byte("TRAILER!!!")) {
+		t.Fatalf("bad newc archive: %q", data)
+	}
+}
