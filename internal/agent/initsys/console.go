@@ -73,6 +73,11 @@ func (h *consoleHandler) Handle(_ context.Context, r slog.Record) error {
 		b.WriteString("WARNING: ")
 	}
 	b.WriteString(r.Message)
+	// Time since boot, to see where a slow boot spends it.
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) == nil {
+		fmt.Fprintf(&b, " uptime=%.3fs", float64(ts.Nano())/1e9)
+	}
 	b.WriteString(h.attrs)
 	r.Attrs(func(a slog.Attr) bool {
 		writeAttr(&b, h.prefix, a)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -298,7 +299,11 @@ func TestConsoleLogger(t *testing.T) {
 	want := "banger-init: disk found vm=x1 role=banger-rootfs dev=/dev/vda\n" +
 		"banger-init: WARNING: no work disk vm=x1 why=\"not attached\"\n" +
 		"banger-init: FATAL: mount rootfs: boom\n"
-	if b.String() != want {
+	got := regexp.MustCompile(` uptime=[0-9]+\.[0-9]{3}s`).ReplaceAllString(b.String(), "")
+	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	if n := strings.Count(b.String(), " uptime="); n != 2 {
+		t.Fatalf("%d log lines carry the boot time, want 2:\n%s", n, b.String())
 	}
 }
