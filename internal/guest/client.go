@@ -307,29 +307,41 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 // ends; it then returns the connected client. A host key mismatch stops
 // at once. On timeout the error includes the last failure.
 func WaitReady(ctx context.Context, addr string, signer ssh.Signer, hostKey string) (*Client, error) {
-	delay := 100 * time.Millisecond
 	var last error
 	for {
-		c, err := tryReady(ctx, addr, signer, hostKey)
-		if err == nil {
-			return c, nil
+		// A short TCP probe first, repeated often: while the guest is still
+		// booting a connection attempt can hang in ARP resolution or SYN
+		// retransmission for seconds, and a fresh attempt every 50 ms
+		// notices the guest's SSH server within one round trip.
+		if last = probe(ctx, addr); last == nil {
+			c, err := tryReady(ctx, addr, signer, hostKey)
+			if err == nil {
+				return c, nil
+			}
+			var hk *HostKeyError
+			if errors.As(err, &hk) {
+				return nil, err
+			}
+			last = err
 		}
-		var hk *HostKeyError
-		if errors.As(err, &hk) {
-			return nil, err
-		}
-		last = err
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("wait for guest agent at %s: %w (last error: %v)", addr, context.Cause(ctx), last)
-		case <-time.After(delay):
+		case <-time.After(50 * time.Millisecond):
 		}
-		delay = min(delay*2, time.Second)
 	}
 }
 
-// tryReady makes one dial-and-health attempt, bounded so a hung guest
-// does not eat the whole wait.
+// probe reports whether a TCP connection to addr opens within 250 ms.
+func probe(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: 250 * time.Millisecond}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
 func tryReady(ctx context.Context, addr string, signer ssh.Signer, hostKey string) (*Client, error) {
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
