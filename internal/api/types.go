@@ -136,6 +136,8 @@ type ImageRegisterParams struct {
 	ModulesDir   string `json:"modules_dir,omitempty"`
 	KernelRef    string `json:"kernel_ref,omitempty"`
 	Docker       bool   `json:"docker,omitempty"`
+	// Init (added to the seed): "image" boots the image's own /sbin/init.
+	Init string `json:"init,omitempty"`
 }
 type ImagePullParams struct {
 	Ref        string `json:"ref"`

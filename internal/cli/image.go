@@ -141,6 +141,7 @@ func newImageRegisterCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&p.InitrdPath, "initrd", "", "initrd for --kernel")
 	cmd.Flags().StringVar(&p.ModulesDir, "modules-dir", "", "lib/modules/VERSION folder for --kernel")
 	cmd.Flags().BoolVar(&p.Docker, "docker", false, "start dockerd in the guest at boot")
+	cmd.Flags().StringVar(&p.Init, "init", "", "image: boot the image's own /sbin/init (banger's agent runs beside it); default banger's init")
 	cmd.MarkFlagRequired("name")
 	cmd.MarkFlagRequired("rootfs")
 	return cmd
@@ -201,7 +202,7 @@ func imageText(w io.Writer, i model.Image) error {
 	return keyValues(w, [][2]string{
 		{"name", i.Name}, {"id", i.ID}, {"source", i.Source}, {"ref", i.SourceRef}, {"digest", i.Digest},
 		{"size", humanBytes(i.SizeBytes)}, {"rootfs", i.RootfsPath}, {"work seed", i.WorkSeedPath},
-		{"kernel ref", i.KernelRef}, {"kernel", i.KernelPath}, {"docker", fmt.Sprint(i.Docker)},
+		{"kernel ref", i.KernelRef}, {"kernel", i.KernelPath}, {"docker", fmt.Sprint(i.Docker)}, {"init", i.Init},
 		{"created", i.CreatedAt.Format(time.RFC3339)},
 	})
 }

@@ -89,15 +89,19 @@ func (s *Service) fromOCI(ctx context.Context, rec model.Image, img *oci.Image, 
 		}
 		return applyLayers(ctx, img.Layers, root, before)
 	}
-	built, err := s.makeRootfs(ctx, size, fill, progress)
-	if err != nil {
-		return model.Image{}, fmt.Errorf("%s %s: %w", rec.Source, rec.SourceRef, err)
-	}
 	rec.Digest = img.Digest
 	if img.Config != nil {
 		rec.Env = img.Config.Config.Env
 		rec.Entrypoint = img.Config.Config.Entrypoint
 		rec.Cmd = img.Config.Config.Cmd
+		rec.Init = img.Config.Config.Labels[InitLabel]
+		if err := checkInit(rec.Init); err != nil {
+			return model.Image{}, fmt.Errorf("%s %s: label %s: %w", rec.Source, rec.SourceRef, InitLabel, err)
+		}
+	}
+	built, err := s.makeRootfs(ctx, size, fill, progress)
+	if err != nil {
+		return model.Image{}, fmt.Errorf("%s %s: %w", rec.Source, rec.SourceRef, err)
 	}
 	return s.record(ctx, rec, built, caller)
 }

@@ -25,7 +25,10 @@ func (s *Service) Register(ctx context.Context, p api.ImageRegisterParams, calle
 	rec := model.Image{
 		Name: p.Name, Source: "register", SourceRef: p.RootfsPath, RootfsPath: p.RootfsPath,
 		WorkSeedPath: p.WorkSeedPath, KernelPath: p.KernelPath, InitrdPath: p.InitrdPath,
-		ModulesDir: p.ModulesDir, KernelRef: p.KernelRef, Docker: p.Docker,
+		ModulesDir: p.ModulesDir, KernelRef: p.KernelRef, Docker: p.Docker, Init: p.Init,
+	}
+	if err := checkInit(rec.Init); err != nil {
+		return model.Image{}, err
 	}
 	if rec.Name == "" {
 		base := filepath.Base(p.RootfsPath)

@@ -19,6 +19,9 @@ type Image struct {
 	// KernelRef names a kernel in banger's kernel store that this image prefers.
 	KernelRef string `json:"kernel_ref,omitempty"`
 	Docker    bool   `json:"docker,omitempty"`
+	// Init is "image" when the image asks to boot its own /sbin/init (banger's
+	// agent keeps serving beside it); empty means banger's init is PID 1.
+	Init string `json:"init,omitempty"`
 	// SizeBytes is the size of the ext4 root filesystem file.
 	SizeBytes int64 `json:"size_bytes"`
 	// Managed is true when banger owns RootfsPath (pulled, imported, built) and

@@ -126,7 +126,7 @@ func (m *Manager) stepConfig(ctx context.Context, b *bootRun) error {
 	keys := append([]string{authorizedLine(m.signer)}, b.vm.AuthorizedKeys...)
 	cfg := &bootcfg.Config{
 		VMID: b.vm.ID, Hostname: b.vm.Name, SSHHostKey: string(hostKey), AuthorizedKeys: keys,
-		InitMode: bootcfg.InitBanger, StartDocker: b.img.Docker, HostTimeUnixNano: time.Now().UnixNano(),
+		InitMode: initMode(b.img), StartDocker: b.img.Docker, HostTimeUnixNano: time.Now().UnixNano(),
 		Env: b.img.Env,
 	}
 	if b.netcfg != nil {
@@ -276,4 +276,12 @@ func freeLoopbackPort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// initMode is the image's own init when the image asks for it, else banger's.
+func initMode(img model.Image) string {
+	if img.Init == bootcfg.InitImage {
+		return bootcfg.InitImage
+	}
+	return bootcfg.InitBanger
 }
