@@ -25,6 +25,9 @@ type VMCreateParams struct {
 	WorkDiskSize      string `json:"work_disk_size,omitempty"`
 	NATEnabled        bool   `json:"nat_enabled,omitempty"`
 	NoStart           bool   `json:"no_start,omitempty"`
+	// AuthorizedKeys (added to the seed): extra public keys (authorized_keys
+	// lines) allowed to log in as root, e.g. the user's ~/.ssh/*.pub.
+	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
 }
 type VMCreateStatusParams struct {
 	ID string `json:"id"`

@@ -111,3 +111,28 @@ func (acc *access) sshConfig() string {
   HostKeyAlias %s
 `, acc.Alias, acc.Name, acc.Host, acc.Port, acc.KeyPath, acc.KnownHosts, acc.Alias)
 }
+
+// userPublicKeys reads the invoking user's ~/.ssh/*.pub keys.
+func userPublicKeys() ([]string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return nil, fmt.Errorf("find home folder: %w", err)
+	}
+	files, _ := filepath.Glob(filepath.Join(home, ".ssh", "*.pub"))
+	var keys []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", f, err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				keys = append(keys, line)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("--ssh-keys: no public keys in %s", filepath.Join(home, ".ssh", "*.pub"))
+	}
+	return keys, nil
+}

@@ -35,6 +35,7 @@ func newVMCreateCmd(a *app) *cobra.Command {
 		vcpus, memory int
 		detach        bool
 		timeout       time.Duration
+		sshKeys       bool
 	}
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -46,6 +47,13 @@ func newVMCreateCmd(a *app) *cobra.Command {
 			}
 			if cmd.Flags().Changed("memory") {
 				p.MemoryMiB = &f.memory
+			}
+			if f.sshKeys {
+				keys, err := userPublicKeys()
+				if err != nil {
+					return err
+				}
+				p.AuthorizedKeys = keys
 			}
 			c := a.client()
 			op, err := c.VMCreate(cmd.Context(), p)
@@ -75,6 +83,7 @@ func newVMCreateCmd(a *app) *cobra.Command {
 	fl.BoolVar(&p.NATEnabled, "nat", false, "let the VM reach beyond the host (NAT)")
 	fl.BoolVar(&p.NoStart, "no-start", false, "create the disks but do not boot")
 	fl.BoolVar(&f.detach, "detach", false, "print the operation id and return at once")
+	fl.BoolVar(&f.sshKeys, "ssh-keys", false, "also authorize your ~/.ssh/*.pub keys for root (plain ssh root@IP works)")
 	fl.DurationVar(&f.timeout, "timeout", 10*time.Minute, "how long to wait for ready")
 	cmd.RegisterFlagCompletionFunc("image", a.completeImages)
 	return cmd

@@ -99,6 +99,13 @@ func (m *Manager) validateCreate(ctx context.Context, p api.VMCreateParams) (mod
 			return vm, model.Image{}, err
 		}
 	}
+	for _, k := range p.AuthorizedKeys {
+		line, err := authorizedKeyLine(k)
+		if err != nil {
+			return vm, model.Image{}, err
+		}
+		vm.AuthorizedKeys = append(vm.AuthorizedKeys, line)
+	}
 	if p.ImageName == "" {
 		return vm, model.Image{}, api.Errorf(api.ErrInvalid, "an image is required (see 'banger image list')")
 	}

@@ -101,13 +101,9 @@ func (m *Manager) SSH(ctx context.Context, ref string) (api.VMSSHResult, error) 
 // AuthorizeKey lets a caller's public key log in: recorded for future boots
 // and pushed to the running guest.
 func (m *Manager) AuthorizeKey(ctx context.Context, p api.VMAuthorizeKeyParams) (api.VMAuthorizeKeyResult, error) {
-	pub, comment, _, rest, err := ssh.ParseAuthorizedKey([]byte(p.PublicKey))
-	if err != nil || len(strings.TrimSpace(string(rest))) > 0 {
-		return api.VMAuthorizeKeyResult{}, api.Errorf(api.ErrInvalid, "public_key is not one authorized_keys line")
-	}
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
-	if comment != "" {
-		line += " " + comment
+	line, err := authorizedKeyLine(p.PublicKey)
+	if err != nil {
+		return api.VMAuthorizeKeyResult{}, err
 	}
 	c, vm, err := m.Guest(ctx, p.IDOrName)
 	if err != nil {
@@ -134,6 +130,19 @@ func (m *Manager) AuthorizeKey(ctx context.Context, p api.VMAuthorizeKeyParams) 
 	host, port, _ := net.SplitHostPort(sshAddr(vm))
 	pn, _ := strconv.Atoi(port)
 	return api.VMAuthorizeKeyResult{Name: vm.Name, Host: host, Port: pn, HostKey: vm.SSHHostKey, DNSName: vm.DNSName}, nil
+}
+
+// authorizedKeyLine validates one authorized_keys line and normalises it.
+func authorizedKeyLine(key string) (string, error) {
+	pub, comment, _, rest, err := ssh.ParseAuthorizedKey([]byte(key))
+	if err != nil || len(strings.TrimSpace(string(rest))) > 0 {
+		return "", api.Errorf(api.ErrInvalid, "public key %.40q is not one authorized_keys line", key)
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
+	if comment != "" {
+		line += " " + comment
+	}
+	return line, nil
 }
 
 func sameKey(a, b string) bool {

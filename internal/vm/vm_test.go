@@ -19,6 +19,8 @@ import (
 	"banger/internal/paths"
 	"banger/internal/store"
 	"banger/internal/vmm"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // fakeBackend records calls and fails Start on demand; it never runs a VMM.
@@ -121,7 +123,9 @@ func TestCreateNoStartMakesSparseDisksAndDeleteRemovesThem(t *testing.T) {
 	b := &fakeBackend{}
 	m, st, _ := newTestManager(t, b)
 	ctx := context.Background()
-	op, err := m.Create(ctx, api.VMCreateParams{Name: "t2", ImageName: "img", NoStart: true, WorkDiskSize: "2G"})
+	userKey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(m.signer.PublicKey()))) + " user@host"
+	op, err := m.Create(ctx, api.VMCreateParams{Name: "t2", ImageName: "img", NoStart: true, WorkDiskSize: "2G",
+		AuthorizedKeys: []string{userKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +145,9 @@ func TestCreateNoStartMakesSparseDisksAndDeleteRemovesThem(t *testing.T) {
 	}
 	if vm.SSHHostKey == "" {
 		t.Fatal("no host key pinned")
+	}
+	if len(vm.AuthorizedKeys) != 1 || vm.AuthorizedKeys[0] != userKey {
+		t.Fatalf("authorized keys = %q", vm.AuthorizedKeys)
 	}
 	if err := m.Delete(ctx, api.VMDeleteParams{IDOrName: "t2"}); err != nil {
 		t.Fatal(err)
@@ -164,6 +171,7 @@ func TestCreateValidation(t *testing.T) {
 		{Name: "ok", ImageName: "img", WorkDiskSize: "12Q"},
 		{Name: "ok", ImageName: "img", SystemOverlaySize: "1M"},
 		{Name: "ok"},
+		{Name: "ok", ImageName: "img", AuthorizedKeys: []string{"not a key"}},
 	} {
 		if _, err := m.Create(ctx, p); err == nil {
 			t.Errorf("create %+v succeeded", p)
