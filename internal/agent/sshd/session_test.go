@@ -31,7 +31,9 @@ func TestPTYWindowChange(t *testing.T) {
 	}
 	stdin, _ := sess.StdinPipe()
 	stdout, _ := sess.StdoutPipe()
-	if err := sess.Start("stty size; read x; stty size"); err != nil {
+	// window-change is a request without reply, processed apart from the
+	// channel's data: wait (bounded, 5 s) for the new size to show.
+	if err := sess.Start(`stty size; read x; i=0; while [ "$(stty size)" != "50 132" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; stty size`); err != nil {
 		t.Fatal(err)
 	}
 	r := bufio.NewReader(stdout)
