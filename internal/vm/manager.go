@@ -108,10 +108,11 @@ func (m *Manager) lock(id string) func() {
 // Wait blocks until background creates have finished (daemon shutdown).
 func (m *Manager) Wait() { m.creating.Wait() }
 
-// Lookup resolves NAME (without domain) to a running VM's address, for DNS.
+// Lookup resolves NAME (without domain, exact VM name only: no id prefixes)
+// to a VM's bridge address, for DNS.
 func (m *Manager) Lookup(name string) (netip.Addr, bool) {
 	vm, err := m.store.GetVM(context.Background(), name)
-	if err != nil || vm.GuestIP == "" || vm.Network != "bridge" {
+	if err != nil || vm.Name != name || vm.GuestIP == "" || vm.Network != "bridge" {
 		return netip.Addr{}, false
 	}
 	a, err := netip.ParseAddr(vm.GuestIP)
