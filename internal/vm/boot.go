@@ -42,6 +42,16 @@ type step struct {
 	run  func(ctx context.Context, b *bootRun) error
 }
 
+// errBootStalled is a guest whose console stayed empty for StallTimeout.
+var errBootStalled = errors.New("the guest printed nothing on its serial console")
+
+// maxStallRestarts bounds VMM restarts after a stalled boot; vmmStep is the
+// index of the step that starts the VMM.
+const (
+	maxStallRestarts = 2
+	vmmStep          = 3
+)
+
 // bootSteps is the boot, as named ordered steps shared by create and start.
 func (m *Manager) bootSteps() []step {
 	return []step{
@@ -56,8 +66,23 @@ func (m *Manager) bootSteps() []step {
 // boot runs the steps; on failure it stops whatever started and returns the
 // error with the serial log tail.
 func (m *Manager) boot(ctx context.Context, b *bootRun) error {
-	for _, s := range m.bootSteps() {
-		if err := s.run(ctx, b); err != nil {
+	steps := m.bootSteps()
+	restarts := 0
+	for i := 0; i < len(steps); i++ {
+		s := steps[i]
+		err := s.run(ctx, b)
+		if errors.Is(err, errBootStalled) && restarts < maxStallRestarts {
+			// A guest that prints nothing at all hung in early kernel boot
+			// (seen rarely under TCG): start its VMM again, same disks and tap.
+			restarts++
+			m.log.Warn("guest printed nothing on its console; restarting its vmm", "vm", b.vm.Name, "restart", restarts)
+			qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			m.backend.Quit(qctx, filepath.Join(b.vm.Dir, paths.VMRunDir))
+			cancel()
+			i = vmmStep - 1
+			continue
+		}
+		if err != nil {
 			m.halt(b.vm)
 			if s.name == "agent" || s.name == "boot" {
 				if t := tail(filepath.Join(b.vm.Dir, paths.VMSerialLog), 15); t != "" {
@@ -237,8 +262,15 @@ func (m *Manager) stepAgent(ctx context.Context, b *bootRun) error {
 		close(exited)
 		cancel()
 	}()
+	stalled := make(chan struct{})
+	go m.watchConsole(ctx, filepath.Join(b.vm.Dir, paths.VMSerialLog), stalled, cancel)
 	c, err := guest.WaitReady(ctx, sshAddr(*b.vm), m.signer, b.vm.SSHHostKey)
 	if err != nil {
+		select {
+		case <-stalled:
+			return errBootStalled
+		default:
+		}
 		select {
 		case <-exited:
 			if ctx.Err() == nil || errors.Is(ctx.Err(), context.Canceled) {
@@ -284,4 +316,23 @@ func initMode(img model.Image) string {
 		return bootcfg.InitImage
 	}
 	return bootcfg.InitBanger
+}
+
+// watchConsole closes stalled and cancels the wait when the serial console
+// is still empty after StallTimeout (the kernel writes to it within a second
+// of starting, even with loglevel=4: banger's init prints its first line).
+func (m *Manager) watchConsole(ctx context.Context, log string, stalled chan<- struct{}, cancel context.CancelFunc) {
+	deadline := time.Now().Add(m.cfg.StallTimeout)
+	for time.Now().Before(deadline) {
+		if fi, err := os.Stat(log); err == nil && fi.Size() > 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	close(stalled)
+	cancel()
 }

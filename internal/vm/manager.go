@@ -54,6 +54,9 @@ type Config struct {
 	AgentPath string
 	// ReadyTimeout bounds the wait for the guest agent at boot.
 	ReadyTimeout time.Duration
+	// StallTimeout is how long a new guest may keep its console empty before
+	// its VMM is restarted (an early-boot hang).
+	StallTimeout time.Duration
 	// StopTimeout bounds a guest power-off before the VMM is killed.
 	StopTimeout time.Duration
 	// Domain is the DNS domain of VM names (default "vm").
@@ -84,6 +87,9 @@ type Manager struct {
 func New(base context.Context, cfg Config, st Store, k Kernels, n Network, b vmm.Backend, signer ssh.Signer, log *slog.Logger) *Manager {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 180 * time.Second
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = 45 * time.Second
 	}
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = 20 * time.Second

@@ -40,7 +40,10 @@ func (f *fakeBackend) Adopt(context.Context, string) (vmm.Process, error) {
 }
 func (f *fakeBackend) Signal(string, syscall.Signal) error { return vmm.ErrNotRunning }
 func (f *fakeBackend) Quit(context.Context, string) error  { f.quits++; return nil }
-func (f *fakeBackend) Wait(context.Context, string) error  { return nil }
+func (f *fakeBackend) Wait(ctx context.Context, _ string) error {
+	<-ctx.Done() // the fake VMM runs until asked to stop
+	return ctx.Err()
+}
 
 type fakeKernels struct{ kernel string }
 
@@ -76,7 +79,7 @@ func newTestManager(t *testing.T, b vmm.Backend) (*Manager, *store.Store, string
 		t.Fatal(err)
 	}
 	state := paths.State{Dir: filepath.Join(dir, "state")}
-	m := New(ctx, Config{State: state, AgentPath: agent, ReadyTimeout: time.Second},
+	m := New(ctx, Config{State: state, AgentPath: agent, ReadyTimeout: 10 * time.Second, StallTimeout: 300 * time.Millisecond},
 		st, fakeKernels{kernel: rootfs}, nil, b, signer, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return m, st, state.VMs()
 }
@@ -187,5 +190,29 @@ func TestGeneratedNamesAreDNSLabels(t *testing.T) {
 		if n := generateName(); checkName(n) != nil {
 			t.Fatalf("generated %q is not a DNS label", n)
 		}
+	}
+}
+
+// A guest whose console stays empty (an early-boot hang) gets its VMM
+// restarted, a bounded number of times, then the create fails saying why.
+func TestStalledBootIsRestartedThenFails(t *testing.T) {
+	b := &fakeBackend{}
+	m, st, vmsDir := newTestManager(t, b)
+	op, err := m.Create(context.Background(), api.VMCreateParams{Name: "stall", ImageName: "img"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitOp(t, m, op.ID)
+	if done.Success || !strings.Contains(done.Error, "printed nothing") {
+		t.Fatalf("op = %+v", done)
+	}
+	if len(b.started) != 1+maxStallRestarts {
+		t.Fatalf("vmm started %d times, want %d", len(b.started), 1+maxStallRestarts)
+	}
+	if _, err := st.GetVM(context.Background(), "stall"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("vm row left: %v", err)
+	}
+	if entries, _ := os.ReadDir(vmsDir); len(entries) != 0 {
+		t.Fatalf("vm folders left: %v", entries)
 	}
 }
