@@ -38,7 +38,7 @@ say "work inside the VM, as root"
 $B vm exec demo -- sh -c 'cd /root/'"$(basename "$repo")"' &&
   sed -i "s/hello /hello, /" greet.py &&
   printf "print(__import__(\"greet\").greet(\"banger\"))\n" > main.py &&
-  git status --short && uname -sr'
+  { ! command -v python3 >/dev/null || python3 main.py; } && git status --short && uname -sr'
 
 say "the patch out"
 patch="$repo.patch"

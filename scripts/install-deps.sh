@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(qemu-system-x86 qemu-utils e2fsprogs kmod cpio busybox-static openssh-client git
       iproute2 nftables dnsutils debootstrap docker-registry skopeo umoci curl ca-certificates
-      procps xz-utils gcc)
+      procps xz-utils gcc rsync)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,6 +17,9 @@ type ImageBuildParams struct {
 	Include []string `json:"include,omitempty"`
 	Name    string   `json:"name,omitempty"`
 	Size    string   `json:"size,omitempty"`
+	// Minimal leaves out the development package set (git and
+	// ca-certificates only, plus Include).
+	Minimal bool `json:"minimal,omitempty"`
 }
 
 // VMDeleteParams deletes a VM; Force stops a running one first.

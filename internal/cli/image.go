@@ -80,15 +80,26 @@ func newImageImportCmd(a *app) *cobra.Command {
 
 func newImageBuildCmd(a *app) *cobra.Command {
 	var p api.ImageBuildParams
-	var include string
+	var include, packages string
 	cmd := &cobra.Command{
 		Use:   "build debian",
 		Short: "Build a Debian root filesystem with debootstrap from the host's Debian mirror",
-		Args:  exactArgs(1, "a distribution (debian)"),
+		Long: "Build a Debian root filesystem with debootstrap from the host's Debian mirror.\n\n" +
+			"Besides git and ca-certificates the image gets a development set: ip, ping, ps/free,\n" +
+			"curl, rsync, less, python3, ssh and xz.\n" +
+			"--include adds packages to it, --packages replaces it, --minimal leaves it out.",
+		Args: exactArgs(1, "a distribution (debian)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.Distro = args[0]
+			if packages != "" && cmd.Flags().Changed("minimal") {
+				return usagef("--packages and --minimal exclude each other")
+			}
 			if include != "" {
 				p.Include = strings.Split(include, ",")
+			}
+			if packages != "" {
+				p.Minimal = true
+				p.Include = append(strings.Split(packages, ","), p.Include...)
 			}
 			pr := a.newProgress()
 			img, err := a.client().ImageBuild(cmd.Context(), p, pr.event)
@@ -101,6 +112,8 @@ func newImageBuildCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&p.Suite, "suite", "bookworm", "Debian suite")
 	cmd.Flags().StringVar(&include, "include", "", "extra packages, comma-separated")
+	cmd.Flags().StringVar(&packages, "packages", "", "packages instead of the development set, comma-separated")
+	cmd.Flags().BoolVar(&p.Minimal, "minimal", false, "only git and ca-certificates (plus --include)")
 	cmd.Flags().StringVar(&p.Name, "name", "", "image name (default debian-SUITE)")
 	cmd.Flags().StringVar(&p.Size, "size", "", "ext4 size, e.g. 2G")
 	return cmd

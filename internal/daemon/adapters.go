@@ -33,7 +33,7 @@ func (i imageService) Import(ctx context.Context, p api.ImageImportParams, progr
 }
 
 func (i imageService) Build(ctx context.Context, p api.ImageBuildParams, progress func(api.ProgressEvent)) (model.Image, error) {
-	bp := image.BuildParams{Distro: p.Distro, Suite: p.Suite, Include: p.Include, Name: p.Name}
+	bp := image.BuildParams{Distro: p.Distro, Suite: p.Suite, Include: p.Include, Minimal: p.Minimal, Name: p.Name}
 	if p.Size != "" {
 		n, err := units.ParseSize(p.Size)
 		if err != nil {

@@ -24,6 +24,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 	checker := authz.Checker{}
 	kernels := kernel.New(d.state.Kernels(), d.store, checker, d.log)
 	images := image.New(d.state.Dir, d.store, checker, d.log)
+	kernels.UseOCI(images.OCI()) // one blob cache for kernel and image pulls
 
 	agent := d.opts.AgentPath
 	if agent == "" {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -23,16 +24,43 @@ type BuildParams struct {
 	Distro string
 	// Suite is the Debian suite (default "bookworm").
 	Suite string
-	// Include lists extra packages, on top of git and ca-certificates.
-	Include   []string
+	// Include lists extra packages, on top of the base set (and, unless
+	// Minimal, the development set).
+	Include []string
+	// Minimal leaves out the development set: git and ca-certificates only.
+	Minimal   bool
 	Name      string
 	KernelRef string
 	// SizeBytes, when > 0, is the exact filesystem size.
 	SizeBytes int64
 }
 
-// defaultIncludes are always installed in built images.
-var defaultIncludes = []string{"ca-certificates", "git"}
+// baseIncludes are always installed in built images.
+var baseIncludes = []string{"ca-certificates", "git"}
+
+// DevPackages are installed too unless the build asks for a minimal image:
+// what people and agent harnesses reach for first in a fresh VM (network
+// tools, ps/free, curl, rsync for `rsync -e ssh`, a pager, python3 for editors'
+// remote modes and most harnesses, an SSH client for git over SSH).
+var DevPackages = []string{"iproute2", "iputils-ping", "procps", "curl", "rsync", "less",
+	"python3", "openssh-client", "xz-utils"}
+
+// packageSet is the --include list debootstrap gets for p.
+func packageSet(p BuildParams) ([]string, error) {
+	set := append([]string{}, baseIncludes...)
+	if !p.Minimal {
+		set = append(set, DevPackages...)
+	}
+	for _, pkg := range p.Include {
+		if !packageRE.MatchString(pkg) {
+			return nil, api.Errorf(api.ErrInvalid, "build image: invalid package name %q", pkg)
+		}
+		if !slices.Contains(set, pkg) {
+			set = append(set, pkg)
+		}
+	}
+	return set, nil
+}
 
 var (
 	suiteRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
@@ -51,12 +79,9 @@ func (s *Service) Build(ctx context.Context, p BuildParams, caller Caller, progr
 	if !suiteRE.MatchString(p.Suite) {
 		return model.Image{}, api.Errorf(api.ErrInvalid, "build image: invalid suite %q", p.Suite)
 	}
-	include := append([]string{}, defaultIncludes...)
-	for _, pkg := range p.Include {
-		if !packageRE.MatchString(pkg) {
-			return model.Image{}, api.Errorf(api.ErrInvalid, "build image: invalid package name %q", pkg)
-		}
-		include = append(include, pkg)
+	include, err := packageSet(p)
+	if err != nil {
+		return model.Image{}, err
 	}
 	rec := model.Image{Name: p.Name, Source: "build", SourceRef: "debian:" + p.Suite, KernelRef: p.KernelRef}
 	if rec.Name == "" {

@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"banger/internal/api"
@@ -23,6 +24,28 @@ func TestBuildValidation(t *testing.T) {
 	assertClean(t, state)
 }
 
+func TestPackageSet(t *testing.T) {
+	dev, err := packageSet(BuildParams{Include: []string{"vim", "curl"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"git", "ca-certificates", "iproute2", "iputils-ping", "procps", "curl", "rsync", "python3", "vim"} {
+		if !slices.Contains(dev, want) {
+			t.Errorf("default set %q lacks %s", dev, want)
+		}
+	}
+	if n := len(dev); n != len(slices.Compact(slices.Sorted(slices.Values(dev)))) {
+		t.Errorf("duplicates in %q", dev)
+	}
+	min, err := packageSet(BuildParams{Minimal: true, Include: []string{"less"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(min, []string{"ca-certificates", "git", "less"}) {
+		t.Errorf("minimal set = %q", min)
+	}
+}
+
 // TestBuildDebian runs debootstrap against the host's mirror (minutes).
 func TestBuildDebian(t *testing.T) {
 	if testing.Short() {
@@ -37,7 +60,7 @@ func TestBuildDebian(t *testing.T) {
 	}
 	svc, _, state := newTestService(t)
 	var lines int
-	rec, err := svc.Build(context.Background(), BuildParams{Distro: "debian", Include: []string{"less"}}, Caller{UID: 1}, func(ev api.ProgressEvent) {
+	rec, err := svc.Build(context.Background(), BuildParams{Distro: "debian", Minimal: true, Include: []string{"less"}}, Caller{UID: 1}, func(ev api.ProgressEvent) {
 		if ev.Phase == "debootstrap" {
 			lines++
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -36,30 +37,31 @@ type bootRun struct {
 	netcfg *bootcfg.Network
 }
 
-// step is one named stage of a boot; the steps run in order.
+// step is one named step of a boot; the steps run in order. stage is the
+// create stage a user sees it as (several steps make the "boot" stage).
 type step struct {
-	name string
-	run  func(ctx context.Context, b *bootRun) error
+	name, stage string
+	run         func(ctx context.Context, b *bootRun) error
 }
 
 // errBootStalled is a guest whose console stayed empty for StallTimeout.
 var errBootStalled = errors.New("the guest printed nothing on its serial console")
 
 // maxStallRestarts bounds VMM restarts after a stalled boot; vmmStep is the
-// index of the step that starts the VMM.
+// name of the step that starts the VMM, where a restart resumes.
 const (
 	maxStallRestarts = 2
-	vmmStep          = 3
+	vmmStep          = "vmm"
 )
 
 // bootSteps is the boot, as named ordered steps shared by create and start.
 func (m *Manager) bootSteps() []step {
 	return []step{
-		{"network", m.stepNetwork},
-		{"boot", m.stepConfig},
-		{"boot", m.stepInitrd},
-		{"boot", m.stepVMM},
-		{"agent", m.stepAgent},
+		{"network", "network", m.stepNetwork},
+		{"config", "boot", m.stepConfig},
+		{"initrd", "boot", m.stepInitrd},
+		{vmmStep, "boot", m.stepVMM},
+		{"agent", "agent", m.stepAgent},
 	}
 }
 
@@ -79,17 +81,17 @@ func (m *Manager) boot(ctx context.Context, b *bootRun) error {
 			qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			m.backend.Quit(qctx, filepath.Join(b.vm.Dir, paths.VMRunDir))
 			cancel()
-			i = vmmStep - 1
+			i = slices.IndexFunc(steps, func(s step) bool { return s.name == vmmStep }) - 1
 			continue
 		}
 		if err != nil {
 			m.halt(b.vm)
-			if s.name == "agent" || s.name == "boot" {
+			if s.stage == "agent" || s.stage == "boot" {
 				if t := tail(filepath.Join(b.vm.Dir, paths.VMSerialLog), 15); t != "" {
 					err = fmt.Errorf("%w\nserial console (%s), last lines:\n%s", err, filepath.Join(b.vm.Dir, paths.VMSerialLog), t)
 				}
 			}
-			return fmt.Errorf("%s: %w", s.name, err)
+			return fmt.Errorf("%s: %w", s.stage, err)
 		}
 	}
 	return nil

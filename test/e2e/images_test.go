@@ -62,10 +62,11 @@ func registerBusybox(t testing.TB, d *daemon, name string) {
 }
 
 // debianImage makes a Debian bookworm image (debootstrap through the daemon,
-// cached across runs) with git, registered as "deb" on d.
+// cached across runs) with the default development package set, registered
+// as "deb" on d.
 func debianImage(t *testing.T, d *daemon) string {
 	t.Helper()
-	cached := filepath.Join(cacheDir(), "images", "debian-bookworm.ext4")
+	cached := filepath.Join(cacheDir(), "images", "debian-bookworm-dev.ext4")
 	if _, err := os.Stat(cached); err != nil {
 		os.MkdirAll(filepath.Dir(cached), 0o755)
 		var img struct {
