@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -118,11 +119,12 @@ func (cs *connState) serve(ln net.Listener, chanType string, payload func(net.Co
 			c, err := ln.Accept()
 			if err != nil {
 				var ne net.Error
-				if errors.Is(err, net.ErrClosed) || !(errors.As(err, &ne) && ne.Timeout()) {
-					return
+				if (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+					// Out of file descriptors for a moment: keep listening.
+					time.Sleep(100 * time.Millisecond)
+					continue
 				}
-				time.Sleep(100 * time.Millisecond)
-				continue
+				return // closed
 			}
 			if !cs.acquireConn() {
 				cs.log.Warn("ssh forward: too many connections; closing one", "type", chanType)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,12 +110,12 @@ func refused(network, addr string) func() error {
 
 // background starts an OpenSSH client that runs until the test ends (or
 // stop is called); its stderr is returned for failure messages.
-func (ts *testServer) background(t *testing.T, env []string, args ...string) (stop func(), stderr *bytes.Buffer) {
+func (ts *testServer) background(t *testing.T, env []string, args ...string) (stop func(), stderr *lockedBuffer) {
 	t.Helper()
 	requireTool(t, "ssh")
 	cmd := exec.Command("ssh", append(ts.sshArgs("-p"), args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	stderr = &bytes.Buffer{}
+	stderr = &lockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -199,4 +200,22 @@ func lines(s string) []string {
 		}
 	}
 	return out
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a process writes it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -138,10 +138,11 @@ func TestOpenSSHMultiplexing(t *testing.T) {
 
 	host := echoServer(t, "tcp", "127.0.0.1:0")
 	hostPort := host.Addr().(*net.TCPAddr).Port
-	dyn := mux("", "-O", "forward", "-R", fmt.Sprintf("0:127.0.0.1:%d", hostPort), target)
+	dynSpec := fmt.Sprintf("0:127.0.0.1:%d", hostPort)
+	dyn := mux("", "-O", "forward", "-R", dynSpec, target)
 	port, err := strconv.Atoi(strings.TrimSpace(dyn.stdout))
 	if dyn.code != 0 || err != nil || port <= 0 {
-		t.Fatalf("-O forward -R 0:...: %+v", dyn)
+		t.Fatalf("-O forward -R %s: %+v", dynSpec, dyn)
 	}
 	dynAddr := fmt.Sprintf("127.0.0.1:%d", port)
 	waitFor(t, "dynamic remote forward", forwardWorks("tcp", dynAddr))
@@ -153,33 +154,41 @@ func TestOpenSSHMultiplexing(t *testing.T) {
 		t.Fatalf("-O forward -R %s: %+v", fixedSpec, res)
 	}
 	waitFor(t, "fixed remote forward", forwardWorks("tcp", fixedAddr))
-	if res := mux("", "-O", "cancel", "-R", fixedSpec, target); res.code != 0 {
-		t.Fatalf("-O cancel -R %s: %+v", fixedSpec, res)
-	}
-	waitFor(t, "cancelled forward closed", refused("tcp", fixedAddr))
 
 	dir := t.TempDir()
-	hostSock, guestSock := filepath.Join(dir, "host.sock"), filepath.Join(dir, "guest.sock")
+	hostSock := filepath.Join(dir, "host.sock")
 	echoServer(t, "unix", hostSock)
-	if res := mux("", "-O", "forward", "-R", guestSock+":"+hostSock, target); res.code != 0 {
-		t.Fatalf("-O forward unix: %+v", res)
+	kept, cancelled := filepath.Join(dir, "kept.sock"), filepath.Join(dir, "cancelled.sock")
+	for _, sock := range []string{kept, cancelled} {
+		if res := mux("", "-O", "forward", "-R", sock+":"+hostSock, target); res.code != 0 {
+			t.Fatalf("-O forward unix: %+v", res)
+		}
+		waitFor(t, "unix forward", forwardWorks("unix", sock))
 	}
-	waitFor(t, "unix forward", forwardWorks("unix", guestSock))
-	if res := mux("", "-O", "cancel", "-R", guestSock+":"+hostSock, target); res.code != 0 {
-		t.Fatalf("-O cancel unix: %+v", res)
-	}
-	waitFor(t, "cancelled unix forward removed", func() error { return gone(guestSock) })
 
-	// The dynamic forward is still up; -O exit ends the connection and it.
-	if err := forwardWorks("tcp", dynAddr)(); err != nil {
-		t.Fatalf("dynamic forward after the other cancels: %v", err)
+	// Cancel the dynamic forward, the fixed one and one Unix socket.
+	for _, spec := range []string{dynSpec, fixedSpec, cancelled + ":" + hostSock} {
+		if res := mux("", "-O", "cancel", "-R", spec, target); res.code != 0 {
+			t.Fatalf("-O cancel -R %s: %+v", spec, res)
+		}
+	}
+	waitFor(t, "cancelled dynamic forward closed", refused("tcp", dynAddr))
+	waitFor(t, "cancelled fixed forward closed", refused("tcp", fixedAddr))
+	waitFor(t, "cancelled unix forward removed", func() error { return gone(cancelled) })
+
+	// The other Unix forward is still up; -O exit ends the connection and it.
+	if err := forwardWorks("unix", kept)(); err != nil {
+		t.Fatalf("unix forward after the cancels: %v", err)
 	}
 	if res := mux("", "-O", "exit", target); res.code != 0 {
 		t.Fatalf("-O exit: %+v", res)
 	}
-	waitFor(t, "forwards closed after -O exit", refused("tcp", dynAddr))
+	waitFor(t, "forwards closed after -O exit", func() error { return gone(kept) })
 	if res := mux("", "-O", "check", target); res.code == 0 {
 		t.Fatalf("-O check after -O exit: %+v", res)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("left behind in the sockets' folder: %v", entries)
 	}
 }
 
@@ -248,4 +257,16 @@ func TestRemoteForwardLimitAndRequests(t *testing.T) {
 	if _, err := conn.Read(buf); err != nil || string(buf) != "ping\n" {
 		t.Errorf("read through forward: %q %v", buf, err)
 	}
+
+	if ok, _, err := c.SendRequest(reqNoMoreSessions, false, nil); ok || err != nil {
+		t.Fatalf("no-more-sessions: ok=%v err=%v", ok, err)
+	}
+	waitFor(t, "sessions refused after no-more-sessions", func() error {
+		sess, err := c.NewSession()
+		if err == nil {
+			sess.Close()
+			return fmt.Errorf("session opened after no-more-sessions")
+		}
+		return nil
+	})
 }
