@@ -2,12 +2,14 @@ package sshd
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -35,6 +37,44 @@ func TestOpenSSHRemoteForwardTCP(t *testing.T) {
 	}
 	stop()
 	waitFor(t, "listener closed when the connection ended", refused("tcp", guest))
+}
+
+// TestOpenSSHRemoteDynamicForward: ssh -R PORT (no target) makes the
+// client a SOCKS proxy reached from the guest's loopback.
+func TestOpenSSHRemoteDynamicForward(t *testing.T) {
+	ts := startServer(t, nil)
+	host := echoServer(t, "tcp", "127.0.0.1:0")
+	guest := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	_, stderr := ts.background(t, nil, "-N", "-o", "ExitOnForwardFailure=yes", "-R", strings.TrimPrefix(guest, "127.0.0.1:"), target)
+	hostAddr := host.Addr().(*net.TCPAddr)
+	waitFor(t, "SOCKS through ssh -R PORT (ssh stderr: "+stderr.String()+")", func() error {
+		c, err := net.DialTimeout("tcp", guest, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		// SOCKS5: no authentication, then CONNECT to the echo server.
+		req := []byte{5, 1, 0, 5, 1, 0, 1}
+		req = append(req, hostAddr.IP.To4()...)
+		req = append(req, byte(hostAddr.Port>>8), byte(hostAddr.Port))
+		if _, err := c.Write(req); err != nil {
+			return err
+		}
+		reply := make([]byte, 12)
+		if _, err := io.ReadFull(c, reply); err != nil {
+			return fmt.Errorf("SOCKS reply: %w", err)
+		}
+		if reply[0] != 5 || reply[1] != 0 || reply[3] != 0 {
+			return fmt.Errorf("SOCKS refused: % x", reply)
+		}
+		io.WriteString(c, "socks\n")
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != "echo: socks\n" {
+			return fmt.Errorf("through SOCKS: %q %v", got, err)
+		}
+		return nil
+	})
 }
 
 // TestOpenSSHRemoteForwardWildcardRefused: guest-side binds stay on
