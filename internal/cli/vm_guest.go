@@ -16,7 +16,8 @@ import (
 )
 
 func newVMSSHCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var forwardAgent bool
+	c := &cobra.Command{
 		Use:               "ssh NAME [-- CMD...]",
 		Short:             "Open a root shell (or run CMD) in a VM with the system's OpenSSH client",
 		Args:              cobra.MinimumNArgs(1),
@@ -31,6 +32,9 @@ func newVMSSHCmd(a *app) *cobra.Command {
 				return errors.New("ssh (OpenSSH client) not found: install openssh-client")
 			}
 			argv := acc.sshArgs()
+			if forwardAgent {
+				argv = append([]string{"-A"}, argv...)
+			}
 			if len(args) > 1 {
 				argv = append(argv, "--")
 				argv = append(argv, args[1:]...)
@@ -40,6 +44,8 @@ func newVMSSHCmd(a *app) *cobra.Command {
 			return passExit(p.Run())
 		},
 	}
+	c.Flags().BoolVarP(&forwardAgent, "forward-agent", "A", false, "forward your SSH agent (SSH_AUTH_SOCK) into the guest for this session")
+	return c
 }
 
 func newVMExecCmd(a *app) *cobra.Command {

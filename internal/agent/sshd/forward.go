@@ -40,26 +40,32 @@ func (s *server) handleDirectTCPIP(ctx context.Context, nch ssh.NewChannel, log 
 		nch.Reject(ssh.ConnectionFailed, "connect "+addr+": "+err.Error())
 		return
 	}
-	defer conn.Close()
 	ch, reqs, err := nch.Accept()
 	if err != nil {
+		conn.Close()
 		return
 	}
+	log.Debug("ssh forward", "to", addr)
+	pipe(ch, reqs, conn)
+}
+
+// pipe copies between an SSH channel and a local connection both ways,
+// passing half-closes through, until both directions end; it closes both.
+func pipe(ch ssh.Channel, reqs <-chan *ssh.Request, conn net.Conn) {
+	defer conn.Close()
 	defer ch.Close()
 	go func() {
 		// The requests end when the channel closes: stop copying then.
 		ssh.DiscardRequests(reqs)
 		conn.Close()
 	}()
-	log.Debug("ssh forward", "to", addr)
-
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		io.Copy(conn, ch)
-		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.CloseWrite()
+		if hc, ok := conn.(interface{ CloseWrite() error }); ok {
+			hc.CloseWrite()
 		}
 	}()
 	go func() {

@@ -35,6 +35,9 @@ func (ss *session) runProcess(cmdline string) exitInfo {
 	ss.mu.Unlock()
 	extra := append([]string{"SSH_CONNECTION=" + connectionString(ss.conn)}, ss.srv.cfg.Env...)
 	env := sessionEnv(sys.home, shell, term, extra, clientEnv)
+	if sock := ss.agentSocket(); sock != "" {
+		env = dedupEnv(append(env, "SSH_AUTH_SOCK="+sock))
+	}
 	cmd, err := buildCommand(shell, cmdline, sys.home, env)
 	if err != nil {
 		return ss.startFailed(err)

@@ -1,7 +1,8 @@
 // Package sshd is the guest agent's SSH server: root logins by public key,
-// shells with a PTY, exec, sftp, legacy scp, direct-tcpip forwarding and
-// the banger agent protocol (package proto) as a subsystem. Images need no
-// SSH server of their own.
+// shells with a PTY, exec, sftp, legacy scp, local (direct-tcpip) and
+// remote (tcpip-forward, streamlocal) forwarding, agent forwarding,
+// several sessions per connection and the banger agent protocol (package
+// proto) as a subsystem. Images need no SSH server of their own.
 package sshd
 
 import (
@@ -54,6 +55,7 @@ type sysPaths struct {
 	procRoot      string                // /proc, for the ports op
 	start         startFunc             // starts a process; reap.Start in the agent
 	setClock      func(time.Time) error // sets the system clock (set_time op)
+	agentDirs     []string              // where agent socket directories go; first usable wins
 }
 
 func defaultSysPaths() sysPaths {
@@ -64,6 +66,7 @@ func defaultSysPaths() sysPaths {
 		procRoot:      "/proc",
 		start:         reapStart,
 		setClock:      setSystemClock,
+		agentDirs:     []string{"/tmp", "/run"},
 	}
 }
 
@@ -151,17 +154,25 @@ func (s *server) handleConn(ctx context.Context, nc net.Conn, conf *ssh.ServerCo
 	log.Info("ssh login", "user", conn.User(), "key", conn.Permissions.Extensions["pubkey-fp"])
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	go ssh.DiscardRequests(reqs)
+	cs := newConnState(s, conn, log)
+	globalDone := make(chan struct{})
+	go func() {
+		defer close(globalDone)
+		cs.handleGlobal(reqs)
+	}()
 
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	for nch := range chans {
 		switch nch.ChannelType() {
 		case "session":
+			if !cs.sessionsAllowed() {
+				nch.Reject(ssh.Prohibited, "no more sessions")
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.handleSession(conn, nch, log)
+				s.handleSession(cs, nch, log)
 			}()
 		case "direct-tcpip":
 			wg.Add(1)
@@ -173,6 +184,11 @@ func (s *server) handleConn(ctx context.Context, nc net.Conn, conf *ssh.ServerCo
 			nch.Reject(ssh.UnknownChannelType, "unsupported channel type "+nch.ChannelType())
 		}
 	}
+	// The connection is gone: once its global requests and sessions are
+	// done no listener can be added, and every one left is closed.
+	<-globalDone
+	wg.Wait()
+	cs.close()
 	log.Debug("ssh connection closed")
 }
 

@@ -14,6 +14,7 @@ import (
 // session is one "session" channel: a shell, a command or a subsystem.
 type session struct {
 	srv  *server
+	cs   *connState
 	conn *ssh.ServerConn
 	ch   ssh.Channel
 	log  *slog.Logger
@@ -30,6 +31,7 @@ type session struct {
 	ptmx    *os.File // the PTY master while a process runs on it
 	pgid    int      // the running process group; 0 when none
 	started bool
+	agent   agentForward // set by auth-agent-req@openssh.com
 }
 
 // ptyRequest is the payload of "pty-req" (RFC 4254 6.2).
@@ -53,13 +55,14 @@ type windowChange struct {
 // handleSession serves one session channel. It returns when the session's
 // work ends or the client goes away; a process that outlives a hangup
 // (ignores SIGHUP) is still reaped by a detached waiter.
-func (s *server) handleSession(conn *ssh.ServerConn, nch ssh.NewChannel, log *slog.Logger) {
+func (s *server) handleSession(cs *connState, nch ssh.NewChannel, log *slog.Logger) {
 	ch, reqs, err := nch.Accept()
 	if err != nil {
 		log.Debug("accept session channel", "err", err)
 		return
 	}
-	ss := &session{srv: s, conn: conn, ch: ch, log: log, hangup: make(chan struct{})}
+	ss := &session{srv: s, cs: cs, conn: cs.conn, ch: ch, log: log, hangup: make(chan struct{})}
+	defer ss.stopAgent()
 	done := make(chan struct{})
 	for req := range reqs {
 		ok := ss.handleRequest(req, done)
@@ -131,6 +134,8 @@ func (ss *session) handleSetting(req *ssh.Request) bool {
 			return false
 		}
 		return ss.signal(sig.Name)
+	case reqAuthAgent:
+		return ss.forwardAgent()
 	default:
 		return false
 	}
@@ -182,6 +187,8 @@ type exitInfo struct {
 
 // finish reports the exit status and closes the channel.
 func (ss *session) finish(st exitInfo) {
+	// The agent socket is gone before the client learns the session ended.
+	ss.stopAgent()
 	if st.hungUp {
 		return
 	}
