@@ -106,6 +106,11 @@ func (Checker) OpenRead(ctx context.Context, path string) (*os.File, error) {
 	return OpenRead(ctx, path)
 }
 
+// OpenDir implements service Authorizer interfaces.
+func (Checker) OpenDir(ctx context.Context, path string) (*os.File, error) {
+	return OpenDir(ctx, path)
+}
+
 // Walk implements service Authorizer interfaces.
 func (Checker) Walk(ctx context.Context, dir string, include []string, fn func(Entry) error) error {
 	return Walk(ctx, dir, include, fn)
