@@ -137,3 +137,43 @@ func TestShallowFileTrickRefused(t *testing.T) {
 		}
 	}
 }
+
+// A workspace state kept by an earlier version (loose objects, no packs)
+// still exports: the daemon packs its own loose files for the caller's git.
+func TestExportFromLooseObjectState(t *testing.T) {
+	ctx := context.Background()
+	s := newTestService(t)
+	repo := makeRepo(t)
+	ws := filepath.Join(t.TempDir(), "proj")
+	state := t.TempDir()
+	if _, err := s.Prepare(ctx, gitGuest(), state, Caller{}, api.VMWorkspacePrepareParams{SourcePath: repo, GuestPath: ws, IncludeUntracked: true}, "vm"); err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	packs, _ := filepath.Glob(filepath.Join(state, "*", objectsDir, "pack", "*.pack"))
+	if len(packs) == 0 {
+		t.Fatal("prepare kept no pack")
+	}
+	for _, p := range packs {
+		objects := filepath.Dir(filepath.Dir(p))
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("git", "-C", repo, "unpack-objects", "-q")
+		cmd.Env = append(os.Environ(), "GIT_OBJECT_DIRECTORY="+objects, "GIT_ALTERNATE_OBJECT_DIRECTORIES=")
+		cmd.Stdin = f
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("unpack-objects: %v: %s", err, out)
+		}
+		f.Close()
+		os.Remove(p)
+	}
+	write(t, filepath.Join(ws, "README.md"), "edited\n", 0o644)
+	exp, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	if !strings.Contains(string(exp.Patch), "+edited") || strings.Contains(string(exp.Patch), "notes.txt") {
+		t.Fatalf("patch:\n%.3000s", exp.Patch)
+	}
+}
