@@ -15,4 +15,7 @@ type StreamLine struct {
 	Progress *ProgressEvent `json:"progress,omitempty"`
 	Result   any            `json:"result,omitempty"`
 	Error    *ErrorDetail   `json:"error,omitempty"`
+	// Data is a piece of a streamed body (workspace export's patch), in
+	// order; the result line follows the last piece.
+	Data []byte `json:"data,omitempty"`
 }

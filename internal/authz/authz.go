@@ -2,9 +2,10 @@
 //
 // The daemon runs as root but acts for callers who may not be. Each request
 // carries the caller's uid and gid, read from the Unix socket with
-// SO_PEERCRED; a host path named in a request is used only if that caller
-// could read (or write) it themselves, which is checked by the kernel itself
-// in a short-lived child process running with the caller's credentials.
+// SO_PEERCRED; a host path named in a request is opened once, by a
+// short-lived child process running with the caller's credentials, which
+// hands the open descriptor back (open.go): the kernel decides, and the
+// daemon never opens the name itself.
 package authz
 
 import (
@@ -12,11 +13,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"banger/internal/api"
 
@@ -70,114 +69,55 @@ func PeerCredentials(conn net.Conn) (Caller, error) {
 	return Caller{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid)}, nil
 }
 
-// Access modes for Check.
-const (
-	Read  = unix.R_OK
-	Write = unix.W_OK
-)
-
-// HelperArg is the argv[1] with which the daemon binary runs as the access
-// checker; cmd/bangerd calls RunHelper when it sees it.
+// HelperArg is the argv[1] with which the daemon binary runs as the helper
+// that opens paths as the caller; cmd/bangerd calls RunHelper when it sees
+// it.
 const HelperArg = "__banger_access_check"
 
-// CheckRead returns nil when the caller in ctx may read path (and, for a
-// directory, list it).
-func CheckRead(ctx context.Context, path string) error { return check(ctx, path, Read) }
+// CheckRead returns nil when the caller in ctx can open path for reading (a
+// directory: list it). The open happens as the caller; nothing is kept.
+func CheckRead(ctx context.Context, path string) error {
+	f, err := open(ctx, path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
 
-// CheckWrite returns nil when the caller in ctx may write path.
-func CheckWrite(ctx context.Context, path string) error { return check(ctx, path, Write) }
+// CheckWrite returns nil when the caller in ctx may write path, or create it
+// in its folder. Checked by access(2) as the caller.
+func CheckWrite(ctx context.Context, path string) error {
+	if !filepath.IsAbs(path) {
+		return api.Errorf(api.ErrInvalid, "path %q must be absolute", path)
+	}
+	return runAs(ctx, CallerFrom(ctx), "write", path, nil, func(m message, _ *os.File) error {
+		if m.Err != "" {
+			return api.Errorf(api.ErrPermission, "cannot write %s: %s", path, m.Err)
+		}
+		return errStop
+	})
+}
 
 // Checker adapts the package functions to the small interfaces services define.
 type Checker struct{}
 
+// OpenRead implements service Authorizer interfaces.
+func (Checker) OpenRead(ctx context.Context, path string) (*os.File, error) {
+	return OpenRead(ctx, path)
+}
+
+// OpenDir implements service Authorizer interfaces.
+func (Checker) OpenDir(ctx context.Context, path string) (*os.File, error) {
+	return OpenDir(ctx, path)
+}
+
+// Walk implements service Authorizer interfaces.
+func (Checker) Walk(ctx context.Context, dir string, include []string, fn func(Entry) error) error {
+	return Walk(ctx, dir, include, fn)
+}
+
 // CheckRead implements service Authorizer interfaces.
 func (Checker) CheckRead(ctx context.Context, path string) error { return CheckRead(ctx, path) }
-
-// CheckWrite implements service Authorizer interfaces.
-func (Checker) CheckWrite(ctx context.Context, path string) error { return CheckWrite(ctx, path) }
-
-func check(ctx context.Context, path string, mode uint32) error {
-	if !filepath.IsAbs(path) {
-		return api.Errorf(api.ErrInvalid, "path %q must be absolute", path)
-	}
-	st, err := os.Stat(path)
-	if err != nil && !(mode == Write && os.IsNotExist(err)) {
-		if os.IsNotExist(err) {
-			return api.Errorf(api.ErrNotFound, "%s does not exist", path)
-		}
-		return api.Errorf(api.ErrInvalid, "%s: %w", path, err)
-	}
-	if st != nil && st.IsDir() && mode == Read {
-		mode |= unix.X_OK
-	}
-	target := path
-	if st == nil { // writing a new file: the caller must be able to write its folder
-		target, mode = filepath.Dir(path), Write|unix.X_OK
-	}
-	c := CallerFrom(ctx)
-	if c.UID == os.Getuid() {
-		if err := unix.Access(target, mode); err != nil {
-			return api.Errorf(api.ErrPermission, "%s: %v", target, err)
-		}
-		return nil
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("access check: %w", err)
-	}
-	// The child starts as root (so it can always run this binary) and takes
-	// the caller's groups, gid and uid before calling access(2).
-	groups, _ := supplementaryGroups(c.UID)
-	args := []string{HelperArg, strconv.Itoa(int(mode)), target, strconv.Itoa(c.UID), strconv.Itoa(c.GID)}
-	for _, g := range groups {
-		args = append(args, strconv.Itoa(int(g)))
-	}
-	cmd := exec.CommandContext(ctx, self, args...)
-	cmd.Env = []string{}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		msg := string(out)
-		if msg == "" {
-			msg = err.Error()
-		}
-		return api.Errorf(api.ErrPermission, "uid %d may not %s %s: %s", c.UID, modeWord(mode), target, trim(msg))
-	}
-	return nil
-}
-
-// RunHelper is the child side of the check: it drops to the caller's
-// credentials (args: mode path uid gid [groups...]) and calls access(2),
-// which then checks with the caller's real ids.
-func RunHelper(args []string) int {
-	if len(args) < 4 {
-		return 2
-	}
-	nums := make([]int, 0, len(args)-2)
-	for _, a := range append([]string{args[0]}, args[2:]...) {
-		n, err := strconv.Atoi(a)
-		if err != nil {
-			return 2
-		}
-		nums = append(nums, n)
-	}
-	mode, uid, gid, groups := nums[0], nums[1], nums[2], nums[3:]
-	if err := syscall.Setgroups(groups); err != nil {
-		fmt.Fprint(os.Stderr, "setgroups: ", err.Error())
-		return 1
-	}
-	if err := syscall.Setgid(gid); err != nil {
-		fmt.Fprint(os.Stderr, "setgid: ", err.Error())
-		return 1
-	}
-	if err := syscall.Setuid(uid); err != nil {
-		fmt.Fprint(os.Stderr, "setuid: ", err.Error())
-		return 1
-	}
-	if err := unix.Access(args[1], uint32(mode)); err != nil {
-		fmt.Fprint(os.Stderr, err.Error())
-		return 1
-	}
-	return 0
-}
 
 func supplementaryGroups(uid int) ([]uint32, error) {
 	u, err := user.LookupId(strconv.Itoa(uid))
@@ -204,18 +144,4 @@ func HomeDir(c Caller) (string, error) {
 		return "", fmt.Errorf("look up uid %d: %w", c.UID, err)
 	}
 	return u.HomeDir, nil
-}
-
-func modeWord(mode uint32) string {
-	if mode&Write != 0 {
-		return "write"
-	}
-	return "read"
-}
-
-func trim(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"banger/internal/api"
 	"banger/internal/workspace"
@@ -54,8 +57,9 @@ func newWorkspacePrepareCmd(a *app) *cobra.Command {
 func newWorkspaceExportCmd(a *app) *cobra.Command {
 	var p api.WorkspaceExportParams
 	var f struct {
-		out   string
-		apply string
+		out         string
+		apply       string
+		symlinksOut bool
 	}
 	cmd := &cobra.Command{
 		Use:               "export NAME",
@@ -64,11 +68,17 @@ func newWorkspaceExportCmd(a *app) *cobra.Command {
 		ValidArgsFunction: a.completeVMs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.IDOrName = args[0]
-			res, err := a.client().WorkspaceExport(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			if f.apply != "" {
+			ctx := cmd.Context()
+			if f.apply != "" || a.json {
+				var buf bytes.Buffer
+				res, err := a.client().WorkspaceExportTo(ctx, p, &buf)
+				if err != nil {
+					return err
+				}
+				res.Patch = buf.Bytes()
+				if a.json {
+					return printJSON(a.stdout, res)
+				}
 				repo, err := absPath(f.apply)
 				if err != nil {
 					return err
@@ -77,31 +87,53 @@ func newWorkspaceExportCmd(a *app) *cobra.Command {
 					fmt.Fprintln(a.stderr, "no changes to apply")
 					return nil
 				}
-				summary, err := workspace.Apply(cmd.Context(), repo, res.Patch)
+				summary, err := workspace.ApplyWith(ctx, repo, res.Patch, workspace.ApplyOptions{AllowSymlinksOut: f.symlinksOut})
 				if err != nil {
 					return err
 				}
 				fmt.Fprintln(a.stdout, summary)
 				return nil
 			}
-			if a.json {
-				return printJSON(a.stdout, res)
-			}
 			if f.out != "" && f.out != "-" {
-				if err := os.WriteFile(f.out, res.Patch, 0o644); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stderr, "%d changed files; patch written to %s\n", len(res.ChangedFiles), f.out)
-				return nil
+				return exportToFile(a, ctx, p, f.out)
+			}
+			res, err := a.client().WorkspaceExportTo(ctx, p, a.stdout)
+			if err != nil {
+				return err
 			}
 			fmt.Fprintf(a.stderr, "%d changed files since %s\n", len(res.ChangedFiles), short(res.BaseCommit, 12))
-			_, err = a.stdout.Write(res.Patch)
-			return err
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&p.GuestPath, "guest-path", "", "workspace path in the guest (default: the prepared one)")
 	cmd.Flags().StringVar(&p.BaseCommit, "base-commit", "", "diff against this commit instead of the prepare-time state")
 	cmd.Flags().StringVarP(&f.out, "output", "o", "", "write the patch to FILE")
 	cmd.Flags().StringVar(&f.apply, "apply", "", "apply the patch to this host repository (after checking every path)")
+	cmd.Flags().BoolVar(&f.symlinksOut, "allow-symlinks-out", false, "with --apply: accept symlinks that point outside the repository")
 	return cmd
+}
+
+// exportToFile streams the patch into a new file beside out and renames it
+// into place once complete: a failed export leaves no partial patch.
+func exportToFile(a *app, ctx context.Context, p api.WorkspaceExportParams, out string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	res, err := a.client().WorkspaceExportTo(ctx, p, tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "%d changed files; patch written to %s\n", len(res.ChangedFiles), out)
+	return nil
 }

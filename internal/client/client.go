@@ -46,6 +46,12 @@ func (c *Client) Socket() string { return c.socket }
 // call POSTs params to path and decodes the result into out. With a non-nil
 // progress it asks for a streamed response and reports each progress line.
 func (c *Client) call(ctx context.Context, path string, params, out any, progress func(api.ProgressEvent)) error {
+	return c.callData(ctx, path, params, out, progress, nil)
+}
+
+// callData is call that also takes a streamed response's data lines (a
+// non-nil data asks for a streamed response) and writes them to data.
+func (c *Client) callData(ctx context.Context, path string, params, out any, progress func(api.ProgressEvent), data io.Writer) error {
 	if params == nil {
 		params = api.Empty{}
 	}
@@ -58,7 +64,7 @@ func (c *Client) call(ctx context.Context, path string, params, out any, progres
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if progress != nil {
+	if progress != nil || data != nil {
 		req.Header.Set("Accept", "application/x-ndjson")
 	}
 	resp, err := c.hc.Do(req)
@@ -70,7 +76,7 @@ func (c *Client) call(ctx context.Context, path string, params, out any, progres
 	}
 	defer resp.Body.Close()
 	if resp.Header.Get("Content-Type") == "application/x-ndjson" {
-		return readStream(resp.Body, out, progress)
+		return readStream(resp.Body, out, progress, data)
 	}
 	if resp.StatusCode/100 != 2 {
 		return decodeError(resp)
@@ -84,7 +90,7 @@ func (c *Client) call(ctx context.Context, path string, params, out any, progres
 	return nil
 }
 
-func readStream(r io.Reader, out any, progress func(api.ProgressEvent)) error {
+func readStream(r io.Reader, out any, progress func(api.ProgressEvent), data io.Writer) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	for sc.Scan() {
@@ -92,6 +98,7 @@ func readStream(r io.Reader, out any, progress func(api.ProgressEvent)) error {
 			Progress *api.ProgressEvent `json:"progress"`
 			Result   json.RawMessage    `json:"result"`
 			Error    *api.ErrorDetail   `json:"error"`
+			Data     []byte             `json:"data"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			return fmt.Errorf("decode stream: %w", err)
@@ -99,6 +106,13 @@ func readStream(r io.Reader, out any, progress func(api.ProgressEvent)) error {
 		switch {
 		case line.Error != nil:
 			return toError(*line.Error)
+		case line.Data != nil:
+			if data == nil {
+				return errors.New("daemon sent data this request did not ask for")
+			}
+			if _, err := data.Write(line.Data); err != nil {
+				return fmt.Errorf("write streamed data: %w", err)
+			}
 		case line.Progress != nil:
 			if progress != nil {
 				progress(*line.Progress)

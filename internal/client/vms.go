@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"io"
 
 	"banger/internal/api"
 	"banger/internal/model"
@@ -129,9 +130,20 @@ func (c *Client) WorkspacePrepare(ctx context.Context, p api.VMWorkspacePrepareP
 	return res.Workspace, err
 }
 
-// WorkspaceExport returns the guest's workspace changes as a patch.
+// WorkspaceExport returns the guest's workspace changes as a patch, in
+// memory; the daemon refuses this form for large patches (use
+// WorkspaceExportTo).
 func (c *Client) WorkspaceExport(ctx context.Context, p api.WorkspaceExportParams) (api.WorkspaceExportResult, error) {
 	var res api.WorkspaceExportResult
 	err := c.call(ctx, "/v1/vm/workspace/export", p, &res, nil)
+	return res, err
+}
+
+// WorkspaceExportTo streams the guest's workspace changes as a patch to w
+// (the daemon never holds the whole patch) and returns the rest of the
+// result (Patch empty). On error, w may have received part of the patch.
+func (c *Client) WorkspaceExportTo(ctx context.Context, p api.WorkspaceExportParams, w io.Writer) (api.WorkspaceExportResult, error) {
+	var res api.WorkspaceExportResult
+	err := c.callData(ctx, "/v1/vm/workspace/export", p, &res, nil, w)
 	return res, err
 }

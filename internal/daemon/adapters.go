@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"path/filepath"
 
@@ -77,7 +78,7 @@ func (w workspaceService) Prepare(ctx context.Context, p api.VMWorkspacePrepareP
 		workspace.Caller{UID: caller.UID, GID: caller.GID}, p, rec.Name)
 }
 
-func (w workspaceService) Export(ctx context.Context, p api.WorkspaceExportParams) (api.WorkspaceExportResult, error) {
+func (w workspaceService) Export(ctx context.Context, p api.WorkspaceExportParams, out io.Writer) (api.WorkspaceExportResult, error) {
 	c, rec, err := w.vms.Guest(ctx, p.IDOrName)
 	if err != nil {
 		return api.WorkspaceExportResult{}, err
@@ -85,5 +86,5 @@ func (w workspaceService) Export(ctx context.Context, p api.WorkspaceExportParam
 	defer c.Close()
 	caller := authz.CallerFrom(ctx)
 	return workspace.New(w.log).Export(ctx, c, filepath.Join(rec.Dir, paths.VMWorkspace),
-		workspace.Caller{UID: caller.UID, GID: caller.GID}, p)
+		workspace.Caller{UID: caller.UID, GID: caller.GID}, p, out)
 }

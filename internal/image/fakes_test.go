@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"banger/internal/api"
+	"banger/internal/authz"
 	"banger/internal/model"
 )
 
@@ -80,11 +81,32 @@ func (m *memStore) ImageUsers(_ context.Context, id string) ([]string, error) {
 // checks the caller's real permissions).
 type denyUnder struct{ dir string }
 
-func (d denyUnder) CheckRead(_ context.Context, p string) error {
+func (d denyUnder) check(p string) error {
 	if d.dir != "" && strings.HasPrefix(p, d.dir) {
-		return api.Errorf(api.ErrPermission, "%s: permission denied", p)
+		return api.Errorf(api.ErrPermission, "cannot read %s: permission denied", p)
 	}
 	return nil
+}
+
+func (d denyUnder) OpenRead(ctx context.Context, p string) (*os.File, error) {
+	if err := d.check(p); err != nil {
+		return nil, err
+	}
+	return authz.OpenRead(ctx, p)
+}
+
+func (d denyUnder) OpenDir(ctx context.Context, p string) (*os.File, error) {
+	if err := d.check(p); err != nil {
+		return nil, err
+	}
+	return authz.OpenDir(ctx, p)
+}
+
+func (d denyUnder) Walk(ctx context.Context, dir string, include []string, fn func(authz.Entry) error) error {
+	if err := d.check(dir); err != nil {
+		return err
+	}
+	return authz.Walk(ctx, dir, include, fn)
 }
 
 func newTestService(t *testing.T) (*Service, *memStore, string) {

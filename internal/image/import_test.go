@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"banger/internal/api"
+	"banger/internal/authz"
 )
 
 func TestImportLayoutAndTarballs(t *testing.T) {
@@ -157,8 +158,12 @@ func TestRegister(t *testing.T) {
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
-	if rec.Name != "good" || rec.Managed || !rec.Docker || rec.KernelPath != kernel || rec.OwnerUID != 7 || rec.Source != "register" {
+	if rec.Name != "good" || !rec.Managed || !rec.Docker || rec.KernelPath != kernel || rec.OwnerUID != 7 ||
+		rec.Source != "register" || rec.SourceRef != good || rec.RootfsPath == good {
 		t.Errorf("record = %+v", rec)
+	}
+	if copied, err := os.ReadFile(rec.RootfsPath); err != nil || string(copied) != string(before) {
+		t.Fatalf("managed copy differs from the registered file: %v", err)
 	}
 	if err := svc.Delete(ctx, "good"); err != nil {
 		t.Fatalf("delete: %v", err)
@@ -166,6 +171,9 @@ func TestRegister(t *testing.T) {
 	after, err := os.ReadFile(good)
 	if err != nil || string(after) != string(before) {
 		t.Fatal("delete touched a registered rootfs")
+	}
+	if _, err := os.Stat(rec.RootfsPath); !os.IsNotExist(err) {
+		t.Fatalf("delete left the managed copy: %v", err)
 	}
 
 	bad := map[string]struct {
@@ -202,4 +210,65 @@ func mkext4(t *testing.T, dir, fileName string, fill func(root string)) string {
 		t.Fatalf("mkfs: %v: %s", err, b)
 	}
 	return out
+}
+
+// A registered file is copied under the one open made as the caller: a
+// symlink put in its place afterwards (to a file only root can read) never
+// reaches a VM, whose disks come from the managed copies.
+func TestRegisterSymlinkSwapAfterwards(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "mkfs.ext4")
+	requireTool(t, "debugfs")
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	fill := func(root string) {
+		os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+		os.WriteFile(filepath.Join(root, "bin/sh"), []byte("sh"), 0o755)
+	}
+	rootfs := mkext4(t, dir, "mine.ext4", fill)
+	seed := mkext4(t, dir, "seed.ext4", func(string) {})
+	secret := mkext4(t, dir, "secret.ext4", func(root string) {
+		fill(root)
+		os.WriteFile(filepath.Join(root, "secret"), []byte("root only"), 0o600)
+	})
+	for _, f := range []string{rootfs, seed} {
+		os.Chmod(f, 0o644)
+	}
+	os.Chmod(secret, 0o600)
+	wantRootfs, _ := os.ReadFile(rootfs)
+	wantSeed, _ := os.ReadFile(seed)
+
+	svc, _, _ := newTestService(t)
+	svc.authz = authz.Checker{}
+	nobody := authz.WithCaller(context.Background(), authz.Caller{UID: 65534, GID: 65534})
+	// Registering the root-only file directly is refused.
+	if _, err := svc.Register(nobody, api.ImageRegisterParams{Name: "direct", RootfsPath: secret}, Caller{UID: 65534}); !errors.Is(err, api.ErrPermission) {
+		t.Fatalf("nobody registering a root-only file: %v", err)
+	}
+	_, err := svc.Register(nobody, api.ImageRegisterParams{Name: "mine", RootfsPath: rootfs, WorkSeedPath: seed}, Caller{UID: 65534, GID: 65534})
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	for _, f := range []string{rootfs, seed} {
+		os.Remove(f)
+		if err := os.Symlink(secret, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img, err := svc.Show(nobody, "mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.RootfsPath == rootfs || img.WorkSeedPath == seed || !strings.HasPrefix(img.RootfsPath, svc.stateDir) {
+		t.Fatalf("the image still names the caller's files: %+v", img)
+	}
+	gotRootfs, _ := os.ReadFile(img.RootfsPath)
+	gotSeed, _ := os.ReadFile(img.WorkSeedPath)
+	if string(gotRootfs) != string(wantRootfs) || string(gotSeed) != string(wantSeed) {
+		t.Fatal("the image's disks are not the registered content")
+	}
+	if got := debugfsCat(t, img.RootfsPath, "/secret"); strings.Contains(got, "root only") {
+		t.Fatal("root-only content reached the image")
+	}
 }

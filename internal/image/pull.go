@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,10 +33,11 @@ func (s *Service) Pull(ctx context.Context, p api.ImagePullParams, caller Caller
 	if err := s.checkRecord(ctx, &rec); err != nil {
 		return model.Image{}, fmt.Errorf("pull %s: %w", p.Ref, err)
 	}
-	auth, err := s.callerAuth(ctx, caller)
+	auth, done, err := s.callerAuth(ctx, caller)
 	if err != nil {
 		return model.Image{}, fmt.Errorf("pull %s: %w", p.Ref, err)
 	}
+	defer done()
 	img, err := s.oci.Fetch(ctx, p.Ref, auth, progress)
 	if err != nil {
 		return model.Image{}, err
@@ -46,14 +46,14 @@ func (s *Service) Pull(ctx context.Context, p api.ImagePullParams, caller Caller
 }
 
 // Import loads a `docker save` tarball, an OCI layout directory or an OCI
-// layout tar and makes it a managed ext4 image.
+// layout tar and makes it a managed ext4 image. The archive is opened (a
+// directory: read) once, as the caller, and loaded from that descriptor or
+// from a root-owned copy of the directory.
 func (s *Service) Import(ctx context.Context, path, name string, caller Caller, progress func(api.ProgressEvent)) (model.Image, error) {
 	if !filepath.IsAbs(path) {
 		return model.Image{}, api.Errorf(api.ErrInvalid, "import image: path %q must be absolute", path)
 	}
-	if err := s.checkRead(ctx, path); err != nil {
-		return model.Image{}, fmt.Errorf("import %s: %w", path, err)
-	}
+	path = filepath.Clean(path)
 	if name != "" {
 		if err := ValidName(name); err != nil {
 			return model.Image{}, err
@@ -63,14 +63,14 @@ func (s *Service) Import(ctx context.Context, path, name string, caller Caller, 
 		}
 	}
 	report(progress, api.ProgressEvent{Phase: "load", Detail: path})
-	img, err := s.oci.Load(ctx, path)
+	img, err := s.loadAsCaller(ctx, path)
 	if err != nil {
 		return model.Image{}, err
 	}
 	rec := model.Image{Name: name, Source: "import", SourceRef: path}
 	if rec.Name == "" {
 		ref := img.Ref
-		if ref == path {
+		if ref == path || strings.HasPrefix(ref, "/") {
 			ref = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(path), ".tar"), ".oci")
 		}
 		rec.Name = DefaultName(ref)
@@ -79,6 +79,67 @@ func (s *Service) Import(ctx context.Context, path, name string, caller Caller, 
 		return model.Image{}, fmt.Errorf("import %s: %w", path, err)
 	}
 	return s.fromOCI(ctx, rec, img, 0, caller, progress)
+}
+
+// loadAsCaller loads the archive or layout at path, opened as the caller.
+func (s *Service) loadAsCaller(ctx context.Context, path string) (*oci.Image, error) {
+	var f *os.File
+	var err error
+	if s.authz == nil {
+		f, err = os.Open(path)
+	} else {
+		f, err = s.authz.OpenDir(ctx, path)
+		if errors.Is(err, api.ErrInvalid) { // not a directory
+			f, err = s.authz.OpenRead(ctx, path)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		img, err := s.oci.Load(ctx, fdPath(f))
+		if err != nil {
+			return nil, fmt.Errorf("import %s: %w", path, stripFdPath(err, f))
+		}
+		return img, nil
+	}
+	f.Close()
+	staging, err := os.MkdirTemp(filepath.Join(s.stateDir, "images"), ".import-")
+	if err != nil {
+		if err = os.MkdirAll(filepath.Join(s.stateDir, "images"), 0o755); err == nil {
+			staging, err = os.MkdirTemp(filepath.Join(s.stateDir, "images"), ".import-")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("import %s: %w", path, err)
+		}
+	}
+	defer os.RemoveAll(staging)
+	layout := filepath.Join(staging, "layout")
+	if err := s.copyTreeAsCaller(ctx, path, layout); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	img, err := s.oci.Load(ctx, layout)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, errors.New(strings.ReplaceAll(err.Error(), layout, path)))
+	}
+	if img.Ref == layout {
+		img.Ref = path
+	}
+	return img, nil
+}
+
+// stripFdPath rewrites the descriptor path in err's text away.
+func stripFdPath(err error, f *os.File) error {
+	msg := strings.ReplaceAll(err.Error(), "load "+fdPath(f)+": ", "")
+	if errors.Is(err, api.ErrInvalid) {
+		return api.Errorf(api.ErrInvalid, "%s", msg)
+	}
+	return errors.New(msg)
 }
 
 // fromOCI applies the image's layers, makes the ext4 file and records it.
@@ -151,8 +212,9 @@ func (s *Service) checkRecord(ctx context.Context, rec *model.Image) error {
 	return nil
 }
 
-// checkPath checks that *p (if set) is an absolute path the caller may read,
-// to a directory or a regular file as wanted, and cleans it.
+// checkPath checks that *p (if set) is an absolute path the caller can
+// open, a directory or a regular file as wanted, and cleans it. It is opened
+// as the caller and closed: the path is only recorded.
 func (s *Service) checkPath(ctx context.Context, what string, p *string, dir bool) error {
 	if *p == "" {
 		return nil
@@ -161,39 +223,41 @@ func (s *Service) checkPath(ctx context.Context, what string, p *string, dir boo
 		return api.Errorf(api.ErrInvalid, "%s path %q must be absolute", what, *p)
 	}
 	*p = filepath.Clean(*p)
-	if err := s.checkRead(ctx, *p); err != nil {
-		return fmt.Errorf("%s %s: %w", what, *p, err)
-	}
-	fi, err := os.Stat(*p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return api.Errorf(api.ErrNotFound, "%s %s: no such file or directory", what, *p)
+	var f *os.File
+	var err error
+	switch {
+	case s.authz == nil && dir:
+		f, err = os.Open(*p)
+	case s.authz == nil:
+		f, err = openRegular(*p)
+	case dir:
+		f, err = s.authz.OpenDir(ctx, *p)
+	default:
+		f, err = s.authz.OpenRead(ctx, *p)
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, *p, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if dir && !fi.IsDir() {
-		return api.Errorf(api.ErrInvalid, "%s %s is not a directory", what, *p)
-	}
-	if !dir && !fi.Mode().IsRegular() {
-		return api.Errorf(api.ErrInvalid, "%s %s is not a regular file", what, *p)
-	}
-	return nil
+	return f.Close()
 }
 
-// callerAuth points the registry client at the caller's docker config, once
-// the caller is known to be allowed to read it.
-func (s *Service) callerAuth(ctx context.Context, caller Caller) (oci.Auth, error) {
-	if caller.Home == "" {
-		return oci.Auth{}, nil
+// callerAuth opens the caller's docker config as the caller and points the
+// registry client at that descriptor; a missing one means anonymous pulls.
+// done closes it.
+func (s *Service) callerAuth(ctx context.Context, caller Caller) (auth oci.Auth, done func(), err error) {
+	done = func() {}
+	if caller.Home == "" || s.authz == nil {
+		return oci.Auth{}, done, nil
 	}
 	cfg := filepath.Join(caller.Home, ".docker", "config.json")
-	if _, err := os.Stat(cfg); err != nil {
-		return oci.Auth{}, nil
+	f, err := s.authz.OpenRead(ctx, cfg)
+	if errors.Is(err, api.ErrNotFound) {
+		return oci.Auth{}, done, nil
 	}
-	if err := s.checkRead(ctx, cfg); err != nil {
-		return oci.Auth{}, fmt.Errorf("docker config %s: %w", cfg, err)
+	if err != nil {
+		return oci.Auth{}, done, fmt.Errorf("docker config: %w", err)
 	}
-	return oci.Auth{DockerConfig: cfg}, nil
+	return oci.Auth{DockerConfig: fdPath(f)}, func() { f.Close() }, nil
 }
 
 // report sends an event when progress is not nil.

@@ -16,8 +16,14 @@ import (
 	"banger/internal/model"
 )
 
-// Register records an existing ext4 root filesystem. Its files are never
-// modified or deleted by banger.
+// workSeedFile is the name of a registered image's work disk seed.
+const workSeedFile = "work-seed.ext4"
+
+// Register imports an existing ext4 root filesystem (and work disk seed)
+// into managed storage. Each file is opened once, as the caller, and copied
+// (sparse) from that descriptor: later changes to the caller's file, or a
+// symlink put in its place, do not reach any VM. The caller's files are
+// never modified.
 func (s *Service) Register(ctx context.Context, p api.ImageRegisterParams, caller Caller) (model.Image, error) {
 	if p.RootfsPath == "" {
 		return model.Image{}, api.Errorf(api.ErrInvalid, "register image: rootfs path required")
@@ -34,45 +40,83 @@ func (s *Service) Register(ctx context.Context, p api.ImageRegisterParams, calle
 		base := filepath.Base(p.RootfsPath)
 		rec.Name = sanitize(strings.TrimSuffix(base, filepath.Ext(base)))
 	}
-	if err := s.checkPath(ctx, "rootfs", &rec.RootfsPath, false); err != nil {
-		return model.Image{}, fmt.Errorf("register image: %w", err)
+	if !filepath.IsAbs(rec.RootfsPath) {
+		return model.Image{}, api.Errorf(api.ErrInvalid, "register image: rootfs path %q must be absolute", rec.RootfsPath)
 	}
+	rec.RootfsPath = filepath.Clean(rec.RootfsPath)
 	rec.SourceRef = rec.RootfsPath
+	seedPath := rec.WorkSeedPath
+	rec.WorkSeedPath = "" // checked and opened below, with the rootfs
 	if err := s.checkRecord(ctx, &rec); err != nil {
 		return model.Image{}, fmt.Errorf("register image: %w", err)
 	}
-	if err := checkExt4(rec.RootfsPath); err != nil {
-		return model.Image{}, fmt.Errorf("register image: %w", err)
-	}
-	if err := checkUserland(ctx, rec.RootfsPath); err != nil {
-		return model.Image{}, fmt.Errorf("register image: %w", err)
-	}
-	fi, err := os.Stat(rec.RootfsPath)
+	rootfs, err := s.openRead(ctx, "rootfs", rec.RootfsPath)
 	if err != nil {
 		return model.Image{}, fmt.Errorf("register image: %w", err)
+	}
+	defer rootfs.Close()
+	if err := checkExt4(rootfs, rec.RootfsPath); err != nil {
+		return model.Image{}, fmt.Errorf("register image: %w", err)
+	}
+	var seed *os.File
+	if seedPath != "" {
+		if !filepath.IsAbs(seedPath) {
+			return model.Image{}, api.Errorf(api.ErrInvalid, "register image: work seed path %q must be absolute", seedPath)
+		}
+		if seed, err = s.openRead(ctx, "work seed", filepath.Clean(seedPath)); err != nil {
+			return model.Image{}, fmt.Errorf("register image: %w", err)
+		}
+		defer seed.Close()
+		if err := checkExt4(seed, seedPath); err != nil {
+			return model.Image{}, fmt.Errorf("register image: work seed: %w", err)
+		}
 	}
 	id, err := newID()
 	if err != nil {
 		return model.Image{}, err
 	}
+	dir := s.imageDir(id)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return model.Image{}, fmt.Errorf("register image: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return model.Image{}, fmt.Errorf("register image: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(dir)
+		}
+	}()
+	size, err := importFile(ctx, rootfs, filepath.Join(dir, rootfsFile))
+	if err != nil {
+		return model.Image{}, fmt.Errorf("register image: copy %s: %w", rec.RootfsPath, err)
+	}
+	if seed != nil {
+		if _, err := importFile(ctx, seed, filepath.Join(dir, workSeedFile)); err != nil {
+			return model.Image{}, fmt.Errorf("register image: copy %s: %w", seedPath, err)
+		}
+		rec.WorkSeedPath = filepath.Join(dir, workSeedFile)
+	}
+	rec.RootfsPath = filepath.Join(dir, rootfsFile)
+	if err := checkUserland(ctx, rec.RootfsPath); err != nil {
+		return model.Image{}, fmt.Errorf("register image: %s: %w", rec.SourceRef, err)
+	}
 	rec.ID = id
-	rec.SizeBytes = fi.Size()
+	rec.SizeBytes = size
+	rec.Managed = true
 	rec.OwnerUID, rec.OwnerGID = caller.UID, caller.GID
 	rec.CreatedAt = time.Now().UTC()
 	if err := s.store.InsertImage(ctx, rec); err != nil {
 		return model.Image{}, err
 	}
-	s.log.Info("image registered", "image", rec.Name, "id", rec.ID, "rootfs", rec.RootfsPath)
+	ok = true
+	s.log.Info("image registered", "image", rec.Name, "id", rec.ID, "from", rec.SourceRef, "size", size)
 	return rec, nil
 }
 
 // checkExt4 looks for the ext2/3/4 superblock magic 0xEF53 at offset 1080.
-func checkExt4(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+func checkExt4(f *os.File, path string) error {
 	var magic [2]byte
 	if _, err := f.ReadAt(magic[:], 1080); err != nil {
 		return api.Errorf(api.ErrInvalid, "%s is not an ext4 filesystem (too short)", path)
@@ -97,7 +141,7 @@ func checkUserland(ctx context.Context, path string) error {
 			return nil
 		}
 	}
-	return api.Errorf(api.ErrInvalid, "%s has no usable userland: neither /bin/sh nor /sbin/init exists", path)
+	return api.Errorf(api.ErrInvalid, "no usable userland: neither /bin/sh nor /sbin/init exists")
 }
 
 // debugfsStat runs `debugfs -R "stat P"` read-only on an ext4 file.

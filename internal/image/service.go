@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"banger/internal/api"
+	"banger/internal/authz"
 	"banger/internal/model"
 	"banger/internal/oci"
 )
@@ -28,9 +29,12 @@ type Store interface {
 	ImageUsers(ctx context.Context, imageID string) ([]string, error)
 }
 
-// Authorizer checks host paths on behalf of the caller (the daemon is root).
+// Authorizer opens host paths as the caller (the daemon is root): each is
+// opened once, by the caller's rights, and only the descriptor is used.
 type Authorizer interface {
-	CheckRead(ctx context.Context, path string) error
+	OpenRead(ctx context.Context, path string) (*os.File, error)
+	OpenDir(ctx context.Context, path string) (*os.File, error)
+	Walk(ctx context.Context, dir string, include []string, fn func(authz.Entry) error) error
 }
 
 // Caller is who asked for an operation.
@@ -87,7 +91,7 @@ func (s *Service) Show(ctx context.Context, idOrName string) (model.Image, error
 
 // Delete removes an image. It refuses, naming them, while VMs use it. A
 // managed image's directory goes with it; blobs stay in the cache, and a
-// registered image's files are never touched.
+// caller's original files are never touched.
 func (s *Service) Delete(ctx context.Context, idOrName string) error {
 	img, err := s.Show(ctx, idOrName)
 	if err != nil {
@@ -132,14 +136,6 @@ func (s *Service) checkNameFree(ctx context.Context, name string) error {
 		return fmt.Errorf("look up image %q: %w", name, err)
 	}
 	return nil
-}
-
-// checkRead asks the authorizer whether the caller may read path.
-func (s *Service) checkRead(ctx context.Context, path string) error {
-	if s.authz == nil {
-		return nil
-	}
-	return s.authz.CheckRead(ctx, path)
 }
 
 // newID returns 12 random hex characters.

@@ -30,22 +30,17 @@ type layout struct {
 // assemble builds banger's layout for the kernel in t inside work: the
 // image as vmlinuz (bzImage) or vmlinux (ELF), initrd.img, System.map,
 // config, lib/modules/VERSION (depmod run when modules.dep is missing) and
-// banger-modules.cpio when the kernel needs modules to boot. With move the
-// source files are renamed (t lives on the same file system, in a work
-// folder); otherwise they are copied and check vets each source path.
-func assemble(ctx context.Context, t tree, work string, move bool, check func(string) error, progress func(api.ProgressEvent)) (layout, error) {
+// banger-modules.cpio when the kernel needs modules to boot. The source
+// files are renamed: t lives in a work folder of the daemon's own, on the
+// same file system (pull unpacks there, import copies there from the
+// caller's descriptors).
+func assemble(ctx context.Context, t tree, work string, progress func(api.ProgressEvent)) (layout, error) {
 	l := layout{kernel: "vmlinuz", version: t.version, arch: t.img.arch}
 	if t.img.format == "elf" {
 		l.kernel = "vmlinux"
 	}
 	put := func(src, name string) error {
-		if move {
-			return os.Rename(src, filepath.Join(work, name))
-		}
-		if err := check(src); err != nil {
-			return err
-		}
-		return copyFile(ctx, src, filepath.Join(work, name), 0o644)
+		return os.Rename(src, filepath.Join(work, name))
 	}
 	progress(api.ProgressEvent{Phase: "copy", Detail: "kernel image"})
 	if err := put(t.kernel, l.kernel); err != nil {
@@ -78,12 +73,7 @@ func assemble(ctx context.Context, t tree, work string, move bool, check func(st
 	if err := os.MkdirAll(filepath.Dir(modDir), 0o755); err != nil {
 		return l, err
 	}
-	if move {
-		err = os.Rename(t.modules, modDir)
-	} else {
-		err = copyTree(ctx, t.modules, modDir, check)
-	}
-	if err != nil {
+	if err := os.Rename(t.modules, modDir); err != nil {
 		return l, fmt.Errorf("modules: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(modDir, "modules.dep")); errors.Is(err, fs.ErrNotExist) {
@@ -142,71 +132,6 @@ func fileSHA256(file string) (string, error) {
 		return "", fmt.Errorf("hash %s: %w", file, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// copyFile copies the regular file src to dst (created, not overwritten).
-func copyFile(ctx context.Context, src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", src)
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(out, ctxReader{ctx, in})
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	return nil
-}
-
-// copyTree copies the directories and regular files under src to dst.
-// Symbolic links (Debian's build and source links) and special files are
-// skipped: nothing outside src is read.
-func copyTree(ctx context.Context, src, dst string, check func(string) error) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		r, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, r)
-		switch {
-		case d.IsDir():
-			if err := check(p); err != nil {
-				return err
-			}
-			return os.MkdirAll(target, 0o755)
-		case d.Type().IsRegular():
-			// Every folder on the way was checked; a file anyone may
-			// read needs no further (costly, for other users: a helper
-			// process each) check.
-			if fi, err := d.Info(); err != nil || fi.Mode().Perm()&0o004 == 0 {
-				if err := check(p); err != nil {
-					return err
-				}
-			}
-			return copyFile(ctx, p, target, 0o644)
-		}
-		return nil
-	})
 }
 
 // ctxReader stops a copy when its context ends.

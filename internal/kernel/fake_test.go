@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"banger/internal/api"
+	"banger/internal/authz"
 )
 
 // memStore is an in-memory Store.
@@ -77,11 +77,16 @@ func (m *memStore) KernelUsers(_ context.Context, name string) ([]string, []stri
 // denyUnder refuses reads of paths under its prefix.
 type denyUnder string
 
-func (d denyUnder) CheckRead(_ context.Context, path string) error {
-	if strings.HasPrefix(path, string(d)) {
-		return errors.New("caller may not read " + path)
+func (d denyUnder) Walk(ctx context.Context, dir string, include []string, fn func(authz.Entry) error) error {
+	if strings.HasPrefix(dir, string(d)) {
+		return api.Errorf(api.ErrPermission, "cannot read %s: permission denied", dir)
 	}
-	return nil
+	return authz.Walk(ctx, dir, include, func(e authz.Entry) error {
+		if p := filepath.Join(dir, e.Path); strings.HasPrefix(p, string(d)) {
+			return api.Errorf(api.ErrPermission, "cannot read %s: permission denied", p)
+		}
+		return fn(e)
+	})
 }
 
 func newTestService(t *testing.T, authz Authorizer) (*Service, *memStore, string) {

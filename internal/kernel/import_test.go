@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"banger/internal/api"
+	"banger/internal/authz"
 	"banger/internal/initramfs"
 	"banger/internal/kernel/kerneltest"
 )
@@ -187,10 +188,10 @@ func TestImportBadInputs(t *testing.T) {
 		{"upper case name", api.KernelImportParams{Name: "Deb", FromDir: good}, api.ErrInvalid, "invalid kernel name"},
 		{"empty name", api.KernelImportParams{Name: "", FromDir: good}, api.ErrInvalid, "invalid kernel name"},
 		{"relative dir", api.KernelImportParams{Name: "k4", FromDir: "good"}, api.ErrInvalid, "absolute"},
-		{"missing dir", api.KernelImportParams{Name: "k5", FromDir: filepath.Join(base, "missing")}, api.ErrInvalid, "not a folder"},
+		{"missing dir", api.KernelImportParams{Name: "k5", FromDir: filepath.Join(base, "missing")}, api.ErrNotFound, "cannot read"},
 		{"wrong arch", api.KernelImportParams{Name: "k6", FromDir: good, Arch: "arm64"}, api.ErrInvalid, "aarch64"},
 		{"unknown arch", api.KernelImportParams{Name: "k7", FromDir: good, Arch: "pdp11"}, api.ErrInvalid, "pdp11"},
-		{"unreadable dir", api.KernelImportParams{Name: "k8", FromDir: "/srv/secret/k"}, api.ErrPermission, "may not read"},
+		{"unreadable dir", api.KernelImportParams{Name: "k8", FromDir: "/srv/secret/k"}, api.ErrPermission, "cannot read"},
 	}
 	for _, c := range cases {
 		_, err := s.Import(ctx, c.p)
@@ -233,4 +234,61 @@ func TestImportBadInputs(t *testing.T) {
 	if err != nil || kp != e.KernelPath || cp != "" || e.ModulesDir != "" {
 		t.Fatalf("BootFiles = %q, %q, %v; entry %+v", kp, cp, err, e)
 	}
+}
+
+// The source folder is read by a child running as the caller: a symlink in
+// it to a file only root can read is refused, and that file's content never
+// reaches the store; a link to a file the caller can read is copied.
+func TestImportAsCallerRefusesLinksToRootOnlyFiles(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to act for another uid")
+	}
+	root, version := kerneltest.DebianKernel(t)
+	base := t.TempDir()
+	os.Chmod(base, 0o755)
+	os.Chmod(filepath.Dir(base), 0o755)
+	secret := filepath.Join(base, "secret")
+	writeFakeDir(t, base, "secret", "ROOT-ONLY-CONTENT")
+	os.Chmod(secret, 0o600)
+	src := filepath.Join(base, "src")
+	writeFakeDir(t, src, "vmlinuz", filepath.Join(root, "boot", "vmlinuz-"+version))
+	writeFakeDir(t, src, "boot/README", "boot files")
+	writeFakeDir(t, base, "shared.txt", "shared")
+	if err := os.Symlink(filepath.Join(base, "shared.txt"), filepath.Join(src, "config")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(src, "boot", "leak.ko")); err != nil {
+		t.Fatal(err)
+	}
+	s, st, dir := newTestService(t, authz.Checker{})
+	nobody := authz.WithCaller(context.Background(), authz.Caller{UID: 65534, GID: 65534})
+	_, err := s.Import(nobody, api.KernelImportParams{Name: "leak", FromDir: src})
+	if !errors.Is(err, api.ErrPermission) || !strings.Contains(err.Error(), "leak.ko") {
+		t.Fatalf("import with a link to a root-only file: %v", err)
+	}
+	assertEmpty(t, dir, st)
+	assertNoContent(t, dir, "ROOT-ONLY-CONTENT")
+
+	os.Remove(filepath.Join(src, "boot", "leak.ko"))
+	e, err := s.Import(nobody, api.KernelImportParams{Name: "ok", FromDir: src})
+	if err != nil {
+		t.Fatalf("import as nobody: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(filepath.Dir(e.KernelPath), "config"))
+	if err != nil || string(got) != "shared" {
+		t.Fatalf("linked readable file: %q, %v", got, err)
+	}
+}
+
+// assertNoContent fails when any file under dir holds needle.
+func assertNoContent(t *testing.T, dir, needle string) {
+	t.Helper()
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			if data, _ := os.ReadFile(p); strings.Contains(string(data), needle) {
+				t.Errorf("%s holds root-only content", p)
+			}
+		}
+		return nil
+	})
 }

@@ -89,7 +89,7 @@ func (s *Service) pullInto(ctx context.Context, entry catalogEntry, work string,
 	if err != nil {
 		return api.KernelEntry{}, fmt.Errorf("pull kernel %s: %w", entry.Name, err)
 	}
-	l, err := assemble(ctx, t, built, true, nil, progress)
+	l, err := assemble(ctx, t, built, progress)
 	if err != nil {
 		return api.KernelEntry{}, fmt.Errorf("pull kernel %s: %w", entry.Name, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"banger/internal/api"
+	"banger/internal/authz"
 	"banger/internal/oci"
 )
 
@@ -28,9 +29,9 @@ type Store interface {
 	KernelUsers(ctx context.Context, name string) (images, vms []string, err error)
 }
 
-// Authorizer checks host paths on behalf of the API caller.
+// Authorizer reads host folders as the API caller (authz.Walk).
 type Authorizer interface {
-	CheckRead(ctx context.Context, path string) error
+	Walk(ctx context.Context, dir string, include []string, fn func(authz.Entry) error) error
 }
 
 // File names inside a kernel's folder.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"strings"
 
 	"banger/internal/api"
@@ -116,12 +117,18 @@ func (f *fakeVMs) Ports(_ context.Context, ref string) (api.VMPortsResult, error
 	return api.VMPortsResult{Name: ref, Ports: []api.VMPort{}}, f.note(ref)
 }
 
-type fakeWorkspaces struct{ rec }
+type fakeWorkspaces struct {
+	rec
+	patch []byte // what Export writes
+}
 
 func (f *fakeWorkspaces) Prepare(_ context.Context, p api.VMWorkspacePrepareParams) (model.WorkspacePrepareResult, error) {
 	return model.WorkspacePrepareResult{}, f.note(p)
 }
-func (f *fakeWorkspaces) Export(_ context.Context, p api.WorkspaceExportParams) (api.WorkspaceExportResult, error) {
+func (f *fakeWorkspaces) Export(_ context.Context, p api.WorkspaceExportParams, w io.Writer) (api.WorkspaceExportResult, error) {
+	if _, err := w.Write(f.patch); err != nil {
+		return api.WorkspaceExportResult{}, err
+	}
 	return api.WorkspaceExportResult{GuestPath: p.GuestPath, ChangedFiles: []string{}}, f.note(p)
 }
 

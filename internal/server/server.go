@@ -45,7 +45,8 @@ type call struct {
 	ctx      context.Context
 	body     []byte
 	progress func(api.ProgressEvent)
-	after    func() // run after the response is written
+	data     io.Writer // streamed responses only: pieces of a body, sent in order
+	after    func()    // run after the response is written
 }
 
 type handler func(c *call) (any, error)
@@ -160,7 +161,10 @@ func (s *Server) serveStream(w http.ResponseWriter, c *call, h handler) {
 		}
 	}
 	c.progress = func(ev api.ProgressEvent) { send(api.StreamLine{Progress: &ev}) }
+	data := &chunkWriter{send: func(b []byte) { send(api.StreamLine{Data: b}) }}
+	c.data = data
 	res, err := h(c)
+	data.flush()
 	if err != nil {
 		s.log.Warn("request failed", "err", err)
 		send(api.StreamLine{Error: &api.ErrorDetail{Code: api.CodeOf(err), Message: err.Error()}})

@@ -5,23 +5,42 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path"
 	"slices"
 	"strings"
 
 	"banger/internal/api"
 )
 
+// ApplyOptions relax Apply's checks.
+type ApplyOptions struct {
+	// AllowSymlinksOut lets the patch make symlinks that point outside the
+	// repository (absolute targets, or climbing out with "..").
+	AllowSymlinksOut bool
+}
+
 // Apply applies an exported patch to the work tree of the git repository at
 // repo with `git apply`, after checking that every path it touches stays
-// inside the repository and outside .git. It runs in the caller's own
-// process and returns a one-line summary.
+// inside the repository and outside .git, and that no symlink it makes
+// points outside the repository. It runs in the caller's own process and
+// returns a one-line summary.
 func Apply(ctx context.Context, repo string, patch []byte) (string, error) {
+	return ApplyWith(ctx, repo, patch, ApplyOptions{})
+}
+
+// ApplyWith is Apply with options.
+func ApplyWith(ctx context.Context, repo string, patch []byte, opts ApplyOptions) (string, error) {
 	changes, err := parsePatch(string(patch))
 	if err != nil {
 		return "", err
 	}
 	if len(changes) == 0 {
 		return "nothing to apply", nil
+	}
+	if !opts.AllowSymlinksOut {
+		if err := checkSymlinks(changes); err != nil {
+			return "", err
+		}
 	}
 	paths, err := CheckPatch(patch)
 	if err != nil {
@@ -104,4 +123,32 @@ func hostGit(ctx context.Context, dir string, stdin []byte, args ...string) (str
 		return "", gitError(args, errb.Bytes(), err)
 	}
 	return out.String(), nil
+}
+
+// checkSymlinks refuses symlinks the patch makes whose target leaves the
+// repository: absolute, or climbing above the top with ".." (resolved
+// lexically from the link's folder).
+func checkSymlinks(changes []fileChange) error {
+	for _, c := range changes {
+		if c.newMode != symlinkMode || c.deleted {
+			continue
+		}
+		if c.binary {
+			return api.Errorf(api.ErrInvalid, "patch makes %q a symlink whose target it gives in binary form; cannot check it stays in the repository (pass --allow-symlinks-out to apply anyway)", c.newPath)
+		}
+		if symlinkLeaves(c.newPath, c.target) {
+			return api.Errorf(api.ErrInvalid, "patch makes %q a symlink to %q, outside the repository (pass --allow-symlinks-out to apply anyway)", c.newPath, c.target)
+		}
+	}
+	return nil
+}
+
+// symlinkLeaves reports whether a symlink at link (a repository path)
+// pointing to target resolves outside the repository.
+func symlinkLeaves(link, target string) bool {
+	if target == "" || strings.HasPrefix(target, "/") {
+		return true
+	}
+	r := path.Clean(path.Join(path.Dir(link), target))
+	return r == ".." || strings.HasPrefix(r, "../")
 }

@@ -44,7 +44,7 @@ func BenchmarkExport1000Files(b *testing.B) {
 	}
 	editAll(b, ws, 1000)
 	for b.Loop() {
-		exp, err := s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+		exp, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
 		if err != nil || len(exp.ChangedFiles) != 1000 {
 			b.Fatalf("export: %v (%d files)", err, len(exp.ChangedFiles))
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,11 @@ import (
 // info/exclude) ignore it. Files of the prepared workspace or of the base
 // tree are tracked: their changes and deletions are exported even when a
 // rule matches them. Edits to .gitignore files are exported like any file.
-func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller Caller, p api.WorkspaceExportParams) (api.WorkspaceExportResult, error) {
+//
+// The patch is streamed to w as git writes it (never held in memory); the
+// result carries everything else. Nothing is written to w when there are no
+// changes.
+func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller Caller, p api.WorkspaceExportParams, w io.Writer) (api.WorkspaceExportResult, error) {
 	var res api.WorkspaceExportResult
 	guestPath := ""
 	if p.GuestPath != "" {
@@ -38,28 +43,29 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 	if err != nil {
 		return res, err
 	}
-	if _, err := os.Stat(rec.SourcePath); err != nil {
-		return res, api.Errorf(api.ErrUnavailable, "source repository of %s: %w", rec.GuestPath, err)
-	}
 	git, err := newGitRunner(s.gitBin(), caller)
 	if err != nil {
 		return res, err
 	}
-	tmp, err := git.mkTemp("banger-export-")
+	// Checked by the caller's git, not by a root stat of the path.
+	if _, err := git.run(ctx, rec.SourcePath, nil, nil, "rev-parse", "--git-dir"); err != nil {
+		return res, api.Errorf(api.ErrUnavailable, "source repository %s of %s: %w", rec.SourcePath, rec.GuestPath, err)
+	}
+	tmp, priv, cleanup, err := scratchDirs(ctx, git, stateDir, "banger-export-")
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(tmp)
-	st, err := newStore(git, tmp)
+	defer cleanup()
+	st, err := newStore(ctx, git, tmp, priv)
 	if err != nil {
 		return res, err
 	}
 	st.format = rec.ObjectFormat
-	if err := copyTree(filepath.Join(dir, objectsDir), st.objects, true, git.own); err != nil {
-		return res, fmt.Errorf("load workspace objects: %w", err)
-	}
 	for _, a := range rec.Alternates {
 		st.addAlt(a)
+	}
+	if err := st.loadObjects(ctx, rec.SourcePath, filepath.Join(dir, objectsDir)); err != nil {
+		return res, fmt.Errorf("load workspace objects: %w", err)
 	}
 	baseTree, baseCommit := rec.PrepareTree, rec.BaseCommit
 	if p.BaseCommit != "" {
@@ -97,16 +103,16 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 	if err != nil {
 		return res, err
 	}
-	var patch []byte
+	var size int64
 	if len(changed) > 0 {
-		if patch, err = st.patch(ctx, rec.SourcePath, baseTree, guestTree, s.limits().MaxPatchBytes); err != nil {
+		if size, err = st.patch(ctx, rec.SourcePath, baseTree, guestTree, s.limits().MaxPatchBytes, w); err != nil {
 			return res, err
 		}
 	}
 	s.log.Info("workspace exported", "guest_path", rec.GuestPath, "base", baseCommit,
-		"changed_files", len(changed), "patch_bytes", len(patch), "ignored_files", ignored)
+		"changed_files", len(changed), "patch_bytes", size, "ignored_files", ignored)
 	return api.WorkspaceExportResult{
-		GuestPath: rec.GuestPath, BaseCommit: baseCommit, Patch: patch,
+		GuestPath: rec.GuestPath, BaseCommit: baseCommit,
 		ChangedFiles: changed, HasChanges: len(changed) > 0,
 	}, nil
 }
@@ -161,20 +167,46 @@ func (st *store) changedFiles(ctx context.Context, dir, from, to string) ([]stri
 	return changed, nil
 }
 
-// patch returns the binary patch from one tree to another.
-func (st *store) patch(ctx context.Context, dir, from, to string, limit int64) ([]byte, error) {
+// patch streams the binary patch from one tree to another to w and returns
+// its size; over limit bytes it fails.
+func (st *store) patch(ctx context.Context, dir, from, to string, limit int64, w io.Writer) (int64, error) {
 	args := append(diffArgs(), "-p", "--binary", "--full-index", "--src-prefix=a/", "--dst-prefix=b/", from, to)
 	cmd := st.git.command(ctx, dir, st.env(""), args...)
-	out := &capWriter{limit: limit}
-	var errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = out, &errb
+	out := &limitWriter{w: w, limit: limit}
+	errb := &capWriter{limit: 64 << 10}
+	cmd.Stdout, cmd.Stderr = out, errb
 	if err := cmd.Run(); err != nil {
 		if out.over {
-			return nil, api.Errorf(api.ErrInvalid, "patch is over the %d byte limit", limit)
+			return out.n, api.Errorf(api.ErrInvalid, "patch is over the %d byte limit", limit)
 		}
-		return nil, fmt.Errorf("make patch: %w", gitError(args, errb.Bytes(), err))
+		if out.err != nil {
+			return out.n, fmt.Errorf("send patch: %w", out.err)
+		}
+		return out.n, fmt.Errorf("make patch: %w", gitError(args, errb.buf.Bytes(), err))
 	}
-	return out.buf.Bytes(), nil
+	return out.n, nil
+}
+
+// limitWriter passes up to limit bytes to w and fails after that.
+type limitWriter struct {
+	w     io.Writer
+	limit int64
+	n     int64
+	over  bool
+	err   error
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.n+int64(len(p)) > l.limit {
+		l.over = true
+		return 0, errors.New("output over limit")
+	}
+	n, err := l.w.Write(p)
+	l.n += int64(n)
+	if err != nil {
+		l.err = err
+	}
+	return n, err
 }
 
 // capWriter buffers up to limit bytes and fails after that.

@@ -116,38 +116,6 @@ func gitError(args []string, stderr []byte, err error) error {
 	return fmt.Errorf("%s: %s: %w", name, msg, err)
 }
 
-// mkTemp makes a private temporary directory owned by the caller.
-func (r *gitRunner) mkTemp(pattern string) (string, error) {
-	dir, err := os.MkdirTemp("", pattern)
-	if err != nil {
-		return "", fmt.Errorf("make temp dir: %w", err)
-	}
-	if err := r.own(dir); err != nil {
-		os.RemoveAll(dir)
-		return "", err
-	}
-	return dir, nil
-}
-
-// mkdir makes dir (mode 0755) owned by the caller.
-func (r *gitRunner) mkdir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("make dir: %w", err)
-	}
-	return r.own(dir)
-}
-
-// own hands path over to the caller when git runs as someone else.
-func (r *gitRunner) own(path string) error {
-	if r.cred == nil {
-		return nil
-	}
-	if err := os.Lchown(path, r.caller.UID, r.caller.GID); err != nil {
-		return fmt.Errorf("hand %s to uid %d: %w", path, r.caller.UID, err)
-	}
-	return nil
-}
-
 // getenv returns key from the environment git commands run with.
 func (r *gitRunner) getenv(key string) string {
 	for _, kv := range slices.Backward(r.env) {

@@ -28,7 +28,7 @@ func TestGuestWithoutGit(t *testing.T) {
 	}
 	sameTree(t, treeOf(t, ws), treeOf(t, repo, "debug.log", "build"))
 	guestEdits(t, ws)
-	exp, err := s.Export(ctx, g, state, Caller{}, api.WorkspaceExportParams{})
+	exp, err := exportAll(s, ctx, g, state, Caller{}, api.WorkspaceExportParams{})
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
@@ -54,7 +54,7 @@ func TestGitDirChangesNotExported(t *testing.T) {
 	write(t, filepath.Join(ws, ".git/config"), "[core]\n\thooksPath = /tmp\n", 0o644)
 	write(t, filepath.Join(ws, "sub/.git/HEAD"), "ref: refs/heads/main\n", 0o644)
 	write(t, filepath.Join(ws, "sub/.GIT/x"), "x\n", 0o644)
-	exp, err := s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+	exp, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
@@ -92,7 +92,7 @@ func TestReprepareAndConflict(t *testing.T) {
 	if data, _ := os.ReadFile(filepath.Join(other, "precious")); string(data) != "keep\n" {
 		t.Fatal("foreign guest folder was touched")
 	}
-	if _, err := s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: "/nowhere"}); !errors.Is(err, api.ErrNotFound) {
+	if _, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: "/nowhere"}); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("export of an unknown workspace: %v", err)
 	}
 }
@@ -128,12 +128,12 @@ func TestLimits(t *testing.T) {
 		write(t, filepath.Join(ws, "many", string(rune('a'+i))), "x\n", 0o644)
 	}
 	s.Limits.MaxFiles = res.FileCount + 2
-	_, err = s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+	_, err = exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
 	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "file limit") {
 		t.Fatalf("export over the file limit: %v", err)
 	}
 	s.Limits = Limits{MaxPatchBytes: 100}
-	_, err = s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+	_, err = exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
 	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "patch is over") {
 		t.Fatalf("export over the patch limit: %v", err)
 	}
@@ -168,7 +168,7 @@ func TestRunsAsCaller(t *testing.T) {
 		t.Fatalf("prepare as nobody: %v", err)
 	}
 	guestEdits(t, ws)
-	exp, err := s.Export(ctx, gitGuest(), state, nobody, api.WorkspaceExportParams{GuestPath: ws})
+	exp, err := exportAll(s, ctx, gitGuest(), state, nobody, api.WorkspaceExportParams{GuestPath: ws})
 	if err != nil || !exp.HasChanges {
 		t.Fatalf("export as nobody: %v", err)
 	}

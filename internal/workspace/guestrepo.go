@@ -2,9 +2,7 @@ package workspace
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -40,11 +38,16 @@ func (st *store) guestRepo(ctx context.Context, src repoInfo, base, branch strin
 		if err != nil {
 			return "", fmt.Errorf("find shallow file: %w", err)
 		}
-		data, err := os.ReadFile(shallow)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		// Read as the caller (what git printed is the caller's to name)
+		// and written by the caller's tar: the daemon opens neither path.
+		data, err := st.git.readFile(ctx, shallow, maxShallowBytes)
+		if err != nil {
 			return "", fmt.Errorf("read shallow file: %w", err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, ".git", "shallow"), data, 0o644); err != nil {
+		if !validShallow(data) {
+			return "", api.Errorf(api.ErrInvalid, "shallow file %s is not a list of commit ids", shallow)
+		}
+		if err := st.git.writeFiles(ctx, dir, map[string][]byte{".git/shallow": data}); err != nil {
 			return "", fmt.Errorf("write shallow file: %w", err)
 		}
 	}
@@ -62,6 +65,22 @@ func (st *store) guestRepo(ctx context.Context, src repoInfo, base, branch strin
 		}
 	}
 	return filepath.Join(dir, ".git"), nil
+}
+
+// maxShallowBytes bounds a shallow file (one commit id a line).
+const maxShallowBytes = 16 << 20
+
+// validShallow reports whether data is a list of object ids, one a line.
+func validShallow(data []byte) bool {
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if line == "" && len(data) == 0 {
+			continue
+		}
+		if (len(line) != 40 && len(line) != 64) || !isHex(line) {
+			return false
+		}
+	}
+	return true
 }
 
 // copyHistory streams every object reachable from base out of the source

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"banger/internal/api"
 )
 
 // testGuest runs guest commands on the host with sh -c and a chosen PATH.
@@ -313,4 +315,12 @@ func requireHostFiles(t testing.TB, dir string, packed bool) {
 	if len(loose) == 0 || (packed && len(packs) == 0) {
 		t.Fatalf("host repository has %d loose objects and %d packs", len(loose), len(packs))
 	}
+}
+
+// exportAll runs Export and puts the streamed patch into the result.
+func exportAll(s *Service, ctx context.Context, g Guest, state string, c Caller, p api.WorkspaceExportParams) (api.WorkspaceExportResult, error) {
+	var buf bytes.Buffer
+	res, err := s.Export(ctx, g, state, c, p, &buf)
+	res.Patch = buf.Bytes()
+	return res, err
 }

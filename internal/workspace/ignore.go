@@ -1,13 +1,12 @@
 package workspace
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"maps"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -89,13 +88,12 @@ func (st *store) dropIgnored(ctx context.Context, dir string, files map[string]g
 	if _, err := st.git.run(ctx, st.tmp, isolated(), nil, "init", "-q", "--template=", wt); err != nil {
 		return 0, fmt.Errorf("check ignored files: %w", err)
 	}
-	if err := st.git.mkdir(filepath.Join(wt, ".git", "info")); err != nil {
-		return 0, err
-	}
-	if err := os.WriteFile(filepath.Join(wt, ".git", "info", "exclude"), excludes, 0o644); err != nil {
+	ruleFiles, err := st.readRules(ctx, dir, rules)
+	if err != nil {
 		return 0, fmt.Errorf("check ignored files: %w", err)
 	}
-	if err := st.catToFiles(ctx, dir, wt, rules); err != nil {
+	ruleFiles[".git/info/exclude"] = excludes
+	if err := st.git.writeFiles(ctx, wt, ruleFiles); err != nil {
 		return 0, fmt.Errorf("check ignored files: %w", err)
 	}
 	// check-ignore takes pathspecs: a "./" prefix keeps a name starting
@@ -126,52 +124,22 @@ func (st *store) dropIgnored(ctx context.Context, dir string, files map[string]g
 	return n, nil
 }
 
-// catToFiles writes each blob of targets (blob id -> paths under root) to
-// its paths.
-func (st *store) catToFiles(ctx context.Context, dir, root string, targets map[string][]string) error {
-	oids := make([]string, 0, len(targets))
-	for oid := range targets {
-		oids = append(oids, oid)
-	}
-	slices.Sort(oids)
-	cmd := st.git.command(ctx, dir, st.env(""), "cat-file", "--batch")
-	cmd.Stdin = strings.NewReader(strings.Join(oids, "\n") + "\n")
-	var errb strings.Builder
-	cmd.Stderr = &errb
-	pipe, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start git cat-file: %w", err)
-	}
-	out := bufio.NewReaderSize(pipe, 64<<10)
-	for _, oid := range oids {
-		var data []byte
-		size, err := readBatchHeader(out, oid)
-		if err == nil {
-			data = make([]byte, size+1) // content and newline
-			_, err = io.ReadFull(out, data)
+// readRules reads each blob of targets (blob id -> paths) and returns the
+// files to write (path -> content).
+func (st *store) readRules(ctx context.Context, dir string, targets map[string][]string) (map[string][]byte, error) {
+	oids := slices.Sorted(maps.Keys(targets))
+	files := map[string][]byte{}
+	err := st.catBlobs(ctx, dir, st.env(""), oids, func(oid string, size int64, r io.Reader) error {
+		if size > maxExcludeBytes {
+			return fmt.Errorf("ignore file %s is over %d bytes", targets[oid][0], maxExcludeBytes)
 		}
+		data, err := io.ReadAll(r)
 		for _, p := range targets[oid] {
-			if err != nil {
-				break
-			}
-			full := filepath.Join(root, filepath.FromSlash(p))
-			if err = os.MkdirAll(filepath.Dir(full), 0o755); err == nil {
-				err = os.WriteFile(full, data[:len(data)-1], 0o644)
-			}
+			files[p] = data
 		}
-		if err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return err
-		}
-	}
-	if err := cmd.Wait(); err != nil {
-		return gitError([]string{"cat-file"}, []byte(errb.String()), err)
-	}
-	return nil
+		return err
+	})
+	return files, err
 }
 
 // hasRules reports whether an ignore file holds any pattern.

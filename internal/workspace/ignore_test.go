@@ -49,7 +49,7 @@ func TestExportFollowsIgnoreRules(t *testing.T) {
 		write(t, filepath.Join(ws, "gen/out/x.c"), "generated\n", 0o644)
 		write(t, filepath.Join(ws, "gen/src/out/y.c"), "not generated\n", 0o644)
 
-		exp, err := s.Export(ctx, g, state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+		exp, err := exportAll(s, ctx, g, state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
 		if err != nil {
 			t.Fatalf("export: %v", err)
 		}
@@ -72,7 +72,7 @@ func TestExportFollowsIgnoreRules(t *testing.T) {
 		if err := os.Remove(filepath.Join(ws, "keep.log")); err != nil {
 			t.Fatal(err)
 		}
-		exp, err = s.Export(ctx, g, state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+		exp, err = exportAll(s, ctx, g, state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
 		if err != nil {
 			t.Fatalf("export: %v", err)
 		}

@@ -3,7 +3,6 @@ package workspace
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -13,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 )
 
@@ -26,7 +24,6 @@ const smallBlob = 1 << 20
 type objectWriter struct {
 	st      *store
 	dir     string // repository to run git in
-	zw      *zlib.Writer
 	buf     bytes.Buffer
 	checker *exec.Cmd
 	in      io.WriteCloser
@@ -35,8 +32,7 @@ type objectWriter struct {
 }
 
 func newObjectWriter(st *store, dir string) *objectWriter {
-	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
-	return &objectWriter{st: st, dir: dir, zw: zw}
+	return &objectWriter{st: st, dir: dir}
 }
 
 // close stops the existence checker and drops an unfinished pack.
@@ -126,7 +122,8 @@ func (w *objectWriter) add(typ byte, oid string, content []byte) error {
 	return w.pack.add(typ, oid, content)
 }
 
-// finish makes the collected objects readable by git.
+// finish makes the collected objects readable by git: the pack is indexed
+// into the store (as the caller) and kept in the daemon's folder.
 func (w *objectWriter) finish(ctx context.Context) error {
 	if w.pack == nil {
 		return nil
@@ -135,62 +132,45 @@ func (w *objectWriter) finish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = w.pack.finish(ctx, w.dir, h)
+	name, err := w.pack.finish(ctx, w.dir, w.st.env(""), h)
 	w.pack = nil
+	if name != "" {
+		w.st.packs = append(w.st.packs, name)
+	}
 	return err
 }
 
-// writeLarge streams a blob to a temporary file and renames it into place.
+// writeLarge streams a blob to a temporary file in the daemon's folder,
+// hashing it, and adds it to the pack unless the store already has it.
 func (w *objectWriter) writeLarge(ctx context.Context, r io.Reader, size int64) (string, error) {
-	st := w.st
 	h, err := w.newHash()
 	if err != nil {
 		return "", err
 	}
-	f, err := os.CreateTemp(st.objects, "tmp_obj_")
+	f, err := os.CreateTemp(w.st.priv, "tmp_blob_")
 	if err != nil {
 		return "", fmt.Errorf("write blob: %w", err)
 	}
-	tmpName := f.Name()
-	ok := false
 	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmpName)
-		}
+		f.Close()
+		os.Remove(f.Name())
 	}()
-	w.zw.Reset(f)
-	mw := io.MultiWriter(h, w.zw)
-	if _, err := fmt.Fprintf(mw, "blob %d\x00", size); err != nil {
-		return "", fmt.Errorf("write blob: %w", err)
-	}
-	n, err := io.CopyN(mw, r, size)
+	fmt.Fprintf(h, "blob %d\x00", size)
+	n, err := io.CopyN(io.MultiWriter(h, f), r, size)
 	if err != nil {
 		return "", fmt.Errorf("write blob: read %d of %d bytes: %w", n, size, err)
 	}
-	if err := w.zw.Close(); err != nil {
-		return "", fmt.Errorf("write blob: %w", err)
-	}
-	if err := f.Chmod(0o444); err != nil {
-		return "", fmt.Errorf("write blob: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("write blob: %w", err)
-	}
 	oid := hex.EncodeToString(h.Sum(nil))
-	ok = true
 	if have, err := w.exists(ctx, oid); err != nil || have {
-		os.Remove(tmpName)
 		return oid, err
 	}
-	dir := filepath.Join(st.objects, oid[:2])
-	if err := st.git.mkdir(dir); err != nil {
-		os.Remove(tmpName)
-		return "", err
-	}
-	if err := os.Rename(tmpName, filepath.Join(dir, oid[2:])); err != nil {
-		os.Remove(tmpName)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", fmt.Errorf("write blob: %w", err)
 	}
-	return oid, nil
+	if w.pack == nil {
+		if w.pack, err = newPackWriter(w.st); err != nil {
+			return "", err
+		}
+	}
+	return oid, w.pack.addReader(objBlob, oid, size, f)
 }

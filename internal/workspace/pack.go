@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"bufio"
+	"bytes"
 	"compress/zlib"
 	"context"
 	"encoding/binary"
@@ -13,8 +14,10 @@ import (
 	"path/filepath"
 )
 
-// packWriter collects objects into one pack file, which is much faster than
-// one loose object file per blob; finish indexes it with git index-pack.
+// packWriter collects objects into one pack file in the daemon's own
+// folder, which is much faster than one loose object file per blob; finish
+// hands it to git index-pack --stdin running as the caller, which writes the
+// pack and its index into the caller's object directory.
 type packWriter struct {
 	st    *store
 	f     *os.File
@@ -25,7 +28,7 @@ type packWriter struct {
 }
 
 func newPackWriter(st *store) (*packWriter, error) {
-	f, err := os.CreateTemp(filepath.Join(st.objects, "pack"), "tmp_pack_")
+	f, err := os.CreateTemp(st.priv, "tmp_pack_")
 	if err != nil {
 		return nil, fmt.Errorf("write pack: %w", err)
 	}
@@ -47,22 +50,28 @@ const (
 
 // add appends the object oid of type typ with the given content, once.
 func (p *packWriter) add(typ byte, oid string, content []byte) error {
+	return p.addReader(typ, oid, int64(len(content)), bytes.NewReader(content))
+}
+
+// addReader appends the object oid of type typ whose size bytes come from
+// r, once.
+func (p *packWriter) addReader(typ byte, oid string, size int64, r io.Reader) error {
 	if p.seen[oid] {
 		return nil
 	}
 	p.seen[oid] = true
 	// Entry header: the type and the size, 4 bits then 7 bits a byte.
-	size := uint64(len(content))
-	hdr := []byte{typ<<4 | byte(size&15)}
-	for size >>= 4; size > 0; size >>= 7 {
+	u := uint64(size)
+	hdr := []byte{typ<<4 | byte(u&15)}
+	for u >>= 4; u > 0; u >>= 7 {
 		hdr[len(hdr)-1] |= 0x80
-		hdr = append(hdr, byte(size&0x7f))
+		hdr = append(hdr, byte(u&0x7f))
 	}
 	if _, err := p.bw.Write(hdr); err != nil {
 		return fmt.Errorf("write pack: %w", err)
 	}
 	p.zw.Reset(p.bw)
-	if _, err := p.zw.Write(content); err != nil {
+	if _, err := io.CopyN(p.zw, r, size); err != nil {
 		return fmt.Errorf("write pack: %w", err)
 	}
 	if err := p.zw.Close(); err != nil {
@@ -77,44 +86,54 @@ func (p *packWriter) abort() {
 	os.Remove(p.f.Name())
 }
 
-// finish completes the pack (count and trailing checksum), moves it into
-// the object directory and indexes it.
-func (p *packWriter) finish(ctx context.Context, dir string, h hash.Hash) error {
+// finish completes the pack (count and trailing checksum), keeps it in the
+// daemon's folder and indexes it, as the caller, into the object directory
+// that env names (the store's, or a scratch one). It returns the kept
+// pack's path ("" for an empty pack).
+func (p *packWriter) finish(ctx context.Context, dir string, env []string, h hash.Hash) (string, error) {
 	defer p.abort() // no-op once renamed, except for closing
 	if p.count == 0 {
-		return nil
+		return "", nil
 	}
 	if err := p.bw.Flush(); err != nil {
-		return fmt.Errorf("write pack: %w", err)
+		return "", fmt.Errorf("write pack: %w", err)
 	}
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], p.count)
 	if _, err := p.f.WriteAt(n[:], 8); err != nil {
-		return fmt.Errorf("write pack: %w", err)
+		return "", fmt.Errorf("write pack: %w", err)
 	}
 	if _, err := p.f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("write pack: %w", err)
+		return "", fmt.Errorf("write pack: %w", err)
 	}
 	if _, err := io.Copy(h, p.f); err != nil {
-		return fmt.Errorf("write pack: %w", err)
+		return "", fmt.Errorf("write pack: %w", err)
 	}
 	sum := h.Sum(nil)
 	if _, err := p.f.Write(sum); err != nil {
-		return fmt.Errorf("write pack: %w", err)
+		return "", fmt.Errorf("write pack: %w", err)
 	}
-	if err := p.f.Chmod(0o444); err != nil {
-		return fmt.Errorf("write pack: %w", err)
-	}
-	if err := p.f.Close(); err != nil {
-		return fmt.Errorf("write pack: %w", err)
-	}
-	name := filepath.Join(p.st.objects, "pack", "pack-"+hex.EncodeToString(sum)+".pack")
+	name := filepath.Join(p.st.priv, "pack-"+hex.EncodeToString(sum)+".pack")
 	if err := os.Rename(p.f.Name(), name); err != nil {
-		return fmt.Errorf("write pack: %w", err)
+		return "", fmt.Errorf("write pack: %w", err)
 	}
-	if _, err := p.st.run(ctx, dir, "", nil, "index-pack", name); err != nil {
+	if err := p.st.indexPack(ctx, dir, env, p.f); err != nil {
 		os.Remove(name)
-		return fmt.Errorf("index guest files: %w", err)
+		return "", err
+	}
+	return name, nil
+}
+
+// indexPack streams the pack f (the daemon's) to git index-pack --stdin
+// running as the caller in dir with env.
+func (st *store) indexPack(ctx context.Context, dir string, env []string, f *os.File) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("index objects: %w", err)
+	}
+	// Through a pipe: the caller's process gets no descriptor of the
+	// daemon's file.
+	if _, err := st.git.run(ctx, dir, env, struct{ io.Reader }{f}, "index-pack", "--stdin"); err != nil {
+		return fmt.Errorf("index objects: %w", err)
 	}
 	return nil
 }

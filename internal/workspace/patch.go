@@ -14,7 +14,13 @@ type fileChange struct {
 	oldPath, newPath string // "" for /dev/null
 	added, deleted   bool
 	renamed, copied  bool
+	newMode          string // mode after the change, when the patch says
+	target           string // new symlink target (newMode 120000, text hunks)
+	binary           bool   // content as a GIT binary patch
 }
+
+// symlinkMode is git's mode of a symbolic link.
+const symlinkMode = "120000"
 
 // CheckPatch parses a git-format patch strictly and returns, sorted, every
 // path it touches. It fails on anything it does not understand and on
@@ -114,6 +120,7 @@ func parseSection(lines []string, i int) (fileChange, int, error) {
 			if err != nil {
 				return c, 0, err
 			}
+			c.binary = true
 			return c, next, nil
 		case strings.HasPrefix(l, "rename from "), strings.HasPrefix(l, "copy from "):
 			_, rest, _ := strings.Cut(l, " from ")
@@ -132,6 +139,11 @@ func parseSection(lines []string, i int) (fileChange, int, error) {
 			}
 		case strings.HasPrefix(l, "new file mode "):
 			c.added, c.oldPath = true, ""
+			c.newMode = strings.TrimPrefix(l, "new file mode ")
+		case strings.HasPrefix(l, "new mode "):
+			c.newMode = strings.TrimPrefix(l, "new mode ")
+		case strings.HasPrefix(l, "index ") && strings.Count(l, " ") == 2:
+			c.newMode = l[strings.LastIndexByte(l, ' ')+1:]
 		case strings.HasPrefix(l, "deleted file mode "):
 			c.deleted, c.newPath = true, ""
 		case strings.HasPrefix(l, "Binary files ") && strings.HasSuffix(l, " differ"):
@@ -144,17 +156,43 @@ func parseSection(lines []string, i int) (fileChange, int, error) {
 		}
 		i++
 	}
+	var newSide strings.Builder
 	for i < len(lines) && strings.HasPrefix(lines[i], "@@ ") {
 		next, err := skipHunk(lines, i)
 		if err != nil {
 			return c, 0, err
 		}
+		if c.newMode == symlinkMode {
+			appendNewSide(&newSide, lines[i+1:next])
+		}
 		i = next
 	}
+	c.target = newSide.String()
 	if c.oldPath == "" && c.newPath == "" {
 		return c, 0, api.Errorf(api.ErrInvalid, "patch line %d: file section without a name", i)
 	}
 	return c, i, nil
+}
+
+// appendNewSide adds the new-side text of one hunk's lines to b.
+func appendNewSide(b *strings.Builder, hunk []string) {
+	newLast := false
+	for _, l := range hunk {
+		switch {
+		case l == "" || l[0] == ' ' || l[0] == '+':
+			if l != "" {
+				l = l[1:]
+			}
+			b.WriteString(l + "\n")
+			newLast = true
+		case l[0] == '-':
+			newLast = false
+		case l[0] == '\\' && newLast:
+			s := strings.TrimSuffix(b.String(), "\n")
+			b.Reset()
+			b.WriteString(s)
+		}
+	}
 }
 
 // isHeaderLine reports git extended header lines that name no file.

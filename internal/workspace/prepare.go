@@ -41,12 +41,12 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 			return res, err
 		}
 	}
-	tmp, err := git.mkTemp("banger-workspace-")
+	tmp, priv, cleanup, err := scratchDirs(ctx, git, stateDir, "banger-workspace-")
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(tmp)
-	st, err := newStore(git, tmp)
+	defer cleanup()
+	st, err := newStore(ctx, git, tmp, priv)
 	if err != nil {
 		return res, err
 	}
@@ -104,7 +104,7 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 		// git itself goes on without an unreadable ignore file.
 		s.log.Warn("workspace ignore rules not recorded", "source", src.top, "err", err)
 	}
-	staged, err := stageState(stateDir, rec, st.objects, excludes)
+	staged, err := stageState(stateDir, rec, st.packs, excludes)
 	if err != nil {
 		return res, err
 	}

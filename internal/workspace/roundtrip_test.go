@@ -83,7 +83,7 @@ func TestRoundTripWorktree(t *testing.T) {
 	}
 
 	guestEdits(t, ws)
-	exp, err := s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+	exp, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
@@ -120,7 +120,7 @@ func TestRoundTripWorktree(t *testing.T) {
 	}
 
 	// Against the first commit: applies to a clean checkout of it.
-	exp2, err := s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{BaseCommit: "HEAD~1"})
+	exp2, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{BaseCommit: "HEAD~1"})
 	if err != nil {
 		t.Fatalf("export against HEAD~1: %v", err)
 	}
@@ -161,7 +161,7 @@ func TestModes(t *testing.T) {
 	if git(t, ws, "status", "--porcelain") != "" {
 		t.Fatal("guest of a commit-mode workspace is not clean")
 	}
-	exp, err := s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+	exp, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
 	if err != nil || exp.HasChanges || len(exp.Patch) != 0 {
 		t.Fatalf("untouched workspace exported changes: %v %+v", err, exp)
 	}
@@ -175,7 +175,7 @@ func TestModes(t *testing.T) {
 	sameTree(t, treeOf(t, ws2), treeOf(t, repo, "debug.log", "build", "notes.txt"))
 
 	// Two workspaces: export needs a guest path.
-	if _, err := s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{}); err == nil {
+	if _, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{}); err == nil {
 		t.Fatal("export without guest path picked one of two workspaces")
 	}
 

@@ -3,11 +3,9 @@ package workspace
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,11 +17,12 @@ import (
 // host repository; importScratch then moves over only the objects the store
 // and its alternates lack.
 
-// newScratch makes an empty scratch object directory owned by the caller.
-func (st *store) newScratch() (string, error) {
+// newScratch makes an empty scratch object directory, as the caller, in
+// the caller's folder.
+func (st *store) newScratch(ctx context.Context) (string, error) {
 	st.nindex++
 	dir := filepath.Join(st.tmp, fmt.Sprintf("scratch-%d", st.nindex))
-	if err := st.git.mkdir(dir); err != nil {
+	if err := st.git.mkdir(ctx, dir); err != nil {
 		return "", err
 	}
 	return dir, nil
@@ -61,54 +60,84 @@ func (st *store) runScratch(ctx context.Context, dir, index, scratch string, std
 	return st.git.run(ctx, dir, scratchEnv(index, scratch), in, args...)
 }
 
-// importScratch moves the loose objects of scratch that the store and its
-// alternates lack into the store.
+// importScratch copies the blobs of scratch that the store and its
+// alternates lack into the store. The caller's git lists and reads them;
+// the daemon checks each id against the content and packs them (pack.go).
 func (st *store) importScratch(ctx context.Context, dir, scratch string) error {
-	var oids []string
-	err := filepath.WalkDir(scratch, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(scratch, p)
-		if err != nil {
-			return err
-		}
-		fan, rest, ok := strings.Cut(filepath.ToSlash(rel), "/")
-		if ok && len(fan) == 2 && !strings.Contains(rest, "/") && isHex(fan+rest) {
-			oids = append(oids, fan+rest)
-		}
-		return nil
-	})
+	env := scratchEnv(filepath.Join(st.tmp, "index-none"), scratch)
+	out, err := st.git.run(ctx, dir, env, nil, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)")
 	if err != nil {
 		return fmt.Errorf("read scratch objects: %w", err)
+	}
+	var oids []string
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		oid, typ, ok := strings.Cut(line, " ")
+		if ok && typ == "blob" && isHex(oid) {
+			oids = append(oids, oid)
+		}
 	}
 	have, err := st.existing(ctx, dir, oids)
 	if err != nil {
 		return err
 	}
+	var missing []string
 	for _, oid := range oids {
-		if have[oid] {
-			continue
-		}
-		fan := filepath.Join(st.objects, oid[:2])
-		if err := st.git.mkdir(fan); err != nil {
-			return err
-		}
-		if err := os.Rename(filepath.Join(scratch, oid[:2], oid[2:]), filepath.Join(fan, oid[2:])); err != nil {
-			return fmt.Errorf("import object %s: %w", oid, err)
+		if !have[oid] {
+			missing = append(missing, oid)
 		}
 	}
-	return nil
+	if len(missing) == 0 {
+		return nil
+	}
+	w := newObjectWriter(st, dir)
+	defer w.close()
+	err = st.catBlobs(ctx, dir, env, missing, func(oid string, size int64, r io.Reader) error {
+		got, err := w.writeBlob(ctx, r, size)
+		if err == nil && got != oid {
+			err = fmt.Errorf("object %s reads back as %s", oid, got)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("import scratch objects: %w", err)
+	}
+	return w.finish(ctx)
 }
 
-// copyToScratch writes the blobs oids, read from the store and its
-// alternates, into scratch as loose objects, so that a git command running
-// against scratch can read them.
+// copyToScratch puts the blobs oids, read from the store and its
+// alternates, into scratch, so that a git command running against scratch
+// can read them: packed in the daemon's folder, indexed by the caller's git.
 func (st *store) copyToScratch(ctx context.Context, dir, scratch string, oids []string) error {
 	if len(oids) == 0 {
 		return nil
 	}
-	cmd := st.git.command(ctx, dir, st.env(""), "cat-file", "--batch")
+	p, err := newPackWriter(st)
+	if err != nil {
+		return err
+	}
+	defer p.abort()
+	err = st.catBlobs(ctx, dir, st.env(""), oids, func(oid string, size int64, r io.Reader) error {
+		return p.addReader(objBlob, oid, size, r)
+	})
+	if err != nil {
+		return fmt.Errorf("copy base files: %w", err)
+	}
+	w := newObjectWriter(st, dir)
+	h, err := w.newHash()
+	if err != nil {
+		return err
+	}
+	name, err := p.finish(ctx, dir, scratchEnv(filepath.Join(st.tmp, "index-none"), scratch), h)
+	if name != "" {
+		os.Remove(name) // not part of the workspace state
+	}
+	return err
+}
+
+// catBlobs reads the blobs oids with git cat-file --batch (as the caller,
+// with env) and hands each to fn, which must read exactly size bytes.
+func (st *store) catBlobs(ctx context.Context, dir string, env, oids []string, fn func(oid string, size int64, r io.Reader) error) error {
+	cmd := st.git.command(ctx, dir, env, "cat-file", "--batch")
 	cmd.Stdin = strings.NewReader(strings.Join(oids, "\n") + "\n")
 	var errb strings.Builder
 	cmd.Stderr = &errb
@@ -120,57 +149,27 @@ func (st *store) copyToScratch(ctx context.Context, dir, scratch string, oids []
 		return fmt.Errorf("start git cat-file: %w", err)
 	}
 	out := bufio.NewReaderSize(pipe, 64<<10)
-	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
 	for _, oid := range oids {
-		if err = writeScratchBlob(out, zw, scratch, oid, st.git.mkdir); err != nil {
+		var size int64
+		if size, err = readBatchHeader(out, oid); err != nil {
+			break
+		}
+		if err = fn(oid, size, io.LimitReader(out, size)); err != nil {
+			break
+		}
+		if _, err = out.Discard(1); err != nil { // newline after the content
 			break
 		}
 	}
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return fmt.Errorf("copy base files: %w", err)
+		return err
 	}
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("copy base files: %w", gitError([]string{"cat-file"}, []byte(errb.String()), err))
+		return gitError([]string{"cat-file"}, []byte(errb.String()), err)
 	}
 	return nil
-}
-
-// writeScratchBlob copies the next blob of a cat-file --batch stream into a
-// loose object file.
-func writeScratchBlob(out *bufio.Reader, zw *zlib.Writer, scratch, oid string, mkdir func(string) error) error {
-	size, err := readBatchHeader(out, oid)
-	if err != nil {
-		return err
-	}
-	fan := filepath.Join(scratch, oid[:2])
-	if err := mkdir(fan); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(fan, oid[2:]), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		if os.IsExist(err) {
-			_, err = out.Discard(int(size) + 1)
-		}
-		return err
-	}
-	zw.Reset(f)
-	_, err = fmt.Fprintf(zw, "blob %d\x00", size)
-	if err == nil {
-		_, err = io.CopyN(zw, out, size)
-	}
-	if err == nil {
-		err = zw.Close()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	_, err = out.Discard(1) // newline after the content
-	return err
 }
 
 func isHex(s string) bool {

@@ -2,9 +2,7 @@ package workspace
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -36,7 +34,6 @@ func (st *store) resolveCommit(ctx context.Context, dir, rev string) (string, er
 // object directory, so no host object is written or freshened (tree.go).
 func (st *store) worktreeTree(ctx context.Context, dir string, untracked bool) (string, error) {
 	index := st.newIndex()
-	defer os.Remove(index)
 	if _, err := st.run(ctx, dir, index, nil, "read-tree", "HEAD"); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dir, err)
 	}
@@ -62,11 +59,11 @@ func (st *store) worktreeTree(ctx context.Context, dir string, untracked bool) (
 		}
 	}
 	if len(paths) > 0 {
-		scratch, err := st.newScratch()
+		scratch, err := st.newScratch(ctx)
 		if err != nil {
 			return "", err
 		}
-		defer os.RemoveAll(scratch)
+		defer st.git.removeAll(scratch)
 		if _, err := st.runScratch(ctx, dir, index, scratch, paths, "update-index", "-z", "--add", "--remove", "--stdin"); err != nil {
 			return "", fmt.Errorf("snapshot %s: %w", dir, err)
 		}
@@ -109,15 +106,14 @@ func (st *store) rebase(ctx context.Context, dir, from, to, onto string) (string
 		}
 	}
 	index := st.newIndex()
-	defer os.Remove(index)
 	if _, err := st.run(ctx, dir, index, nil, "read-tree", onto); err != nil {
 		return "", fmt.Errorf("read base tree: %w", err)
 	}
-	scratch, err := st.newScratch()
+	scratch, err := st.newScratch(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(scratch)
+	defer st.git.removeAll(scratch)
 	if err := st.copyToScratch(ctx, dir, scratch, pre); err != nil {
 		return "", err
 	}
@@ -151,7 +147,6 @@ func (st *store) flatten(ctx context.Context, dir, tree string, worktree, untrac
 		return "", api.Errorf(api.ErrInvalid, "submodules nested deeper than %d levels in %s", maxSubmoduleDepth, dir)
 	}
 	index := st.newIndex()
-	defer os.Remove(index)
 	if _, err := st.run(ctx, dir, index, nil, "read-tree", tree); err != nil {
 		return "", fmt.Errorf("read tree: %w", err)
 	}
@@ -180,11 +175,8 @@ func (st *store) flatten(ctx context.Context, dir, tree string, worktree, untrac
 // submoduleTree returns the flattened tree of the submodule checked out at
 // dir, or "" when it is not checked out.
 func (st *store) submoduleTree(ctx context.Context, dir string, worktree, untracked bool, depth int) (string, error) {
-	if _, err := os.Lstat(filepath.Join(dir, ".git")); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", nil
-		}
-		return "", err
+	if !st.git.exists(ctx, filepath.Join(dir, ".git")) {
+		return "", nil
 	}
 	info, err := st.openRepo(ctx, dir)
 	if err != nil {

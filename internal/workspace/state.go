@@ -1,16 +1,19 @@
 package workspace
 
 import (
+	"bufio"
+	"compress/zlib"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,9 +55,9 @@ func stateID(guestPath string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// stageState writes rec, the ignore rules and a copy of objects into a new folder inside
+// stageState writes rec, the ignore rules and the daemon's packs into a new folder inside
 // stateDir; commitState moves it into place.
-func stageState(stateDir string, rec record, objects string, excludes []byte) (string, error) {
+func stageState(stateDir string, rec record, packs []string, excludes []byte) (string, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return "", fmt.Errorf("make workspace state dir: %w", err)
 	}
@@ -68,7 +71,7 @@ func stageState(stateDir string, rec record, objects string, excludes []byte) (s
 			os.RemoveAll(staged)
 		}
 	}()
-	if err := copyTree(objects, filepath.Join(staged, objectsDir), false, nil); err != nil {
+	if err := savePacks(packs, staged); err != nil {
 		return "", fmt.Errorf("save workspace objects: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(staged, excludeFile), excludes, 0o600); err != nil {
@@ -173,38 +176,7 @@ func listState(stateDir string) ([]string, error) {
 	return paths, nil
 }
 
-// copyTree copies the directories and regular files under src to dst. Files
-// are hard-linked when link is set and linking works, else copied read-only.
-// own, when set, is applied to every directory made.
-func copyTree(src, dst string, link bool, own func(string) error) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-			if own != nil {
-				return own(target)
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		if link && os.Link(p, target) == nil {
-			return nil
-		}
-		return copyFile(p, target)
-	})
-}
-
+// copyFile copies the daemon's file src to the new file dst (read-only).
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -220,4 +192,94 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// savePacks hard-links (or copies) the packs the daemon wrote into the
+// staged state's objects/pack folder.
+func savePacks(packs []string, staged string) error {
+	dst := filepath.Join(staged, objectsDir, "pack")
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	for _, p := range packs {
+		target := filepath.Join(dst, filepath.Base(p))
+		if os.Link(p, target) == nil {
+			continue
+		}
+		if err := copyFile(p, target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadObjects makes the objects of a workspace state (the daemon's own
+// files) readable by the caller's git: each pack is streamed to git
+// index-pack --stdin running as the caller; loose objects (kept by earlier
+// versions) are packed first.
+func (st *store) loadObjects(ctx context.Context, dir, objects string) error {
+	packs, err := filepath.Glob(filepath.Join(objects, "pack", "*.pack"))
+	if err != nil {
+		return err
+	}
+	for _, p := range packs {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = st.indexPack(ctx, dir, st.env(""), f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	loose, err := filepath.Glob(filepath.Join(objects, "[0-9a-f][0-9a-f]", "*"))
+	if err != nil || len(loose) == 0 {
+		return err
+	}
+	w := newObjectWriter(st, dir)
+	defer w.close()
+	for _, p := range loose {
+		oid := filepath.Base(filepath.Dir(p)) + filepath.Base(p)
+		if !isHex(oid) {
+			continue
+		}
+		if err := addLoose(w, p, oid); err != nil {
+			return fmt.Errorf("object %s: %w", oid, err)
+		}
+	}
+	return w.finish(ctx)
+}
+
+// addLoose adds the loose object file p to w's pack.
+func addLoose(w *objectWriter, p, oid string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zr, err := zlib.NewReader(f)
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReader(zr)
+	hdr, err := br.ReadString(0)
+	if err != nil {
+		return err
+	}
+	typName, sizeText, _ := strings.Cut(strings.TrimSuffix(hdr, "\x00"), " ")
+	size, err := strconv.ParseInt(sizeText, 10, 64)
+	if err != nil {
+		return err
+	}
+	typ, ok := map[string]byte{"commit": 1, "tree": objTree, "blob": objBlob, "tag": 4}[typName]
+	if !ok {
+		return fmt.Errorf("unknown object type %q", typName)
+	}
+	if w.pack == nil {
+		if w.pack, err = newPackWriter(w.st); err != nil {
+			return err
+		}
+	}
+	return w.pack.addReader(typ, oid, size, br)
 }

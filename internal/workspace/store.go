@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,7 +20,9 @@ import (
 // nothing is ever written into them.
 type store struct {
 	git     *gitRunner
-	tmp     string   // caller-owned scratch directory
+	tmp     string   // the caller's scratch folder (callerfs.go)
+	priv    string   // the daemon's scratch folder, root-owned 0700
+	packs   []string // packs the daemon wrote (in priv), indexed into objects
 	objects string   // primary object directory, inside tmp
 	alts    []string // alternate object directories, read only
 	format  string   // object format: sha1 or sha256
@@ -34,15 +37,41 @@ type repoInfo struct {
 	shallow bool
 }
 
-func newStore(g *gitRunner, tmp string) (*store, error) {
-	st := &store{git: g, tmp: tmp, objects: filepath.Join(tmp, "objects")}
-	for _, d := range []string{st.objects, filepath.Join(st.objects, "info"), filepath.Join(st.objects, "pack")} {
-		if err := g.mkdir(d); err != nil {
-			return nil, err
-		}
+func newStore(ctx context.Context, g *gitRunner, tmp, priv string) (*store, error) {
+	st := &store{git: g, tmp: tmp, priv: priv, objects: filepath.Join(tmp, "objects")}
+	if err := g.mkdir(ctx, filepath.Join(st.objects, "info"), filepath.Join(st.objects, "pack")); err != nil {
+		return nil, err
 	}
 	return st, nil
 }
+
+// scratchDirs makes the caller's folder (as the caller) and the daemon's
+// (root-owned 0700, inside stateDir) for one operation; cleanup removes
+// both.
+func scratchDirs(ctx context.Context, g *gitRunner, stateDir, prefix string) (tmp, priv string, cleanup func(), err error) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", "", nil, fmt.Errorf("make workspace state dir: %w", err)
+	}
+	priv, err = os.MkdirTemp(stateDir, ".work-")
+	if err != nil {
+		return "", "", nil, fmt.Errorf("make work dir: %w", err)
+	}
+	tmp, err = g.mkTemp(ctx, prefix)
+	if err != nil {
+		os.RemoveAll(priv)
+		return "", "", nil, err
+	}
+	return tmp, priv, func() {
+		if testHookScratch != nil {
+			testHookScratch(tmp, priv)
+		}
+		g.removeAll(tmp)
+		os.RemoveAll(priv)
+	}, nil
+}
+
+// testHookScratch, when set, sees both scratch folders before removal.
+var testHookScratch func(callerDir, daemonDir string)
 
 // addAlt adds an alternate object directory once.
 func (st *store) addAlt(dir string) {

@@ -32,7 +32,7 @@ func TestSubmoduleContent(t *testing.T) {
 	sameTree(t, treeOf(t, ws), treeOf(t, repo, "debug.log", "build", "notes.txt"))
 	write(t, filepath.Join(ws, "third/lib/lib.c"), "int lib = 2;\n", 0o644)
 	write(t, filepath.Join(ws, "third/lib/new.h"), "#pragma once\n", 0o644)
-	exp, err := s.Export(ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+	exp, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -27,6 +26,9 @@ type guestFile struct {
 // tarPath turns a tar member name into a workspace path. skip is set for the
 // root and for anything inside a .git directory.
 func tarPath(name string) (p string, skip bool, err error) {
+	if len(name) > maxPathLen {
+		return "", false, api.Errorf(api.ErrInvalid, "member name of %d bytes (starting %q) is over the %d byte limit", len(name), name[:64], maxPathLen)
+	}
 	if strings.HasPrefix(name, "/") || strings.ContainsRune(name, 0) {
 		return "", false, fmt.Errorf("unsafe path %q", name)
 	}
@@ -161,7 +163,6 @@ func (st *store) filesTree(ctx context.Context, dir string, files map[string]gue
 		fmt.Fprintf(&info, "%s %s\t%s\x00", f.mode, f.oid, p)
 	}
 	index := st.newIndex()
-	defer os.Remove(index)
 	if _, err := st.run(ctx, dir, index, []byte(info.String()), "update-index", "--add", "-z", "--index-info"); err != nil {
 		return "", fmt.Errorf("index guest workspace: %w", err)
 	}

@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +47,7 @@ func (st *store) writeTar(ctx context.Context, dir string, entries []treeEntry, 
 		return err
 	}
 	if gitDir != "" {
-		if err := writeDirTar(tw, gitDir, ".git", now); err != nil {
+		if err := st.copyCallerTree(ctx, tw, gitDir, ".git", now); err != nil {
 			return err
 		}
 	}
@@ -155,38 +152,67 @@ func writeParents(tw *tar.Writer, p string, dirs map[string]bool, now time.Time)
 	return nil
 }
 
-// writeDirTar writes the regular files and directories under root as prefix.
-func writeDirTar(tw *tar.Writer, root, prefix string, now time.Time) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+// copyCallerTree writes the directories and regular files under root (in
+// the caller's folder) as prefix: the caller's tar reads them and the
+// daemon copies its entries, never opening a path there itself.
+func (st *store) copyCallerTree(ctx context.Context, tw *tar.Writer, root, prefix string, now time.Time) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := st.git.callerCmd(ctx, "tar", "-c", "-f", "-", "-C", root, ".")
+	errb := &capWriter{limit: 64 << 10}
+	cmd.Stderr = errb
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("read %s: %w", prefix, err)
+	}
+	copyErr := copyTarEntries(tw, tar.NewReader(out), prefix, now)
+	if copyErr != nil {
+		cancel()
+	}
+	io.Copy(io.Discard, out)
+	waitErr := cmd.Wait()
+	if copyErr != nil {
+		return fmt.Errorf("read %s: %w", prefix, copyErr)
+	}
+	if waitErr != nil {
+		return fmt.Errorf("read %s: %w: %s", prefix, waitErr, strings.TrimSpace(errb.buf.String()))
+	}
+	return nil
+}
+
+// copyTarEntries copies directories and regular files from tr to tw under
+// prefix; names are checked like guest names.
+func copyTarEntries(tw *tar.Writer, tr *tar.Reader, prefix string, now time.Time) error {
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(root, p)
+		p, _, err := tarPath(hdr.Name)
 		if err != nil {
 			return err
 		}
-		name := path.Join(prefix, filepath.ToSlash(rel))
-		info, err := d.Info()
+		name := prefix
+		if p != "" {
+			name = path.Join(prefix, p)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			err = tw.WriteHeader(&tar.Header{Name: name + "/", Mode: 0o755, ModTime: now, Typeflag: tar.TypeDir})
+		case tar.TypeReg:
+			err = tw.WriteHeader(&tar.Header{Name: name, Mode: hdr.Mode & 0o755, Size: hdr.Size, ModTime: now, Typeflag: tar.TypeReg})
+			if err == nil {
+				_, err = io.CopyN(tw, tr, hdr.Size)
+			}
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("write %q: %w", name, err)
 		}
-		switch {
-		case d.IsDir():
-			return tw.WriteHeader(&tar.Header{Name: name + "/", Mode: 0o755, ModTime: now, Typeflag: tar.TypeDir})
-		case info.Mode().IsRegular():
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			hdr := &tar.Header{Name: name, Mode: int64(info.Mode().Perm()), Size: info.Size(), ModTime: now, Typeflag: tar.TypeReg}
-			if err := tw.WriteHeader(hdr); err != nil {
-				return fmt.Errorf("write %q: %w", name, err)
-			}
-			if _, err := io.Copy(tw, f); err != nil {
-				return fmt.Errorf("write %q: %w", name, err)
-			}
-		}
-		return nil
-	})
+	}
 }

@@ -217,7 +217,18 @@ func TestWorkspaceRoundTrip(t *testing.T) {
 	})
 	t.Run("export --apply", func(t *testing.T) {
 		dir := copyRepo(t, atPrepare)
-		out := d.must(t, "vm", "workspace", "export", vm, "--apply", dir)
+		// The guest's symlinks out of the repository are refused by name
+		// unless asked for, and nothing is applied.
+		dirBefore := repoState(t, dir)
+		_, errOut, code := d.run("vm", "workspace", "export", vm, "--apply", dir)
+		if code == 0 || !strings.Contains(errOut, `"escape-link"`) || !strings.Contains(errOut, `"/etc/passwd"`) ||
+			!strings.Contains(errOut, "--allow-symlinks-out") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("apply of symlinks out of the repository: exit %d, stderr %q", code, errOut)
+		}
+		if diff := stateDiff(dirBefore, repoState(t, dir)); len(diff) > 0 {
+			t.Errorf("a refused apply changed the target repository")
+		}
+		out := d.must(t, "vm", "workspace", "export", vm, "--apply", dir, "--allow-symlinks-out")
 		checkHost("export --apply elsewhere")
 		if !strings.Contains(out, "applied to "+dir) || !strings.Contains(out, "changed") {
 			t.Errorf("apply summary: %q", out)
@@ -229,7 +240,7 @@ func TestWorkspaceRoundTrip(t *testing.T) {
 		defer d.must(t, "vm", "exec", vm, "--", "sh", "-c", `rm -f "$1/$(printf 'bad\001name')"`, "sh", gp)
 		target := copyRepo(t, atPrepare)
 		targetBefore := repoState(t, target)
-		_, errOut, code := d.run("vm", "workspace", "export", vm, "--apply", target)
+		_, errOut, code = d.run("vm", "workspace", "export", vm, "--apply", target)
 		if code == 0 || !strings.Contains(errOut, "control characters") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
 			t.Errorf("apply of a control-character name: exit %d, stderr %q", code, errOut)
 		}
