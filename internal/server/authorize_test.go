@@ -121,7 +121,7 @@ func TestSharedObjectsUsableNotChangeable(t *testing.T) {
 		{"/v1/image/show", map[string]any{"id_or_name": "bb"}, true},
 		{"/v1/kernel/show", map[string]any{"name": "k"}, true},
 		{"/v1/vm/create", map[string]any{"name": "v", "image_name": "bb"}, true},
-		{"/v1/kernel/pull", map[string]any{"name": "k"}, true}, // already pulled: returns it
+		{"/v1/kernel/pull", map[string]any{"name": "k"}, true},                                                // already pulled: returns it
 		{"/v1/image/register", map[string]any{"name": "mine", "rootfs_path": "/r", "kernel_ref": "k"}, false}, // "mine" is taken by root
 		{"/v1/kernel/pull", map[string]any{"name": "k", "force": true}, false},
 		{"/v1/kernel/import", map[string]any{"name": "k", "from_dir": "/d"}, false},
