@@ -31,7 +31,9 @@ type Owners interface {
 }
 
 // target holds every field a door reads from a request body. It is decoded
-// leniently: a malformed body passes the door and its handler rejects it.
+// leniently (other fields are the handler's to check), with the same JSON
+// rules as the handler's decode, so both read the same values; a body it
+// cannot decode is refused here.
 type target struct {
 	IDOrName  string `json:"id_or_name"`
 	Name      string `json:"name"`
@@ -96,8 +98,10 @@ func (s *Server) authorize(ctx context.Context, path string, body []byte) error 
 		return api.Errorf(api.ErrPermission, "%s: only root may call this route", path)
 	}
 	var t target
-	if len(bytes.TrimSpace(body)) > 0 && json.Unmarshal(body, &t) != nil {
-		return nil // not a request the handler accepts; it says why
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &t); err != nil {
+			return api.Errorf(api.ErrInvalid, "bad request body: %v", err)
+		}
 	}
 	return d(s, ctx, c, t)
 }

@@ -292,3 +292,18 @@ func listedNames(t *testing.T, body []byte, pulledOnly bool) []string {
 	}
 	return names
 }
+
+// TestDoorRefusesBodiesItCannotRead: the door reads the same fields as the
+// handler; a body it cannot decode never reaches a service.
+func TestDoorRefusesBodiesItCannotRead(t *testing.T) {
+	for _, body := range []string{`{"id_or_name":5}`, `{"id_or_name":"v"} {"id_or_name":"w"}`, `{"id_or_name":"v","force":"yes"}`, `[`} {
+		f := &fakes{}
+		svc := f.services()
+		svc.Owners = fakeOwners{owner: alice}
+		w := doAs(t, svc, alice, "/v1/vm/delete", []byte(body), "")
+		errorBody(t, w, http.StatusBadRequest, "invalid_argument")
+		if f.vms.got != nil {
+			t.Errorf("%s: service called with %#v", body, f.vms.got)
+		}
+	}
+}
