@@ -103,7 +103,11 @@ func (s *Server) authorize(ctx context.Context, path string, body []byte) error 
 			return api.Errorf(api.ErrInvalid, "bad request body: %v", err)
 		}
 	}
-	return d(s, ctx, c, t)
+	err := d(s, ctx, c, t)
+	if errors.Is(err, api.ErrPermission) {
+		s.log.Info("request refused", "path", path, "uid", c.UID, "pid", c.PID, "reason", err)
+	}
+	return err
 }
 
 func byName(t target) string     { return t.Name }
