@@ -23,6 +23,8 @@ func main() {
 	var opts daemon.Options
 	fs := flag.NewFlagSet("bangerd", flag.ContinueOnError)
 	fs.StringVar(&opts.Socket, "socket", paths.DefaultSocket(), "API socket path (env "+paths.EnvSocket+")")
+	fs.StringVar(&opts.SocketGroup, "socket-group", os.Getenv("BANGER_SOCKET_GROUP"),
+		"group that may use the socket, mode 0660 (env BANGER_SOCKET_GROUP; default: group "+daemon.DefaultSocketGroup+" when it exists, else mode 0600)")
 	fs.StringVar(&opts.StateDir, "state-dir", paths.DefaultStateDir(), "state directory (env "+paths.EnvHome+")")
 	fs.StringVar(&opts.AgentPath, "agent", "", "banger-agent binary for guests (default: next to bangerd)")
 	fs.StringVar(&opts.Accel, "accel", envOr("BANGER_ACCEL", "auto"), "accelerator: auto, kvm or tcg (env BANGER_ACCEL)")

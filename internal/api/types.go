@@ -44,6 +44,8 @@ type VMCreateOperation struct {
 	Success   bool            `json:"success"`
 	Error     string          `json:"error,omitempty"`
 	VM        *model.VMRecord `json:"vm,omitempty"`
+	// OwnerUID (added to the seed) is the uid of the caller that asked for the VM.
+	OwnerUID int `json:"owner_uid"`
 }
 type VMCreateBeginResult struct {
 	Operation VMCreateOperation `json:"operation"`
@@ -171,6 +173,9 @@ type KernelEntry struct {
 	KernelPath    string `json:"kernel_path,omitempty"`
 	InitrdPath    string `json:"initrd_path,omitempty"`
 	ModulesDir    string `json:"modules_dir,omitempty"`
+	// OwnerUID (added to the seed) is the uid of the caller that pulled or
+	// imported the kernel; 0 (root) for kernels recorded before owners.
+	OwnerUID int `json:"owner_uid"`
 }
 type KernelListResult struct {
 	Entries []KernelEntry `json:"entries"`

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -380,6 +382,9 @@ func newVMLogsCmd(a *app) *cobra.Command {
 // followFile copies a growing file to w until ctx ends.
 func followFile(ctx context.Context, path string, w io.Writer) error {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("the serial log %s is in banger's private state folder, readable by root only: follow it with sudo", path)
+	}
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}

@@ -24,8 +24,11 @@ import (
 
 // Options configure a daemon.
 type Options struct {
-	Socket   string
-	StateDir string
+	Socket string
+	// SocketGroup is the group that may use the socket (mode 0660); empty
+	// means DefaultSocketGroup when it exists, else owner only (0600).
+	SocketGroup string
+	StateDir    string
 	// AgentPath is the banger-agent binary delivered to guests; empty means
 	// "banger-agent next to this executable".
 	AgentPath string
@@ -51,7 +54,7 @@ type Daemon struct {
 // Run starts the daemon and blocks until ctx ends or a shutdown request.
 func Run(ctx context.Context, opts Options) error {
 	state := paths.State{Dir: opts.StateDir}
-	if err := os.MkdirAll(state.Dir, 0o711); err != nil {
+	if err := os.MkdirAll(state.Dir, stateDirMode); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
 	lock, err := lockState(state.Lock())
@@ -59,10 +62,13 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer lock.Close()
+	if err := secureState(state); err != nil {
+		return err
+	}
 	// Take the socket before setting anything up, so that a daemon refused
 	// here (another one answers on it) has not touched the host network.
 	// Requests that arrive before Serve wait in the listen backlog.
-	ln, access, err := listen(opts.Socket)
+	ln, access, err := listen(opts.Socket, opts.SocketGroup)
 	if err != nil {
 		return err
 	}

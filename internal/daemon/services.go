@@ -76,6 +76,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		Images:     imageService{images},
 		VMs:        vms,
 		Workspaces: workspaceService{vms: vms, state: d.state, log: d.log},
+		Owners:     owners{d.store},
 	}, nil
 }
 

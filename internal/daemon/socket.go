@@ -10,10 +10,23 @@ import (
 	"syscall"
 )
 
-// listen creates the API socket: mode 0660 with group "banger" when that
-// group exists, 0600 otherwise. Never world-writable. The caller holds the
-// state lock, so a leftover socket file is stale and removed.
-func listen(path string) (net.Listener, string, error) {
+// DefaultSocketGroup is the group given the socket when it exists and no
+// other group is asked for.
+const DefaultSocketGroup = "banger"
+
+// listen creates the API socket: mode 0660 with group (DefaultSocketGroup
+// when group is empty) when that group exists, 0600 otherwise. A group asked
+// for by name must exist. Never world-writable. The caller holds the state
+// lock, so a leftover socket file is stale and removed.
+func listen(path, group string) (net.Listener, string, error) {
+	required := group != ""
+	if !required {
+		group = DefaultSocketGroup
+	}
+	g, gerr := user.LookupGroup(group)
+	if gerr != nil && required {
+		return nil, "", fmt.Errorf("socket group %q: %w", group, gerr)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, "", fmt.Errorf("create socket folder: %w", err)
 	}
@@ -37,9 +50,17 @@ func listen(path string) (net.Listener, string, error) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
 	mode, access := os.FileMode(0o600), "owner only (mode 0600)"
-	if g, err := user.LookupGroup("banger"); err == nil {
-		if gid, err := strconv.Atoi(g.Gid); err == nil && os.Chown(path, -1, gid) == nil {
-			mode, access = 0o660, "group banger (mode 0660)"
+	if gerr == nil {
+		gid, err := strconv.Atoi(g.Gid)
+		if err == nil {
+			err = os.Chown(path, -1, gid)
+		}
+		switch {
+		case err == nil:
+			mode, access = 0o660, fmt.Sprintf("group %s (mode 0660)", group)
+		case required:
+			ln.Close()
+			return nil, "", fmt.Errorf("socket group %q: %w", group, err)
 		}
 	}
 	if err := os.Chmod(path, mode); err != nil {

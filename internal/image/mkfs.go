@@ -20,7 +20,8 @@ import (
 
 // mkfs makes an ext4 file of exactly size bytes from the directory dir.
 func mkfs(ctx context.Context, dir, out string, size, inodes int64) error {
-	f, err := os.OpenFile(out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	// Managed images are the daemon's alone (0600): not readable by others.
+	f, err := os.OpenFile(out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("create rootfs file: %w", err)
 	}

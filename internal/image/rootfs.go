@@ -28,7 +28,7 @@ type builtRootfs struct {
 // with discard if it fails later.
 func (s *Service) makeRootfs(ctx context.Context, size int64, fill func(ctx context.Context, root string) error, progress func(api.ProgressEvent)) (builtRootfs, error) {
 	imagesDir := filepath.Join(s.stateDir, "images")
-	if err := os.MkdirAll(imagesDir, 0o755); err != nil {
+	if err := os.MkdirAll(imagesDir, 0o700); err != nil {
 		return builtRootfs{}, fmt.Errorf("create images directory: %w", err)
 	}
 	staging, err := os.MkdirTemp(imagesDir, ".staging-")
@@ -67,7 +67,7 @@ func (s *Service) makeRootfs(ctx context.Context, size int64, fill func(ctx cont
 		return builtRootfs{}, err
 	}
 	dir := s.imageDir(id)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return builtRootfs{}, fmt.Errorf("create image directory: %w", err)
 	}
 	final := filepath.Join(dir, rootfsFile)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/authz"
 )
 
 // workDir creates a work folder under the store folder (same file system as
@@ -61,6 +62,8 @@ func (s *Service) commit(ctx context.Context, built string, e api.KernelEntry, r
 		return err
 	}
 	ctx = context.WithoutCancel(ctx)
+	caller := authz.CallerFrom(ctx)
+	e.OwnerUID = caller.UID
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, err := s.store.GetKernel(ctx, e.Name)
@@ -72,6 +75,11 @@ func (s *Service) commit(ctx context.Context, built string, e api.KernelEntry, r
 		return api.Errorf(api.ErrExists, "kernel %s already exists (delete it first, or pull with --force)", e.Name)
 	}
 	if exists {
+		// The server's door allowed this request; the kernel may have been
+		// recorded by someone else since, so replacing is decided again here.
+		if err := authz.Decide(caller, authz.Change, authz.Object{Kind: authz.Kernel, Name: e.Name, Owner: old.OwnerUID}); err != nil {
+			return err
+		}
 		if err := s.checkUnused(ctx, e.Name); err != nil {
 			return err
 		}

@@ -29,6 +29,9 @@ type Services struct {
 	Images     ImageService
 	VMs        VMService
 	Workspaces WorkspaceService
+	// Owners finds who owns what a request names (see authorize.go); without
+	// it only root may call routes that name an object.
+	Owners Owners
 	// Shutdown asks the daemon to stop gracefully (called after the reply is sent).
 	Shutdown func()
 }
@@ -129,10 +132,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &call{ctx: r.Context(), body: body, progress: func(api.ProgressEvent) {}}
-	if strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
-		s.serveStream(w, c, rt.h)
-	} else {
+	// The door: authorized once, before the handler; lists come back filtered.
+	if err := s.authorize(c.ctx, r.URL.Path, body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h := func(c *call) (any, error) {
 		res, err := rt.h(c)
+		if err != nil {
+			return res, err
+		}
+		return s.visible(c.ctx, res), nil
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
+		s.serveStream(w, c, h)
+	} else {
+		res, err := h(c)
 		if err != nil {
 			s.fail(w, r, err)
 		} else {

@@ -40,7 +40,7 @@ func (m *Manager) Create(ctx context.Context, p api.VMCreateParams) (api.VMCreat
 	}
 	now := time.Now().UTC()
 	op := api.VMCreateOperation{ID: "op-" + newID(), VMID: vm.ID, VMName: vm.Name, Stage: "validate",
-		Detail: "request accepted", StartedAt: now, UpdatedAt: now}
+		Detail: "request accepted", StartedAt: now, UpdatedAt: now, OwnerUID: vm.OwnerUID}
 	// The operation is recorded before the VM, so a crash in between leaves
 	// something reconcile can find.
 	if err := m.store.PutOperation(ctx, op); err != nil {
@@ -125,14 +125,22 @@ func (m *Manager) validateCreate(ctx context.Context, p api.VMCreateParams) (mod
 }
 
 // kernelFor picks the image's preferred kernel, else the only stored one,
-// else debian-12-cloud when stored.
+// else debian-12-cloud when stored. Only kernels the caller may use are
+// candidates (the server's door has checked the image's preferred one).
 func (m *Manager) kernelFor(ctx context.Context, img model.Image) (string, error) {
 	if img.KernelRef != "" {
 		return img.KernelRef, nil
 	}
-	ks, err := m.store.ListKernels(ctx)
+	all, err := m.store.ListKernels(ctx)
 	if err != nil {
 		return "", err
+	}
+	caller := authz.CallerFrom(ctx)
+	var ks []api.KernelEntry
+	for _, k := range all {
+		if authz.Decide(caller, authz.Use, authz.Object{Kind: authz.Kernel, Name: k.Name, Owner: k.OwnerUID}) == nil {
+			ks = append(ks, k)
+		}
 	}
 	for _, k := range ks {
 		if k.Name == "debian-12-cloud" {

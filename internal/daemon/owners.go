@@ -1,0 +1,31 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+
+	"banger/internal/authz"
+	"banger/internal/server"
+	"banger/internal/store"
+)
+
+// owners answers the server's door: who owns the object a request names.
+type owners struct{ st *store.Store }
+
+func (o owners) Owner(ctx context.Context, kind authz.Kind, ref string) (server.Owned, error) {
+	switch kind {
+	case authz.VM:
+		v, err := o.st.GetVM(ctx, ref)
+		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: v.OwnerUID}}, err
+	case authz.Image:
+		i, err := o.st.GetImage(ctx, ref)
+		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: i.OwnerUID}, KernelRef: i.KernelRef}, err
+	case authz.Kernel:
+		k, err := o.st.GetKernel(ctx, ref)
+		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: k.OwnerUID}}, err
+	case authz.Operation:
+		op, err := o.st.GetOperation(ctx, ref)
+		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: op.OwnerUID}}, err
+	}
+	return server.Owned{}, fmt.Errorf("owners: unknown kind %q", kind)
+}
