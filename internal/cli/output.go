@@ -7,7 +7,18 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"banger/internal/termsafe"
 )
+
+// safe is a guest-originated (or otherwise untrusted) one-line field as
+// printed in text output: control characters and escape sequences are
+// shown escaped (\x1b), never sent to the terminal. Text output is for
+// people; --json keeps every value as it is.
+func safe(s string) string { return termsafe.Line(s) }
+
+// safeText is safe for multi-line values (newlines and tabs kept).
+func safeText(s string) string { return termsafe.Text(s) }
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {

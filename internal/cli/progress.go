@@ -40,6 +40,7 @@ func (a *app) newProgress() *progress {
 func (pr *progress) event(ev api.ProgressEvent) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
+	ev.Phase, ev.Detail = safe(ev.Phase), safe(ev.Detail) // registries and guests name things too
 	key := ev.Phase + " " + ev.Detail
 	if pr.p != nil && ev.Total > 0 {
 		b, ok := pr.bars[key]

@@ -16,8 +16,10 @@ import (
 	"banger/internal/api"
 	"banger/internal/client"
 	"banger/internal/paths"
+	"banger/internal/termsafe"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // Exit codes (documented in README.md).
@@ -37,6 +39,14 @@ type app struct {
 	stderr io.Writer
 	// exitCode, when set by a command (e.g. a guest command's status), wins.
 	exitCode *int
+	// isTTY reports whether w is a terminal (tests replace it).
+	isTTY func(w io.Writer) bool
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func (a *app) client() *client.Client { return client.New(a.socket) }
@@ -56,7 +66,12 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	return mainWith(args, stdin, stdout, stderr, isTerminal)
+}
+
+// mainWith is Main with the terminal check given.
+func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, isTTY func(io.Writer) bool) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, isTTY: isTTY}
 	root := newRoot(a)
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -71,8 +86,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	// Errors can quote the guest (agent messages, its console): the line
+	// is escaped so it cannot drive the terminal.
 	msg := strings.TrimSpace(err.Error())
-	fmt.Fprintf(stderr, "banger: %s\n", firstLine(msg))
+	fmt.Fprintf(stderr, "banger: %s\n", termsafe.Line(firstLine(msg)))
 	switch {
 	case errors.As(err, new(usageError)), isCobraUsage(err):
 		fmt.Fprintf(stderr, "Run 'banger --help' for usage.\n")

@@ -12,6 +12,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/model"
+	"banger/internal/termsafe"
 
 	"github.com/spf13/cobra"
 )
@@ -105,7 +106,7 @@ func (a *app) waitCreate(ctx context.Context, op api.VMCreateOperation, timeout 
 			if shown+1 == cur {
 				detail = op.Detail
 			}
-			fmt.Fprintf(a.stderr, "[%d/%d] %-8s %s (%.1fs)\n", shown+1, len(createStages), createStages[shown], detail, time.Since(start).Seconds())
+			fmt.Fprintf(a.stderr, "[%d/%d] %-8s %s (%.1fs)\n", shown+1, len(createStages), createStages[shown], safe(detail), time.Since(start).Seconds())
 		}
 		if op.Done {
 			if !op.Success || op.VM == nil {
@@ -156,7 +157,7 @@ func newVMCreateStatusCmd(a *app) *cobra.Command {
 					state = "failed"
 				}
 				return keyValues(w, [][2]string{{"operation", op.ID}, {"vm", op.VMName}, {"state", state},
-					{"stage", op.Stage}, {"detail", op.Detail}, {"error", op.Error}})
+					{"stage", op.Stage}, {"detail", safe(op.Detail)}, {"error", safeText(op.Error)}})
 			})
 		},
 	}
@@ -314,7 +315,7 @@ func newVMDeleteCmd(a *app) *cobra.Command {
 			var failed []string
 			for _, name := range args {
 				if err := c.VMDelete(cmd.Context(), api.VMDeleteParams{IDOrName: name, Force: f.force}); err != nil {
-					fmt.Fprintf(a.stderr, "banger: %v\n", err)
+					fmt.Fprintf(a.stderr, "banger: %s\n", safe(firstLine(err.Error())))
 					failed = append(failed, name)
 					continue
 				}
@@ -355,7 +356,7 @@ func newVMStatsCmd(a *app) *cobra.Command {
 }
 
 func newVMLogsCmd(a *app) *cobra.Command {
-	var follow bool
+	var follow, raw bool
 	cmd := &cobra.Command{
 		Use:               "logs NAME",
 		Short:             "Print the serial console log path; -f follows it",
@@ -372,10 +373,22 @@ func newVMLogsCmd(a *app) *cobra.Command {
 					return err
 				})
 			}
-			return followFile(cmd.Context(), path, a.stdout)
+			// The console is the guest's: on a terminal its control
+			// characters and escape sequences are shown escaped unless
+			// --raw; piped, the bytes pass as they are.
+			if raw || !a.isTTY(a.stdout) {
+				return followFile(cmd.Context(), path, a.stdout)
+			}
+			w := termsafe.NewWriter(a.stdout)
+			err = followFile(cmd.Context(), path, w)
+			if ferr := w.Flush(); err == nil {
+				err = ferr
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print the log and follow it")
+	cmd.Flags().BoolVar(&raw, "raw", false, "with -f on a terminal: print the console's bytes as they are (escape sequences included)")
 	return cmd
 }
 
@@ -411,7 +424,7 @@ func vmText(w io.Writer, v model.VMRecord) error {
 		{"backend", v.Backend}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
 		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
 		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)},
-		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", v.StopReason}, {"last error", v.LastError},
+		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", safe(v.StopReason)}, {"last error", safeText(v.LastError)},
 		{"pending restart", strings.Join(v.PendingRestart, ", ")},
 	})
 }

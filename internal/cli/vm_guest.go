@@ -121,7 +121,7 @@ func newVMHealthCmd(a *app) *cobra.Command {
 			err = a.output(res, func(w io.Writer) error {
 				rows := [][]string{}
 				for _, c := range res.Checks {
-					rows = append(rows, []string{c.Name, okWord(c.OK), c.Detail})
+					rows = append(rows, []string{safe(c.Name), okWord(c.OK), safe(c.Detail)})
 				}
 				return table(w, []string{"CHECK", "RESULT", "DETAIL"}, rows)
 			})
@@ -182,7 +182,7 @@ func newVMPortsCmd(a *app) *cobra.Command {
 			return a.output(res, func(w io.Writer) error {
 				rows := [][]string{}
 				for _, p := range res.Ports {
-					rows = append(rows, []string{p.Proto, dash(p.BindAddress), fmt.Sprint(p.Port), pidText(p.PID), dash(p.Process), p.Endpoint})
+					rows = append(rows, []string{safe(p.Proto), dash(safe(p.BindAddress)), fmt.Sprint(p.Port), pidText(p.PID), dash(safe(p.Process)), safe(p.Endpoint)})
 				}
 				return table(w, []string{"PROTO", "ADDRESS", "PORT", "PID", "PROCESS", "ENDPOINT"}, rows)
 			})

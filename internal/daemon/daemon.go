@@ -10,13 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	"banger/internal/authz"
 	"banger/internal/paths"
 	"banger/internal/server"
 	"banger/internal/store"
@@ -39,6 +37,8 @@ type Options struct {
 	// VMM is "qemu" (default) or "firecracker".
 	VMM   string
 	Debug bool
+	// Limits bound callers' connections (DefaultLimits when zero).
+	Limits Limits
 }
 
 // Daemon is a running bangerd.
@@ -100,20 +100,9 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	svc.Shutdown = stop
 
-	srv := &http.Server{
-		Handler:           server.New(svc, log),
-		ReadHeaderTimeout: 10 * time.Second,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			caller, err := authz.PeerCredentials(c)
-			if err != nil {
-				log.Warn("peer credentials unavailable; treating caller as nobody", "err", err)
-				caller = authz.Caller{UID: 65534, GID: 65534}
-			}
-			return authz.WithCaller(ctx, caller)
-		},
-	}
+	srv := newHTTPServer(server.New(svc, log), opts.Limits, log)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(limitConns(ln, opts.Limits, log)) }()
 	log.Info("bangerd listening", "socket", opts.Socket, "access", access, "state", state.Dir, "pid", os.Getpid())
 
 	select {

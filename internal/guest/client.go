@@ -4,7 +4,6 @@
 package guest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -26,9 +25,56 @@ const User = "root"
 
 // Client is a connection to one guest's agent. It is safe for concurrent
 // use: every call opens its own SSH channel.
+//
+// Every agent call, and the start of every Run, has a deadline
+// (CallTimeout, or the context's if sooner). When a call's context ends
+// before the call returns, the whole SSH connection is closed: nothing
+// else reliably unblocks a guest that stopped answering (it can leave a
+// channel open unconfirmed, or never acknowledge a close), and the Client
+// is then unusable.
 type Client struct {
 	ssh  *ssh.Client
 	addr string
+	// CallTimeout bounds each agent call and the start of each Run
+	// (DefaultCallTimeout when zero).
+	CallTimeout time.Duration
+}
+
+// DefaultCallTimeout bounds one agent round trip. The health check syncs
+// files in the guest, which takes a few seconds at worst under TCG.
+const DefaultCallTimeout = 20 * time.Second
+
+// DefaultDialTimeout bounds Dial when its context has no deadline.
+const DefaultDialTimeout = 15 * time.Second
+
+func (c *Client) callTimeout() time.Duration {
+	if c.CallTimeout > 0 {
+		return c.CallTimeout
+	}
+	return DefaultCallTimeout
+}
+
+// TimeoutError is a guest round trip that ran past its deadline; it
+// matches context.DeadlineExceeded with errors.Is.
+type TimeoutError struct{ After time.Duration }
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("no answer from the guest within %v (is it frozen or overloaded?)", e.After)
+}
+
+// Is makes errors.Is(err, context.DeadlineExceeded) hold.
+func (e *TimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// withDeadline derives the context of one guest round trip: it ends after
+// d with a *TimeoutError as its cause.
+func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, d, &TimeoutError{After: d})
+}
+
+// closeOnEnd closes the connection when ctx ends before the returned stop
+// is called; stop reports whether it was in time.
+func (c *Client) closeOnEnd(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { c.ssh.Close() })
 }
 
 // HostKeyError means the guest presented a host key other than the pinned one.
@@ -59,6 +105,11 @@ func Dial(ctx context.Context, addr string, signer ssh.Signer, hostKey string) (
 			return nil
 		},
 		HostKeyAlgorithms: hostKeyAlgorithms(want),
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultDialTimeout)
+		defer cancel()
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
@@ -128,6 +179,9 @@ func (c *Client) Health(ctx context.Context) (proto.Health, error) {
 		return h, err
 	}
 	end := time.Now()
+	if err := checkHealth(&h); err != nil {
+		return h, err
+	}
 	skew := clockSkew(rt, h)
 	h.TimeUnixNano = start.Add(end.Sub(start) / 2).Add(skew).UnixNano()
 	h.OK = true
@@ -159,7 +213,7 @@ func (c *Client) Ports(ctx context.Context) ([]api.VMPort, error) {
 	if err := c.call(ctx, proto.Request{Op: proto.OpPorts}, &ports); err != nil {
 		return nil, err
 	}
-	return ports, nil
+	return checkPorts(ports)
 }
 
 // AuthorizeKey lets key (an authorized_keys line) log in until the guest
@@ -205,13 +259,15 @@ type roundTrip struct{ sent, received time.Time }
 // exchange is call with a hook that fills in req right before it is sent;
 // it also reports when the request line was sent and the answer read.
 func (c *Client) exchange(ctx context.Context, req proto.Request, beforeSend func(*proto.Request), out any) (rt roundTrip, err error) {
+	ctx, cancel := withDeadline(ctx, c.callTimeout())
+	defer cancel()
+	stop := c.closeOnEnd(ctx)
+	defer stop()
 	sess, err := c.ssh.NewSession()
 	if err != nil {
-		return rt, fmt.Errorf("agent %s: open channel: %w", req.Op, err)
+		return rt, fmt.Errorf("agent %s: open channel: %w", req.Op, ctxErr(ctx, err))
 	}
 	defer sess.Close()
-	stop := context.AfterFunc(ctx, func() { sess.Close() })
-	defer stop()
 	stdin, err := sess.StdinPipe()
 	if err != nil {
 		return rt, fmt.Errorf("agent %s: %w", req.Op, err)
@@ -235,7 +291,7 @@ func (c *Client) exchange(ctx context.Context, req proto.Request, beforeSend fun
 		return rt, fmt.Errorf("agent %s: send request: %w", req.Op, ctxErr(ctx, err))
 	}
 	stdin.Close()
-	respLine, err := bufio.NewReader(stdout).ReadBytes('\n')
+	respLine, err := readLine(stdout, MaxReplyBytes)
 	rt.received = time.Now()
 	if err != nil {
 		return rt, fmt.Errorf("agent %s: read response: %w", req.Op, ctxErr(ctx, err))
@@ -245,7 +301,7 @@ func (c *Client) exchange(ctx context.Context, req proto.Request, beforeSend fun
 		return rt, fmt.Errorf("agent %s: decode response: %w", req.Op, err)
 	}
 	if !resp.OK {
-		return rt, fmt.Errorf("agent: %s", resp.Error)
+		return rt, fmt.Errorf("agent: %s", clip(resp.Error, MaxMessageBytes))
 	}
 	if out != nil {
 		if err := json.Unmarshal(resp.Result, out); err != nil {
@@ -268,13 +324,23 @@ func ctxErr(ctx context.Context, err error) error {
 // A command killed by a signal returns 128+the signal number, like a shell.
 // When ctx ends, the command's process group gets SIGKILL.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	// Starting the command is a round trip with a deadline; the command
+	// itself then runs as long as ctx allows.
+	sctx, cancel := withDeadline(ctx, c.callTimeout())
+	defer cancel()
+	stop := c.closeOnEnd(sctx)
 	sess, err := c.ssh.NewSession()
 	if err != nil {
-		return -1, fmt.Errorf("run in guest: open channel: %w", err)
+		stop()
+		return -1, fmt.Errorf("run in guest: open channel: %w", ctxErr(sctx, err))
 	}
 	defer sess.Close()
 	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
-	if err := sess.Start(cmd); err != nil {
+	err = sess.Start(cmd)
+	if !stop() {
+		return -1, fmt.Errorf("run in guest %q: %w", cmd, context.Cause(sctx))
+	}
+	if err != nil {
 		return -1, fmt.Errorf("run in guest: start %q: %w", cmd, err)
 	}
 	done := make(chan error, 1)

@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -38,7 +39,26 @@ func (m *Manager) running(ctx context.Context, ref string) (model.VMRecord, erro
 	return vm, nil
 }
 
-// Guest dials a running VM's agent.
+// guestTimeout bounds one guest round trip.
+func (m *Manager) guestTimeout() time.Duration {
+	if m.cfg.GuestTimeout > 0 {
+		return m.cfg.GuestTimeout
+	}
+	return guest.DefaultCallTimeout
+}
+
+// guestErr marks a guest round trip that ran out of time as unavailable
+// (a frozen or overloaded guest), keeping what was asked in the message.
+func guestErr(err error, format string, args ...any) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return api.Errorf(api.ErrUnavailable, "%s: %v", fmt.Sprintf(format, args...), err)
+	}
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+}
+
+// Guest dials a running VM's agent. Every call on the returned client has
+// the manager's guest deadline; no manager-wide lock is held while a
+// guest answers, so a stuck guest holds only the requests about it.
 func (m *Manager) Guest(ctx context.Context, ref string) (*guest.Client, model.VMRecord, error) {
 	vm, err := m.running(ctx, ref)
 	if err != nil {
@@ -50,6 +70,7 @@ func (m *Manager) Guest(ctx context.Context, ref string) (*guest.Client, model.V
 	if err != nil {
 		return nil, vm, api.Errorf(api.ErrUnavailable, "vm %q: guest agent unreachable: %v", vm.Name, err)
 	}
+	c.CallTimeout = m.guestTimeout()
 	return c, vm, nil
 }
 
@@ -111,7 +132,7 @@ func (m *Manager) AuthorizeKey(ctx context.Context, p api.VMAuthorizeKeyParams) 
 	}
 	defer c.Close()
 	if err := c.AuthorizeKey(ctx, line); err != nil {
-		return api.VMAuthorizeKeyResult{}, fmt.Errorf("authorize key in vm %q: %w", vm.Name, err)
+		return api.VMAuthorizeKeyResult{}, guestErr(err, "authorize key in vm %q", vm.Name)
 	}
 	unlock := m.lock(vm.ID)
 	if cur, err := m.store.GetVM(ctx, vm.ID); err == nil {
@@ -212,7 +233,7 @@ func (m *Manager) Ports(ctx context.Context, ref string) (api.VMPortsResult, err
 	defer c.Close()
 	ports, err := c.Ports(ctx)
 	if err != nil {
-		return api.VMPortsResult{}, fmt.Errorf("ports of vm %q: %w", vm.Name, err)
+		return api.VMPortsResult{}, guestErr(err, "ports of vm %q", vm.Name)
 	}
 	host := vm.DNSName
 	if host == "" {

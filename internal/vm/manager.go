@@ -59,6 +59,9 @@ type Config struct {
 	StallTimeout time.Duration
 	// StopTimeout bounds a guest power-off before the VMM is killed.
 	StopTimeout time.Duration
+	// GuestTimeout bounds each guest agent round trip (health, ports,
+	// authorize-key, disk usage); guest.DefaultCallTimeout when zero.
+	GuestTimeout time.Duration
 	// Domain is the DNS domain of VM names (default "vm").
 	Domain string
 	// NetworkUnavailable says why bridge networking is off (user-mode in use).
