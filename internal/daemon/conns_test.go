@@ -34,7 +34,7 @@ func serveTest(t *testing.T, h http.Handler, lim Limits) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	path := filepath.Join(dir, "bangerd.sock")
-	ln, _, err := listen(path)
+	ln, _, err := listen(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,11 @@ func TestGuestWithoutGit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
-	if _, err := Apply(ctx, atPrepare, exp.Patch); err != nil {
+	// The guest made "escape" a symlink to /etc/passwd: refused unless allowed.
+	if _, err := Apply(ctx, atPrepare, exp.Patch); err == nil || !strings.Contains(err.Error(), "outside the repository") {
+		t.Fatalf("apply of a symlink out of the repository: %v, want a refusal", err)
+	}
+	if _, err := ApplyWith(ctx, atPrepare, exp.Patch, ApplyOptions{AllowSymlinksOut: true}); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	sameTree(t, treeOf(t, atPrepare, "debug.log", "build"), treeOf(t, ws, "vendor"))

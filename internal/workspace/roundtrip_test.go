@@ -107,7 +107,11 @@ func TestRoundTripWorktree(t *testing.T) {
 		t.Errorf("rename not detected in patch:\n%s", exp.Patch)
 	}
 
-	summary, err := Apply(ctx, atPrepare, exp.Patch)
+	// The guest made "escape" a symlink to /etc/passwd: refused unless allowed.
+	if _, err := Apply(ctx, atPrepare, exp.Patch); err == nil || !strings.Contains(err.Error(), "outside the repository") {
+		t.Fatalf("apply of a symlink out of the repository: %v, want a refusal", err)
+	}
+	summary, err := ApplyWith(ctx, atPrepare, exp.Patch, ApplyOptions{AllowSymlinksOut: true})
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -131,7 +135,7 @@ func TestRoundTripWorktree(t *testing.T) {
 	clean := copyDir(t, repo)
 	git(t, clean, "checkout", "-q", "-f", first)
 	git(t, clean, "clean", "-q", "-fdx")
-	if _, err := Apply(ctx, clean, exp2.Patch); err != nil {
+	if _, err := ApplyWith(ctx, clean, exp2.Patch, ApplyOptions{AllowSymlinksOut: true}); err != nil {
 		t.Fatalf("apply against HEAD~1: %v", err)
 	}
 	sameTree(t, treeOf(t, clean), treeOf(t, ws, "vendor"))
