@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"banger/internal/api"
+	"banger/internal/termsafe"
 	"banger/internal/workspace"
 
 	"github.com/spf13/cobra"
@@ -91,13 +92,26 @@ func newWorkspaceExportCmd(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(a.stdout, summary)
+				fmt.Fprintln(a.stdout, termsafe.Text(summary))
 				return nil
 			}
 			if f.out != "" && f.out != "-" {
 				return exportToFile(a, ctx, p, f.out)
 			}
-			res, err := a.client().WorkspaceExportTo(ctx, p, a.stdout)
+			// The patch is the guest's text: on a terminal its control
+			// characters are shown escaped; piped, the bytes pass as they are.
+			out := io.Writer(a.stdout)
+			var safe *termsafe.Writer
+			if a.isTTY(a.stdout) {
+				safe = termsafe.NewWriter(a.stdout)
+				out = safe
+			}
+			res, err := a.client().WorkspaceExportTo(ctx, p, out)
+			if safe != nil {
+				if ferr := safe.Flush(); err == nil {
+					err = ferr
+				}
+			}
 			if err != nil {
 				return err
 			}
