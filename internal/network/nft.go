@@ -247,4 +247,3 @@ func (m *Manager) deleteTable() error {
 	m.setNATView(nil)
 	return nil
 }
-

@@ -39,7 +39,7 @@ type Config struct {
 	// host. Nil: no client may. The client is known by its source address,
 	// which banger's tap guards bind to the VM.
 	Forward func(client netip.Addr) bool
-	Log       *slog.Logger
+	Log     *slog.Logger
 }
 
 // localTTL is the TTL of answers for VM names: short, as VMs come and go.
