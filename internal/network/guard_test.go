@@ -2,12 +2,15 @@ package network
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 // The guards and the forward chain as nft prints them: every binding and
@@ -174,4 +177,77 @@ func TestGuardStopsARPSpoofing(t *testing.T) {
 		t.Errorf("victim's neighbour entry for the gateway is %q after the spoofing, want %s", got, br)
 	}
 	must(t, l.m.Teardown(context.Background()))
+}
+
+// guardState maps each guard chain of m's netdev table to whether it lets
+// its VM out of the subnet (NAT).
+func guardState(t *testing.T, m *Manager) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("nft", "list", "table", "netdev", m.Table()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list table netdev %s: %v\n%s", m.Table(), err, out)
+	}
+	state := map[string]bool{}
+	chain := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		if name, ok := strings.CutPrefix(l, "chain "+guardChainPrefix); ok {
+			chain = strings.TrimSuffix(name, " {")
+			state[chain] = false
+		} else if chain != "" && strings.HasPrefix(l, "ip saddr ") && strings.HasSuffix(l, " accept") && !strings.Contains(l, "daddr") {
+			state[chain] = true
+		}
+	}
+	return state
+}
+
+// A daemon restart (Setup again) keeps every tap guarded; Reconcile leaves
+// exactly the running VMs' taps, guarded with their NAT setting, and a tap
+// on the bridge that no VM owns gets a guard that lets nothing through.
+func TestGuardsFollowSetupAndReconcile(t *testing.T) {
+	if !isolated(t) {
+		return
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs the nft tool (apt-get install nftables)")
+	}
+	ctx := context.Background()
+	m, _ := newTestManager(t, Config{})
+	must(t, m.Setup(ctx))
+	taps := map[string]string{}
+	for id, nat := range map[string]bool{"vma": true, "vmb": false, "vmc": false} {
+		att, err := m.Attach(ctx, id, nat)
+		must(t, err)
+		taps[id] = att.Tap
+	}
+	want := map[string]bool{taps["vma"]: true, taps["vmb"]: false, taps["vmc"]: false}
+	if got := guardState(t, m); !maps.Equal(got, want) {
+		t.Fatalf("guards after Attach %v, want %v", got, want)
+	}
+	// A tap left unlabelled on the bridge (by hand, or by a crash).
+	stray, err := createTap("btstray")
+	must(t, err)
+	br, err := netlink.LinkByName("banger0")
+	must(t, err)
+	must(t, netlink.LinkSetMaster(stray, br))
+
+	must(t, m.Setup(ctx))
+	want["btstray"] = false
+	if got := guardState(t, m); !maps.Equal(got, want) {
+		t.Errorf("guards after a second Setup %v, want %v", got, want)
+	}
+	out, err := exec.Command("nft", "list", "chain", "netdev", m.Table(), guardChainPrefix+"btstray").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "accept") {
+		t.Errorf("guard of a tap no VM owns accepts something: %v\n%s", err, out)
+	}
+
+	must(t, m.Reconcile(ctx, map[string]bool{"vmb": true, "vmc": false}))
+	want = map[string]bool{taps["vmb"]: true, taps["vmc"]: false}
+	if got := guardState(t, m); !maps.Equal(got, want) {
+		t.Errorf("guards after Reconcile %v, want %v", got, want)
+	}
+	must(t, m.Teardown(ctx))
+	if out, err := exec.Command("nft", "list", "tables").CombinedOutput(); err != nil || strings.Contains(string(out), "banger") {
+		t.Errorf("tables after Teardown: %v\n%s", err, out)
+	}
 }
