@@ -190,15 +190,19 @@ func (m *Manager) Detach(ctx context.Context, vmID string) error {
 	defer m.mu.Unlock()
 	var errs []error
 	link, err := findPort(vmID)
+	tapGone := err == nil
 	if err != nil {
 		errs = append(errs, err)
 	} else if link != nil {
 		if err := netlink.LinkDel(link); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %w", link.Attrs().Name, err))
+			tapGone = false
 		}
 	}
-	if err := m.removeGuard(TapName(vmID)); err != nil {
-		errs = append(errs, err)
+	if tapGone { // a tap that is still there keeps its guard
+		if err := m.removeGuard(TapName(vmID)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	all, err := m.ips.ListIPs(ctx)
 	if err != nil {
