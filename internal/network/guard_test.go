@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 )
 
@@ -249,5 +250,51 @@ func TestGuardsFollowSetupAndReconcile(t *testing.T) {
 	must(t, m.Teardown(ctx))
 	if out, err := exec.Command("nft", "list", "tables").CombinedOutput(); err != nil || strings.Contains(string(out), "banger") {
 		t.Errorf("tables after Teardown: %v\n%s", err, out)
+	}
+}
+
+// accepts counts the rules of a guard that accept.
+func accepts(rules [][]expr.Any) int {
+	n := 0
+	for _, r := range rules {
+		if v, ok := r[len(r)-1].(*expr.Verdict); ok && v.Kind == expr.VerdictAccept {
+			n++
+		}
+	}
+	return n
+}
+
+// Rule generation without nftables: a tap with no binding accepts
+// nothing; NAT adds exactly one accept; every rule first checks the
+// device is Ethernet (the payload offsets assume it).
+func TestGuardRulesShape(t *testing.T) {
+	n := guardNet{subnet: netip.MustParsePrefix("172.30.0.0/24"), bridgeMAC: bridgeMAC("banger0")}
+	tapMAC := net.HardwareAddr{0x02, 1, 2, 3, 4, 5}
+	if got := accepts(guardRules(guard{tap: "btx", tapMAC: tapMAC}, n)); got != 0 {
+		t.Errorf("unbound guard accepts in %d rules", got)
+	}
+	g := guard{tap: "btx", tapMAC: tapMAC, mac: MACFor("x"), ip: netip.MustParseAddr("172.30.0.9")}
+	plain := guardRules(g, n)
+	g.nat = true
+	natted := guardRules(g, n)
+	if accepts(plain) != 2 || accepts(natted) != 3 || len(natted) != len(plain)+1 {
+		t.Errorf("accepting rules: %d without NAT, %d with; want 2 and 3", accepts(plain), accepts(natted))
+	}
+	for _, r := range natted {
+		if m, ok := r[0].(*expr.Meta); !ok || m.Key != expr.MetaKeyIIFTYPE {
+			t.Errorf("rule does not start with the Ethernet check: %#v", r[0])
+		}
+	}
+	n.allowVMToVM = true
+	found := false
+	for _, r := range guardRules(g, n) {
+		for _, e := range r {
+			if c, ok := e.(*expr.Cmp); ok && c.Op == expr.CmpOpEq && string(c.Data) == string(tapMAC) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error("with VM-to-VM allowed, frames to the tap's own MAC are not dropped")
 	}
 }
