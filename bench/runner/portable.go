@@ -115,7 +115,10 @@ func removeNetwork(bridge string) {
 		netlink.LinkDel(l)
 	}
 	if c, err := nftables.New(); err == nil {
-		c.DelTable(&nftables.Table{Name: network.TableName(bridge), Family: nftables.TableFamilyINet})
-		c.Flush()
+		// One batch each: deleting a table that does not exist fails its batch.
+		for _, f := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyNetdev} {
+			c.DelTable(&nftables.Table{Name: network.TableName(bridge), Family: f})
+			c.Flush()
+		}
 	}
 }

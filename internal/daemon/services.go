@@ -90,7 +90,8 @@ func (d *Daemon) network(ctx context.Context) (*network.Manager, error) {
 		return nil, err
 	}
 	cfg := network.Config{StateDir: d.state.Dir, Subnet: subnet, AutoSubnet: auto,
-		Bridge: os.Getenv("BANGER_BRIDGE"), AllowVMToVM: os.Getenv("BANGER_ALLOW_VM_TO_VM") == "1"}
+		Bridge: os.Getenv("BANGER_BRIDGE"), AllowVMToVM: os.Getenv("BANGER_ALLOW_VM_TO_VM") == "1",
+		ResolvConf: os.Getenv("BANGER_RESOLV_CONF")}
 	nm, err := network.New(cfg, d.store, d.log)
 	if err != nil {
 		return nil, err

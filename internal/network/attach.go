@@ -92,12 +92,24 @@ func (m *Manager) Attach(ctx context.Context, vmID string, nat bool) (att Attach
 			}
 		}
 	}()
+	// The guard goes on before the tap joins the bridge: no frame of the
+	// guest ever passes unchecked.
+	if err = m.setGuard(guardFor(link, vmID, ip, nat), subnet); err != nil {
+		return Attachment{}, err
+	}
+	defer func() {
+		if err != nil && created {
+			if gerr := m.removeGuard(link.Attrs().Name); gerr != nil {
+				m.log.Warn("remove guard after failed attach", "tap", link.Attrs().Name, "err", gerr)
+			}
+		}
+	}()
 	if err = m.plugPort(link, br, vmID); err != nil {
 		return Attachment{}, err
 	}
-	if err = m.applyNAT(ip, nat); err != nil {
+	if err = m.applyNAT(vmID, ip, nat); err != nil {
 		if nat {
-			if _, rerr := m.setNATMember(ip, false); rerr != nil {
+			if _, rerr := m.setNATMember(vmID, ip, false); rerr != nil {
 				m.log.Warn("undo NAT after failed attach", "vm", vmID, "err", rerr)
 			}
 		}
@@ -158,9 +170,10 @@ func (m *Manager) allocate(ctx context.Context, vmID string, subnet netip.Prefix
 	return a, true, nil
 }
 
-// applyNAT puts ip in or out of the NAT set and adjusts IP forwarding.
-func (m *Manager) applyNAT(ip netip.Addr, on bool) error {
-	n, err := m.setNATMember(ip, on)
+// applyNAT puts vmID (address ip) in or out of NAT and adjusts IP
+// forwarding.
+func (m *Manager) applyNAT(vmID string, ip netip.Addr, on bool) error {
+	n, err := m.setNATMember(vmID, ip, on)
 	if err != nil {
 		return err
 	}
@@ -177,18 +190,25 @@ func (m *Manager) Detach(ctx context.Context, vmID string) error {
 	defer m.mu.Unlock()
 	var errs []error
 	link, err := findPort(vmID)
+	tapGone := err == nil
 	if err != nil {
 		errs = append(errs, err)
 	} else if link != nil {
 		if err := netlink.LinkDel(link); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %w", link.Attrs().Name, err))
+			tapGone = false
+		}
+	}
+	if tapGone { // a tap that is still there keeps its guard
+		if err := m.removeGuard(TapName(vmID)); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	all, err := m.ips.ListIPs(ctx)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list addresses: %w", err))
 	} else if ip, ok := all[vmID]; ok {
-		if err := m.applyNAT(ip, false); err != nil {
+		if err := m.applyNAT(vmID, ip, false); err != nil {
 			errs = append(errs, err)
 		}
 		if err := m.ips.ReleaseIP(ctx, vmID); err != nil {
@@ -201,8 +221,9 @@ func (m *Manager) Detach(ctx context.Context, vmID string) error {
 	return nil
 }
 
-// SetNAT turns NAT on or off for an attached VM; it applies at once to new
-// connections (established ones are left to finish).
+// SetNAT turns NAT on or off for an attached VM. It applies at once: on,
+// to new connections; off, to every packet (the tap's guard drops what the
+// VM sends beyond the subnet, established connections included).
 func (m *Manager) SetNAT(ctx context.Context, vmID string, on bool) error {
 	if err := checkVMID(vmID); err != nil {
 		return err
@@ -220,7 +241,7 @@ func (m *Manager) SetNAT(ctx context.Context, vmID string, on bool) error {
 	if !ok {
 		return api.Errorf(api.ErrNotFound, "set nat for vm %s: it has no bridge address (not attached)", vmID)
 	}
-	if err := m.applyNAT(ip, on); err != nil {
+	if err := m.applyNAT(vmID, ip, on); err != nil {
 		return fmt.Errorf("set nat for vm %s: %w", vmID, err)
 	}
 	return nil

@@ -68,6 +68,13 @@ func (m *Manager) ensureBridge() (subnet netip.Prefix, created bool, err error) 
 	if err = m.setBridgeAddress(br, current, subnet); err != nil {
 		return netip.Prefix{}, created, err
 	}
+	// The tap guards only let unicast frames to this MAC through; a bridge
+	// made by an older banger may carry another one.
+	if want := bridgeMAC(m.cfg.Bridge); br.Attrs().HardwareAddr.String() != want.String() {
+		if err = netlink.LinkSetHardwareAddr(br, want); err != nil {
+			return netip.Prefix{}, created, fmt.Errorf("set MAC of bridge %s: %w", m.cfg.Bridge, err)
+		}
+	}
 	if err = netlink.LinkSetUp(br); err != nil {
 		return netip.Prefix{}, created, fmt.Errorf("bring up bridge %s: %w", m.cfg.Bridge, err)
 	}
@@ -80,7 +87,7 @@ func (m *Manager) createBridge() (netlink.Link, error) {
 	attrs.Name = name
 	// A fixed MAC: otherwise the bridge takes its lowest port's MAC, which
 	// changes as taps come and go and leaves stale ARP entries in guests.
-	attrs.HardwareAddr = derivedMAC("bridge:" + name)
+	attrs.HardwareAddr = bridgeMAC(name)
 	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
 		return nil, fmt.Errorf("create bridge %s: %w", name, err)
 	}

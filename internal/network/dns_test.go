@@ -14,14 +14,20 @@ import (
 )
 
 // hostResolver runs a resolver on 127.0.0.1:53 in the (test) host
-// namespace answering every A query with 192.0.2.77.
-func hostResolver(t *testing.T) {
+// namespace answering every A query with 192.0.2.77; seen receives the
+// names asked.
+func hostResolver(t *testing.T) (seen chan string) {
 	t.Helper()
+	seen = make(chan string, 16)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:53")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
+		select {
+		case seen <- r.Question[0].Name:
+		default:
+		}
 		m := new(mdns.Msg)
 		m.SetReply(r)
 		m.Answer = append(m.Answer, &mdns.A{
@@ -33,6 +39,7 @@ func hostResolver(t *testing.T) {
 	srv := &mdns.Server{PacketConn: pc, Handler: h}
 	go func() { _ = srv.ActivateAndServe() }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
+	return seen
 }
 
 // lookupIn sends one query from inside ns.
@@ -65,12 +72,13 @@ func TestDNSEndToEnd(t *testing.T) {
 	}
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
 	must(t, os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644))
-	hostResolver(t)
+	upstream := hostResolver(t)
 	l := newLab(t, Config{ResolvConf: resolv})
 	gw := gatewayOf(l.m.Subnet())
 	server := netip.AddrPortFrom(gw, 53).String()
 	outside := outsideHost(t, l.m.Subnet())
 	vm := l.startVM("web", false)
+	natVM := l.startVM("api", true)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -105,9 +113,31 @@ func TestDNSEndToEnd(t *testing.T) {
 	if got := onlyA(r); got != vm.ip.String() {
 		t.Errorf("web.vm from the VM over tcp: %v %v", r, err)
 	}
-	r, err = lookupIn(t, vm.ns, "udp", server, "example.com.")
+	// A VM without NAT gets no name outside the domain resolved: DNS is
+	// no way out for it. One with NAT has them forwarded.
+	for _, network := range []string{"udp", "tcp"} {
+		r, err = lookupIn(t, vm.ns, network, server, "tunnel.example.com.")
+		if err != nil || r.Rcode != mdns.RcodeRefused || len(r.Answer) != 0 {
+			t.Errorf("tunnel.example.com from the VM without NAT over %s: %v %v, want REFUSED", network, r, err)
+		}
+	}
+	select {
+	case name := <-upstream:
+		t.Errorf("the host's resolver was asked %s for a VM without NAT", name)
+	default:
+	}
+	r, err = lookupIn(t, natVM.ns, "udp", server, "example.com.")
 	if got := onlyA(r); got != "192.0.2.77" {
-		t.Errorf("example.com from the VM (forwarded): %v %v", r, err)
+		t.Errorf("example.com from the VM with NAT (forwarded): %v %v", r, err)
+	}
+	if name := <-upstream; name != "example.com." {
+		t.Errorf("the host's resolver was asked %s, want example.com.", name)
+	}
+	// NAT switched off applies to DNS at once.
+	must(t, l.m.SetNAT(context.Background(), "api", false))
+	r, err = lookupIn(t, natVM.ns, "udp", server, "example.org.")
+	if err != nil || r.Rcode != mdns.RcodeRefused {
+		t.Errorf("example.org from the VM after NAT was turned off: %v %v, want REFUSED", r, err)
 	}
 	r, err = lookupIn(t, vm.ns, "udp", server, "other.vm.")
 	if err != nil || r.Rcode != mdns.RcodeNameError {

@@ -31,8 +31,8 @@ type IPStore interface {
 	ListIPs(ctx context.Context) (map[string]netip.Addr, error)
 }
 
-// Manager owns banger's bridge, the VMs' taps, its nftables table (inet
-// TableName(bridge)) and IP forwarding. Its methods are safe for concurrent use.
+// Manager owns banger's bridge, the VMs' taps, its nftables tables (inet
+// and netdev TableName(bridge)) and IP forwarding. Its methods are safe for concurrent use.
 type Manager struct {
 	cfg   Config
 	ips   IPStore
@@ -41,6 +41,11 @@ type Manager struct {
 
 	mu     sync.Mutex
 	subnet netip.Prefix // set by Setup
+
+	// natView mirrors the NAT set, for the DNS server (which must not
+	// wait on mu).
+	natMu   sync.RWMutex
+	natView map[netip.Addr]bool
 
 	// newPort makes the host side of a VM's link (a tap; tests use veths).
 	newPort func(name string) (netlink.Link, error)
@@ -139,7 +144,7 @@ func (m *Manager) Setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("network setup: %w", err)
 	}
-	if err := m.installTable(subnet); err != nil {
+	if err := m.installTable(ctx, subnet); err != nil {
 		if created {
 			m.deleteBridge()
 		}

@@ -1,17 +1,15 @@
 package network
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
-
-	"banger/internal/api"
 )
 
 // natSetName is the set of VM addresses allowed out through NAT. Nothing
@@ -46,9 +44,10 @@ func tableExists(conn *nftables.Conn, t *nftables.Table) (bool, error) {
 	return slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == t.Name }), nil
 }
 
-// installTable (re)creates the table in one atomic batch, keeping the NAT
-// members that are inside subnet.
-func (m *Manager) installTable(subnet netip.Prefix) error {
+// installTable (re)creates the inet table and the netdev table of tap
+// guards in one atomic batch, keeping the NAT members that are inside
+// subnet and guarding every tap of this bridge that exists.
+func (m *Manager) installTable(ctx context.Context, subnet netip.Prefix) error {
 	conn, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -69,6 +68,10 @@ func (m *Manager) installTable(subnet netip.Prefix) error {
 			}
 		}
 	}
+	guards, err := m.portGuards(ctx, subnet, keep)
+	if err != nil {
+		return err
+	}
 	conn.AddTable(t) // so that the delete below never fails
 	conn.DelTable(t)
 	conn.AddTable(t)
@@ -77,17 +80,25 @@ func (m *Manager) installTable(subnet netip.Prefix) error {
 		return fmt.Errorf("nftables set %s: %w", natSetName, err)
 	}
 	m.addRules(conn, t, set, gatewayOf(subnet))
+	queueGuardTable(conn, m.guardTable(), guards, m.guardNet(subnet))
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("install nftables table inet %s: %w", t.Name, err)
+		return fmt.Errorf("install nftables tables inet and netdev %s: %w", t.Name, err)
 	}
+	m.setNATView(keep)
 	return nil
 }
 
 // addRules queues the three chains:
 //
-//	forward: ct established,related accept; bridge->bridge drop (or accept
-//	  with AllowVMToVM); bridge, saddr in nat_vms -> accept; bridge -> drop;
-//	  -> bridge drop.
+//	forward (policy drop): traffic that neither enters nor leaves the
+//	  bridge accept (banger has no say: an accept here opens nothing, as
+//	  other tables' chains still run, and the host's firewall governs its
+//	  other interfaces); -> bridge established,related accept; bridge ->
+//	  bridge drop (or accept with AllowVMToVM); bridge, saddr in nat_vms
+//	  accept; anything else from or to the bridge falls to the drop policy.
+//	  A source address from the bridge is bound to its tap by the guards
+//	  (guard.go), which also drop at the tap what a VM without NAT sends
+//	  beyond the subnet.
 //	postrouting (nat): saddr in nat_vms, oifname != bridge -> masquerade.
 //	input: from the bridge: established,related accept; DNS (udp/tcp 53) to
 //	  the gateway accept; icmp accept; anything else drop.
@@ -95,20 +106,20 @@ func (m *Manager) addRules(conn *nftables.Conn, t *nftables.Table, set *nftables
 	accept := expr.Verdict{Kind: expr.VerdictAccept}
 	drop := expr.Verdict{Kind: expr.VerdictDrop}
 	policy := nftables.ChainPolicyAccept
+	fwdPolicy := nftables.ChainPolicyDrop
 	br := m.cfg.Bridge
 
 	fwd := conn.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &policy})
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &fwdPolicy})
 	vmToVM := drop
 	if m.cfg.AllowVMToVM {
 		vmToVM = accept
 	}
 	rules := [][]expr.Any{
-		join(ctEstablished(), verdict(accept)),
+		join(ifname(expr.MetaKeyIIFNAME, expr.CmpOpNeq, br), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, br), verdict(accept)),
+		join(ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), ctEstablished(), verdict(accept)),
 		join(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), verdict(vmToVM)),
-		join(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, br), saddrIn(set), verdict(accept)),
-		join(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br), verdict(drop)),
-		join(ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), verdict(drop)),
+		join(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br), saddrIn(set), verdict(accept)),
 	}
 	for _, r := range rules {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: r})
@@ -210,124 +221,29 @@ func setElements(addrs []netip.Addr) []nftables.SetElement {
 	return out
 }
 
-// natMembers lists the addresses in the NAT set of table t.
-func natMembers(conn *nftables.Conn, t *nftables.Table) ([]netip.Addr, error) {
-	elems, err := conn.GetSetElements(natSet(t))
-	if err != nil {
-		return nil, fmt.Errorf("list nftables set %s: %w", natSetName, err)
-	}
-	var out []netip.Addr
-	for _, e := range elems {
-		if a, ok := netip.AddrFromSlice(e.Key); ok {
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
-// setNATMember adds or removes ip in the NAT set and returns how many
-// members the set has afterwards.
-func (m *Manager) setNATMember(ip netip.Addr, on bool) (int, error) {
-	conn, err := nftables.New()
-	if err != nil {
-		return 0, fmt.Errorf("nftables: %w", err)
-	}
-	t := m.nftTable()
-	exists, err := tableExists(conn, t)
-	if err != nil {
-		return 0, err
-	}
-	if !exists {
-		if on {
-			return 0, api.Errorf(api.ErrUnavailable, "nftables table inet %s is missing; restart the daemon to recreate it", t.Name)
-		}
-		return 0, nil
-	}
-	members, err := natMembers(conn, t)
-	if err != nil {
-		return 0, err
-	}
-	in := slices.Contains(members, ip)
-	set := natSet(t)
-	switch {
-	case on && !in:
-		err = conn.SetAddElements(set, setElements([]netip.Addr{ip}))
-		members = append(members, ip)
-	case !on && in:
-		err = conn.SetDeleteElements(set, setElements([]netip.Addr{ip}))
-		members = slices.DeleteFunc(members, func(a netip.Addr) bool { return a == ip })
-	default:
-		return len(members), nil
-	}
-	if err == nil {
-		err = conn.Flush()
-	}
-	if err != nil {
-		return 0, fmt.Errorf("update nftables set %s with %s: %w", natSetName, ip, err)
-	}
-	return len(members), nil
-}
-
-// replaceNATMembers makes the NAT set hold exactly addrs.
-func (m *Manager) replaceNATMembers(addrs []netip.Addr) error {
-	conn, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	set := natSet(m.nftTable())
-	conn.FlushSet(set)
-	if len(addrs) > 0 {
-		if err := conn.SetAddElements(set, setElements(addrs)); err != nil {
-			return fmt.Errorf("update nftables set %s: %w", natSetName, err)
-		}
-	}
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("update nftables set %s: %w", natSetName, err)
-	}
-	return nil
-}
-
-// deleteTable removes the Manager's table if it exists.
+// deleteTable removes the Manager's tables (inet and netdev) if they exist.
 func (m *Manager) deleteTable() error {
 	conn, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	t := m.nftTable()
-	exists, err := tableExists(conn, t)
-	if err != nil || !exists {
-		return err
-	}
-	conn.DelTable(t)
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("delete nftables table inet %s: %w", t.Name, err)
-	}
-	return nil
-}
-
-// otherNATTables names the tables of other banger daemons (other bridges)
-// whose NAT set has members: they need IP forwarding too. It only reads.
-func (m *Manager) otherNATTables() ([]string, error) {
-	conn, err := nftables.New()
-	if err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
-	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("list nftables tables: %w", err)
-	}
-	var out []string
-	for _, t := range tables {
-		if t.Name == m.table || (t.Name != TableName("") && !strings.HasPrefix(t.Name, "banger-")) {
-			continue
-		}
-		members, err := natMembers(conn, t)
+	found := false
+	for _, t := range []*nftables.Table{m.nftTable(), m.guardTable()} {
+		exists, err := tableExists(conn, t)
 		if err != nil {
-			continue // not one of ours after all (no NAT set)
+			return err
 		}
-		if len(members) > 0 {
-			out = append(out, t.Name)
+		if exists {
+			conn.DelTable(t)
+			found = true
 		}
 	}
-	return out, nil
+	if !found {
+		return nil
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("delete nftables tables %s: %w", m.table, err)
+	}
+	m.setNATView(nil)
+	return nil
 }

@@ -12,8 +12,8 @@ import (
 // Reconcile makes the host match the VMs that are running (vm id -> NAT
 // on): it deletes banger's taps that belong to no such VM, puts the taps
 // of running VMs back on the bridge, makes the NAT set hold exactly the
-// running NAT VMs, releases the addresses of every other VM and sets IP
-// forwarding accordingly. Run it after Setup when the daemon starts.
+// running NAT VMs, guards exactly the taps of running VMs, releases the
+// addresses of every other VM and sets IP forwarding accordingly. Run it after Setup when the daemon starts.
 func (m *Manager) Reconcile(ctx context.Context, live map[string]bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -77,7 +77,7 @@ func (m *Manager) Reconcile(ctx context.Context, live map[string]bool) error {
 			nat = append(nat, ip)
 		}
 	}
-	if err := m.replaceNATMembers(nat); err != nil {
+	if err := m.replaceState(ctx, subnet, nat); err != nil {
 		errs = append(errs, err)
 	}
 	if err := m.setForwarding(len(nat) > 0); err != nil {

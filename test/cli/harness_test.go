@@ -190,14 +190,14 @@ func removeNetwork(bridge string) {
 		return
 	}
 	exec.Command("ip", "link", "del", bridge).Run()
-	out, err := exec.Command("nft", "list", "tables", "inet").Output()
+	out, err := exec.Command("nft", "list", "tables").Output()
 	if err != nil {
 		return
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line) // "table inet NAME"
-		if len(f) == 3 && strings.HasPrefix(f[2], "banger") && strings.HasSuffix(f[2], bridge) {
-			exec.Command("nft", "delete", "table", "inet", f[2]).Run()
+		f := strings.Fields(line) // "table inet NAME", "table netdev NAME"
+		if len(f) == 3 && (f[1] == "inet" || f[1] == "netdev") && strings.HasPrefix(f[2], "banger") && strings.HasSuffix(f[2], bridge) {
+			exec.Command("nft", "delete", "table", f[1], f[2]).Run()
 		}
 	}
 }

@@ -170,6 +170,7 @@ func (d *daemon) cleanup() {
 	d.stop()
 	exec.Command("ip", "link", "del", d.bridge).Run()
 	exec.Command("nft", "delete", "table", "inet", "banger-"+d.bridge).Run()
+	exec.Command("nft", "delete", "table", "netdev", "banger-"+d.bridge).Run()
 	os.RemoveAll(d.dir)
 }
 

@@ -39,6 +39,7 @@ func cleanupNet(d *daemon) {
 	d.stop()
 	exec.Command("ip", "link", "del", d.bridge).Run()
 	exec.Command("nft", "delete", "table", "inet", tableOf(d.bridge)).Run()
+	exec.Command("nft", "delete", "table", "netdev", tableOf(d.bridge)).Run()
 	os.RemoveAll(d.dir)
 }
 

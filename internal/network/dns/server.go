@@ -1,5 +1,6 @@
 // Package dns is banger's resolver for VMs: it answers NAME.DOMAIN with a
-// VM's address and forwards every other query to the host's resolvers. It
+// VM's address and forwards other queries to the host's resolvers for the
+// clients allowed to (VMs with NAT), refusing them for everyone else. It
 // listens on one address (the bridge gateway) and answers only clients of
 // one subnet.
 package dns
@@ -33,7 +34,12 @@ type Config struct {
 	Lookup func(name string) (netip.Addr, bool)
 	// Upstreams returns the resolvers ("host:port") other names go to.
 	Upstreams func() []string
-	Log       *slog.Logger
+	// Forward reports whether a client may have names outside Domain
+	// resolved upstream; the others get REFUSED and nothing leaves the
+	// host. Nil: no client may. The client is known by its source address,
+	// which banger's tap guards bind to the VM.
+	Forward func(client netip.Addr) bool
+	Log     *slog.Logger
 }
 
 // localTTL is the TTL of answers for VM names: short, as VMs come and go.
@@ -156,10 +162,15 @@ func (s *Server) handle(ctx context.Context, w mdns.ResponseWriter, r *mdns.Msg)
 		m.SetRcodeFormatError(r)
 	default:
 		name := strings.ToLower(r.Question[0].Name)
-		if label, ok := s.localName(name); ok {
+		label, local := s.localName(name)
+		switch {
+		case local:
 			m = s.answerLocal(r, label)
-		} else {
+		case s.cfg.Forward != nil && s.cfg.Forward(src):
 			m = s.forward(ctx, w.LocalAddr().Network(), r)
+		default:
+			s.cfg.Log.Debug("dns: refused a name outside the domain for a client without NAT", "client", src, "name", name)
+			m.SetRcode(r, mdns.RcodeRefused)
 		}
 	}
 	if err := w.WriteMsg(m); err != nil {

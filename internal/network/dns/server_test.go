@@ -43,7 +43,16 @@ func fakeUpstream(t *testing.T) (addr string, seen chan string) {
 	return pc.LocalAddr().String(), seen
 }
 
+// forwardAll lets every client have names resolved upstream.
+func forwardAll(netip.Addr) bool { return true }
+
 func startServer(t *testing.T, allowed netip.Prefix, upstreams ...string) netip.AddrPort {
+	t.Helper()
+	return startServerFwd(t, allowed, forwardAll, upstreams...)
+}
+
+// startServerFwd is startServer with the clients allowed to forward.
+func startServerFwd(t *testing.T, allowed netip.Prefix, forward func(netip.Addr) bool, upstreams ...string) netip.AddrPort {
 	t.Helper()
 	names := map[string]netip.Addr{"web": netip.MustParseAddr("172.30.0.5")}
 	srv, err := ListenAny(Config{
@@ -55,6 +64,7 @@ func startServer(t *testing.T, allowed netip.Prefix, upstreams ...string) netip.
 			return a, ok
 		},
 		Upstreams: func() []string { return upstreams },
+		Forward:   forward,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +162,39 @@ func TestRefusesClientsOutsideSubnet(t *testing.T) {
 	case q := <-seen:
 		t.Errorf("refused query reached the upstream: %s", q)
 	default:
+	}
+}
+
+// A client that may not forward (a VM without NAT) gets its VM names and
+// REFUSED for anything else, and the upstream never sees the query: DNS is
+// no tunnel out of the host.
+func TestRefusesForwardingWithoutNAT(t *testing.T) {
+	up, seen := fakeUpstream(t)
+	var asked []netip.Addr
+	for _, forward := range []func(netip.Addr) bool{
+		func(c netip.Addr) bool { asked = append(asked, c); return false },
+		nil,
+	} {
+		srv := startServerFwd(t, netip.MustParsePrefix("127.0.0.0/8"), forward, up)
+		for _, network := range []string{"udp", "tcp"} {
+			if got := answerA(t, query(t, network, srv, "web.vm.", mdns.TypeA)); got != "172.30.0.5" {
+				t.Errorf("%s: web.vm = %s, want 172.30.0.5", network, got)
+			}
+			for _, name := range []string{"tunnel.example.com.", "5.0.30.172.in-addr.arpa."} {
+				r := query(t, network, srv, name, mdns.TypeTXT)
+				if r.Rcode != mdns.RcodeRefused || len(r.Answer) != 0 {
+					t.Errorf("%s %s: rcode %s answers %v, want REFUSED", network, name, mdns.RcodeToString[r.Rcode], r.Answer)
+				}
+			}
+		}
+	}
+	select {
+	case q := <-seen:
+		t.Errorf("a query of a client without NAT reached the upstream: %s", q)
+	default:
+	}
+	if len(asked) == 0 || asked[0] != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("Forward was asked about %v, want the client 127.0.0.1", asked)
 	}
 }
 
