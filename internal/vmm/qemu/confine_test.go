@@ -1,0 +1,90 @@
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"banger/internal/vmm/vmmproc"
+	"banger/internal/vmm/vmmtest"
+)
+
+// procStatus reads the named fields of /proc/PID/status.
+func procStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+// A confined QEMU runs as the vmm user with no capabilities, no new
+// privileges and seccomp, chrooted into its run dir, and the console still
+// reaches the serial log.
+func TestQEMUConfined(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("confinement needs root")
+	}
+	u, err := vmmproc.EnsureSysUser(vmmproc.DefaultVMMUser)
+	if err != nil {
+		t.Fatalf("vmm user: %v", err)
+	}
+	b := testBackend(t, Options{RunAs: &u, SerialLogMax: 4096})
+	spec := testSpec(t, vmmtest.Kernel(t))
+	spec.SerialLog = filepath.Join(filepath.Dir(spec.RunDir), "serial.log")
+	p := start(t, b, spec)
+
+	st := procStatus(t, p.PID)
+	want := strconv.Itoa(u.UID)
+	if f := strings.Fields(st["Uid"]); len(f) != 4 || f[0] != want || f[1] != want || f[2] != want || f[3] != want {
+		t.Errorf("Uid: %q, want %s four times", st["Uid"], want)
+	}
+	wantG := strconv.Itoa(u.GID)
+	if f := strings.Fields(st["Gid"]); len(f) != 4 || f[0] != wantG || f[3] != wantG {
+		t.Errorf("Gid: %q, want %s", st["Gid"], wantG)
+	}
+	if st["Groups"] != wantG {
+		t.Errorf("Groups: %q, want only %s", st["Groups"], wantG)
+	}
+	for _, k := range []string{"CapPrm", "CapEff", "CapAmb"} {
+		if st[k] != "0000000000000000" {
+			t.Errorf("%s: %s, want none", k, st[k])
+		}
+	}
+	if st["NoNewPrivs"] != "1" {
+		t.Errorf("NoNewPrivs: %q", st["NoNewPrivs"])
+	}
+	if _, _, seccomp := b.Confinement(); seccomp && st["Seccomp"] != "2" {
+		t.Errorf("Seccomp: %q, want 2 (filter)", st["Seccomp"])
+	}
+	if root, err := os.Readlink("/proc/" + strconv.Itoa(p.PID) + "/root"); err != nil || root != spec.RunDir {
+		t.Errorf("root of qemu = %q, %v; want %s", root, err, spec.RunDir)
+	}
+	if fi, err := os.Stat(spec.RunDir); err != nil || fi.Mode().Perm() != 0o711 { // user-mode networking: 0711
+		t.Errorf("run dir mode %v, %v", fi.Mode().Perm(), err)
+	}
+	// The console reaches the log through the daemon's reader, capped.
+	waitForLog(t, spec.SerialLog+".1", "Linux version")
+	for _, name := range []string{spec.SerialLog, spec.SerialLog + ".1"} {
+		if fi, err := os.Stat(name); err != nil || fi.Size() > 4096 {
+			t.Errorf("%s: %v, size over the 4 KiB cap", name, err)
+		}
+	}
+	if err := b.Quit(context.Background(), spec.RunDir); err != nil {
+		t.Fatalf("Quit: %v", err)
+	}
+	assertNoRuntimeFiles(t, spec.RunDir)
+}
