@@ -70,6 +70,10 @@ func confineCheckQEMU(t *testing.T, vm vmRecord) {
 	if st["Seccomp"] != "2" {
 		t.Errorf("qemu Seccomp: %q, want 2 (filter mode)", st["Seccomp"])
 	}
+	hostNS, _ := os.Readlink("/proc/self/ns/net")
+	if ns, err := os.Readlink("/proc/" + strconv.Itoa(vm.PID) + "/ns/net"); err != nil || ns == hostNS {
+		t.Errorf("qemu network namespace %q (%v), want its own, not the host's %s", ns, err, hostNS)
+	}
 	runDir := filepath.Join(vm.Dir, "run")
 	if root, err := os.Readlink("/proc/" + strconv.Itoa(vm.PID) + "/root"); err != nil || root != runDir {
 		t.Errorf("qemu's root is %q (%v), want its run folder %s", root, err, runDir)

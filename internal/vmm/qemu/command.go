@@ -38,6 +38,7 @@ type Command struct {
 	runAs      string
 	chroot     string
 	sandbox    bool
+	tapFD      int
 }
 
 // NewCommand starts a Command for the given QEMU binary (TCG, no devices).
@@ -85,6 +86,10 @@ func (c Command) WithNet(n vmm.Net) Command { c.net = &n; return c }
 
 // WithSerialLog sends the guest's serial console to path; empty means no serial port.
 func (c Command) WithSerialLog(path string) Command { c.serialLog = path; return c }
+
+// WithTapFD makes the tap netdev use the already open descriptor fd
+// (inherited by QEMU) instead of opening Net.Tap by name; 0 means by name.
+func (c Command) WithTapFD(fd int) Command { c.tapFD = fd; return c }
 
 // WithSerialSocket serves the guest's serial console on a unix socket at
 // path (server, no wait): one reader at a time, and output is dropped while
@@ -173,7 +178,7 @@ func (c Command) Build() []string {
 		a = append(a, "-device", dev)
 	}
 	if c.net != nil {
-		a = append(a, "-netdev", netdev(*c.net))
+		a = append(a, "-netdev", netdev(*c.net, c.tapFD))
 		dev := "virtio-net-device,netdev=n0"
 		if c.net.MAC != "" {
 			dev += ",mac=" + c.net.MAC
@@ -210,7 +215,10 @@ func (c Command) Build() []string {
 	return a
 }
 
-func netdev(n vmm.Net) string {
+func netdev(n vmm.Net, tapFD int) string {
+	if n.Tap != "" && tapFD > 0 {
+		return "tap,id=n0,fd=" + strconv.Itoa(tapFD)
+	}
 	if n.Tap != "" {
 		return "tap,id=n0,ifname=" + optValue(n.Tap) + ",script=no,downscript=no"
 	}

@@ -127,6 +127,7 @@ func TestBackendCommandFromSpec(t *testing.T) {
 	// Confined: the run dir is the chroot, the vmm user's uid:gid, seccomp.
 	b.runAs, b.sandbox = &vmmproc.SysUser{Name: "banger-vmm", UID: 999, GID: 995}, true
 	want = append(want, "-sandbox", SandboxArg, "-chroot", "/run/banger/vm1", "-runas", "999:995")
+	want[slices.Index(want, "tap,id=n0,ifname=tap1,script=no,downscript=no")] = "tap,id=n0,fd=3"
 	if got := b.command(spec).Build(); !slices.Equal(got, want) {
 		t.Errorf("confined argv:\n got %q\nwant %q", got, want)
 	}

@@ -3,12 +3,14 @@ package qemu
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"banger/internal/vmm"
 	"banger/internal/vmm/vmmproc"
 	"banger/internal/vmm/vmmtest"
 )
@@ -87,4 +89,41 @@ func TestQEMUConfined(t *testing.T) {
 		t.Fatalf("Quit: %v", err)
 	}
 	assertNoRuntimeFiles(t, spec.RunDir)
+}
+
+// A confined QEMU on a tap gets the tap as a descriptor and runs in an empty
+// network namespace of its own; the tap works and goes with QEMU.
+func TestQEMUConfinedTap(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("confinement needs root")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skipf("tap networking needs /dev/net/tun: %v", err)
+	}
+	u, err := vmmproc.EnsureSysUser(vmmproc.DefaultVMMUser)
+	if err != nil {
+		t.Fatalf("vmm user: %v", err)
+	}
+	b := testBackend(t, Options{RunAs: &u})
+	spec := testSpec(t, vmmtest.Kernel(t))
+	tap := "bgc" + strconv.Itoa(os.Getpid()%1000000)
+	spec.Net = &vmm.Net{Tap: tap, MAC: "02:00:0a:00:00:0a"}
+	p := start(t, b, spec)
+	hostNS, _ := os.Readlink("/proc/self/ns/net")
+	qemuNS, err := os.Readlink("/proc/" + strconv.Itoa(p.PID) + "/ns/net")
+	if err != nil || qemuNS == hostNS {
+		t.Errorf("qemu network namespace %q (%v), want its own (host %s)", qemuNS, err, hostNS)
+	}
+	if _, err := os.Stat("/sys/class/net/" + tap); err != nil {
+		t.Fatalf("tap %s not attached: %v", tap, err)
+	}
+	if fi, err := os.Stat(spec.RunDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("run dir mode %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+	if err := b.Quit(context.Background(), spec.RunDir); err != nil {
+		t.Fatalf("Quit: %v", err)
+	}
+	if _, err := os.Stat("/sys/class/net/" + tap); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("tap %s outlived qemu (stat: %v)", tap, err)
+	}
 }

@@ -173,6 +173,13 @@ func (b *Backend) Confinement() (user string, chroot, seccomp bool) {
 	return b.runAs.Name, true, b.sandbox
 }
 
+// ownNetns reports whether spec's QEMU runs in an empty network namespace
+// of its own, with its tap handed over as a descriptor: when confined and
+// on a tap (user-mode networking needs the host's network).
+func (b *Backend) ownNetns(spec vmm.Spec) bool {
+	return b.runAs != nil && spec.Net != nil && spec.Net.Tap != ""
+}
+
 // hasSeccomp reports whether binary accepts -sandbox (QEMU built with
 // seccomp): it parses the option before acting on -version.
 func hasSeccomp(binary string) bool {
@@ -199,6 +206,9 @@ func (b *Backend) command(spec vmm.Spec) Command {
 	}
 	if b.runAs != nil {
 		c = c.WithRunAs(b.runAs.UID, b.runAs.GID).WithChroot(spec.RunDir).WithSandbox(b.sandbox)
+	}
+	if b.ownNetns(spec) {
+		c = c.WithTapFD(tapFD)
 	}
 	for _, d := range spec.Disks {
 		c = c.WithDisk(d)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"banger/internal/api"
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmproc"
@@ -56,7 +58,20 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 			b.cleanupStart(runDir)
 		}
 	}()
-	pid, err := b.launch(ctx, b.command(spec).Build(), runDir)
+	var extra []*os.File
+	var clone uintptr
+	if b.runAs != nil {
+		clone = unix.CLONE_NEWIPC
+	}
+	if b.ownNetns(spec) {
+		tap, err := openTap(spec.Net.Tap)
+		if err != nil {
+			return vmm.Process{}, fmt.Errorf("start vm: %w", err)
+		}
+		defer tap.Close()
+		extra, clone = []*os.File{tap}, clone|unix.CLONE_NEWNET
+	}
+	pid, err := b.launch(ctx, b.command(spec).Build(), runDir, extra, clone)
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
@@ -114,11 +129,12 @@ func copyResolvConf(runDir string) error {
 	return os.WriteFile(filepath.Join(etc, "resolv.conf"), data, 0o644)
 }
 
-// launch runs argv (a paused QEMU) in its own session with stdout and
-// stderr drained into runDir/vmm.log (capped), and waits until QEMU answers
+// launch runs argv (a paused QEMU) in its own session (and the namespaces
+// of clone), with extra as descriptors 3 and up and stdout and stderr
+// drained into runDir/vmm.log (capped), and waits until QEMU answers
 // on QMP (it is then set up) or exits (a setup error, quoted from the log).
 // QEMU stays the daemon's child until the daemon exits; a goroutine reaps it.
-func (b *Backend) launch(ctx context.Context, argv []string, runDir string) (int, error) {
+func (b *Backend) launch(ctx context.Context, argv []string, runDir string, extra []*os.File, clone uintptr) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("qemu setup: %w", err)
 	}
@@ -134,7 +150,8 @@ func (b *Backend) launch(ctx context.Context, argv []string, runDir string) (int
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.ExtraFiles = extra
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: clone}
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
