@@ -67,7 +67,9 @@ func confineCheckQEMU(t *testing.T, vm vmRecord) {
 	if st["NoNewPrivs"] != "1" {
 		t.Errorf("qemu NoNewPrivs: %q, want 1", st["NoNewPrivs"])
 	}
-	if st["Seccomp"] != "2" {
+	if !confineQEMUHasSeccomp() {
+		t.Log("this qemu has no -sandbox (seccomp): the filter is not checked")
+	} else if st["Seccomp"] != "2" {
 		t.Errorf("qemu Seccomp: %q, want 2 (filter mode)", st["Seccomp"])
 	}
 	hostNS, _ := os.Readlink("/proc/self/ns/net")
@@ -81,6 +83,11 @@ func confineCheckQEMU(t *testing.T, vm vmRecord) {
 	if fi, err := os.Stat(runDir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("run folder mode %v (%v), want 0700", fi.Mode().Perm(), err)
 	}
+}
+
+// confineQEMUHasSeccomp reports whether the installed QEMU takes -sandbox.
+func confineQEMUHasSeccomp() bool {
+	return exec.Command("qemu-system-x86_64", "-sandbox", "on", "-version").Run() == nil
 }
 
 // confineLogSizes fails when a serial log file is over the cap or a second
