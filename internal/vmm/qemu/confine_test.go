@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmproc"
@@ -125,5 +126,25 @@ func TestQEMUConfinedTap(t *testing.T) {
 	}
 	if _, err := os.Stat("/sys/class/net/" + tap); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("tap %s outlived qemu (stat: %v)", tap, err)
+	}
+}
+
+// When the guest makes QEMU exit (panic=-1 with -no-reboot; "Kernel Offset"
+// is the last line the kernel prints before it reboots), Wait returns
+// only once the console's last bytes are in the serial log: a failed
+// create quotes them right after.
+func TestQEMUConsoleDrainedOnExit(t *testing.T) {
+	b := testBackend(t, Options{})
+	spec := testSpec(t, vmmtest.Kernel(t))
+	spec.Cmdline = "console=ttyS0 panic=-1"
+	start(t, b, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.Wait(ctx, spec.RunDir); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	data, err := os.ReadFile(spec.SerialLog)
+	if err != nil || !strings.Contains(string(data), "Kernel Offset:") {
+		t.Fatalf("serial log after Wait lacks the panic's last line (Kernel Offset) (%v):\n%s", err, data)
 	}
 }
