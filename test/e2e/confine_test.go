@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -67,6 +68,9 @@ func confineCheckQEMU(t *testing.T, vm vmRecord) {
 	if st["NoNewPrivs"] != "1" {
 		t.Errorf("qemu NoNewPrivs: %q, want 1", st["NoNewPrivs"])
 	}
+	if f := strings.Fields(st["NSpid"]); len(f) != 2 || f[1] != "1" {
+		t.Errorf("qemu NSpid: %q, want pid 1 of its own pid namespace", st["NSpid"])
+	}
 	if !confineQEMUHasSeccomp() {
 		t.Log("this qemu has no -sandbox (seccomp): the filter is not checked")
 	} else if st["Seccomp"] != "2" {
@@ -83,6 +87,20 @@ func confineCheckQEMU(t *testing.T, vm vmRecord) {
 	if fi, err := os.Stat(runDir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("run folder mode %v (%v), want 0700", fi.Mode().Perm(), err)
 	}
+	// Nothing in the VM folder belongs to the vmm user or is open to others.
+	filepath.Walk(vm.Dir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok && st.Uid != 0 {
+			t.Errorf("%s is owned by uid %d, want root", path, st.Uid)
+		}
+		if fi.Mode().Type() != os.ModeSocket && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, want root-only", path, fi.Mode().Perm())
+		}
+		return nil
+	})
 }
 
 // confineQEMUHasSeccomp reports whether the installed QEMU takes -sandbox.
@@ -210,4 +228,31 @@ func TestQEMUConfinedSerialLogCapped(t *testing.T) {
 	confineWaitLog(t, logPath, "AFTER-READOPT")
 	confineCheckQEMU(t, again)
 	d.must(t, "vm", "delete", "--force", "cf")
+}
+
+// TestQEMUConfinedUserNetDNS: with user-mode networking the confined QEMU
+// (chrooted) still forwards the guest's DNS queries: libslirp reads the
+// copy of /etc/resolv.conf banger puts in the chroot.
+func TestQEMUConfinedUserNetDNS(t *testing.T) {
+	const name = "deb.debian.org"
+	out, err := exec.Command("getent", "hosts", name).Output()
+	if err != nil || len(strings.Fields(string(out))) == 0 {
+		t.Skipf("the host cannot resolve %s: %v", name, err)
+	}
+	addr := strings.Fields(string(out))[0]
+	d := newDaemonEnv(t, "BANGER_NETWORK=user")
+	defer d.cleanup()
+	d.must(t, "kernel", "pull", "debian-12-cloud")
+	registerBusybox(t, d, "bb")
+	d.must(t, "vm", "create", "--name", "dns", "--image", "bb", "--memory", "256", "--vcpus", "1")
+	vm := showVM(t, d, "dns")
+	st := confineStatus(t, vm.PID)
+	if u, err := user.Lookup("banger-vmm"); err != nil || !strings.HasPrefix(st["Uid"], u.Uid+"\t") {
+		t.Errorf("qemu Uid %q, want banger-vmm's (%v)", st["Uid"], err)
+	}
+	got := d.must(t, "vm", "exec", "dns", "--", "nslookup", name)
+	if !strings.Contains(got, addr) {
+		t.Errorf("guest nslookup %s through QEMU's DNS: %q, want %s", name, got, addr)
+	}
+	d.must(t, "vm", "delete", "--force", "dns")
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +71,12 @@ func TestQEMUConfined(t *testing.T) {
 	if st["NoNewPrivs"] != "1" {
 		t.Errorf("NoNewPrivs: %q", st["NoNewPrivs"])
 	}
+	if f := strings.Fields(st["NSpid"]); len(f) != 2 || f[1] != "1" {
+		t.Errorf("NSpid: %q, want pid 1 of its own pid namespace", st["NSpid"])
+	}
+	if pid, err := vmmproc.ReadPIDFile(filepath.Join(spec.RunDir, PIDFile)); err != nil || pid != p.PID {
+		t.Errorf("pidfile = %d, %v; want the host pid %d", pid, err, p.PID)
+	}
 	if _, _, seccomp := b.Confinement(); seccomp && st["Seccomp"] != "2" {
 		t.Errorf("Seccomp: %q, want 2 (filter)", st["Seccomp"])
 	}
@@ -105,7 +112,7 @@ func TestQEMUConfinedTap(t *testing.T) {
 	if err != nil {
 		t.Fatalf("vmm user: %v", err)
 	}
-	b := testBackend(t, Options{RunAs: &u})
+	b := testBackend(t, Options{RunAs: &u, QuitTimeout: time.Second})
 	spec := testSpec(t, vmmtest.Kernel(t))
 	tap := "bgc" + strconv.Itoa(os.Getpid()%1000000)
 	spec.Net = &vmm.Net{Tap: tap, MAC: "02:00:0a:00:00:0a"}
@@ -121,8 +128,16 @@ func TestQEMUConfinedTap(t *testing.T) {
 	if fi, err := os.Stat(spec.RunDir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("run dir mode %v, %v; want 0700", fi.Mode().Perm(), err)
 	}
+	// The daemon's signals reach QEMU, pid 1 of its namespace: a stopped
+	// QEMU (no QMP answer) is killed by Quit.
+	if err := b.Signal(spec.RunDir, syscall.SIGSTOP); err != nil {
+		t.Fatalf("Signal SIGSTOP: %v", err)
+	}
 	if err := b.Quit(context.Background(), spec.RunDir); err != nil {
 		t.Fatalf("Quit: %v", err)
+	}
+	if !vmmproc.Exited(p.PID) {
+		t.Errorf("pid %d still running after Quit", p.PID)
 	}
 	if _, err := os.Stat("/sys/class/net/" + tap); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("tap %s outlived qemu (stat: %v)", tap, err)
@@ -146,5 +161,31 @@ func TestQEMUConsoleDrainedOnExit(t *testing.T) {
 	data, err := os.ReadFile(spec.SerialLog)
 	if err != nil || !strings.Contains(string(data), "Kernel Offset:") {
 		t.Fatalf("serial log after Wait lacks the panic's last line (Kernel Offset) (%v):\n%s", err, data)
+	}
+}
+
+// SIGTERM from the daemon stops a confined QEMU (pid 1 of its namespace,
+// which gets only the signals it handles, and SIGKILL/SIGSTOP).
+func TestQEMUConfinedSignal(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("confinement needs root")
+	}
+	u, err := vmmproc.EnsureSysUser(vmmproc.DefaultVMMUser)
+	if err != nil {
+		t.Fatalf("vmm user: %v", err)
+	}
+	b := testBackend(t, Options{RunAs: &u})
+	spec := testSpec(t, vmmtest.Kernel(t))
+	p := start(t, b, spec)
+	if err := b.Signal(spec.RunDir, syscall.SIGTERM); err != nil {
+		t.Fatalf("Signal: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.Wait(ctx, spec.RunDir); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if !vmmproc.Exited(p.PID) {
+		t.Errorf("pid %d still running after SIGTERM and Wait", p.PID)
 	}
 }

@@ -72,13 +72,23 @@ func (b *Backend) Signal(runDir string, sig syscall.Signal) error {
 }
 
 // Quit stops the QEMU of runDir at once: the QMP quit command, then SIGKILL
-// if it has not exited within the quit timeout. It returns once the process
+// if it has not exited within the quit timeout; a QEMU of runDir that its
+// pidfile does not name is killed. It returns once the process
 // is gone, its console output is in the serial log and its pidfile and
 // sockets are removed. A VM that is not running is not an error.
 func (b *Backend) Quit(ctx context.Context, runDir string) error {
 	defer b.consoleDrained(runDir, consoleDrainWait)
 	p, err := lookup(runDir)
 	if errors.Is(err, vmm.ErrNotRunning) {
+		// No live pid in the pidfile: a daemon that died mid-start may
+		// have left a QEMU whose pidfile is not written yet, or names the
+		// pid in QEMU's own namespace. Find it by its command line.
+		for _, p := range match(runDir).Find() {
+			b.log.Warn("qemu: quit: killing a vmm its pidfile does not name", "pid", p.PID)
+			if err := p.Kill(ctx); err != nil {
+				return fmt.Errorf("quit vm: %w", err)
+			}
+		}
 		if err := removeRuntimeFiles(runDir); err != nil {
 			return fmt.Errorf("quit vm: %w", err)
 		}

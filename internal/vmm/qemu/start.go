@@ -61,7 +61,9 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 	var extra []*os.File
 	var clone uintptr
 	if b.runAs != nil {
-		clone = unix.CLONE_NEWIPC
+		// Its own PID namespace: an escape sees and signals no other
+		// process (another VM's QEMU runs as the same user).
+		clone = unix.CLONE_NEWIPC | unix.CLONE_NEWPID
 	}
 	if b.ownNetns(spec) {
 		tap, err := openTap(spec.Net.Tap)
@@ -75,6 +77,13 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
+	if clone&unix.CLONE_NEWPID != 0 {
+		// QEMU wrote its pid in its own namespace (1); the daemon needs the
+		// host's. The new file also leaves QEMU's descriptor on the old one.
+		if err := writePIDFile(filepath.Join(runDir, PIDFile), pid); err != nil {
+			return vmm.Process{}, fmt.Errorf("start vm: %w", err)
+		}
+	}
 	if filePID, err := vmmproc.ReadPIDFile(filepath.Join(runDir, PIDFile)); err != nil || filePID != pid {
 		return vmm.Process{}, fmt.Errorf("start vm: qemu (pid %d) left no pidfile naming it: %d, %v", pid, filePID, err)
 	}
@@ -86,6 +95,14 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 	}
 	ok = true
 	return vmm.Process{PID: pid, Backend: b.Name()}, nil
+}
+
+// writePIDFile replaces path with pid, root's alone (0600).
+func writePIDFile(path string, pid int) error {
+	if err := vmmproc.WritePIDFile(path, pid); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
 }
 
 // prepareRunDir makes runDir root's alone (0700; QEMU opens what it needs
