@@ -130,6 +130,28 @@ func TestQEMUConfinedTap(t *testing.T) {
 	}
 	// The daemon's signals reach QEMU, pid 1 of its namespace: a stopped
 	// QEMU (no QMP answer) is killed by Quit.
+	state := func() string {
+		for i := 0; i < 100; i++ { // signal delivery is asynchronous; bounded poll
+			st := statFields(t, p.PID)[0]
+			if st != "R" && st != "S" || i == 99 {
+				return st
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return ""
+	}
+	if err := b.Signal(spec.RunDir, syscall.SIGSTOP); err != nil {
+		t.Fatalf("Signal SIGSTOP: %v", err)
+	}
+	if st := state(); st != "T" {
+		t.Fatalf("state after SIGSTOP: %s, want T", st)
+	}
+	if err := b.Signal(spec.RunDir, syscall.SIGCONT); err != nil {
+		t.Fatalf("Signal SIGCONT: %v", err)
+	}
+	if s, err := b.Status(context.Background(), spec.RunDir); err != nil || s.Status != "running" {
+		t.Fatalf("after SIGCONT: qmp status %+v, %v", s, err)
+	}
 	if err := b.Signal(spec.RunDir, syscall.SIGSTOP); err != nil {
 		t.Fatalf("Signal SIGSTOP: %v", err)
 	}
