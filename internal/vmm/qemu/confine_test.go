@@ -86,6 +86,16 @@ func TestQEMUConfined(t *testing.T) {
 	if fi, err := os.Stat(spec.RunDir); err != nil || fi.Mode().Perm() != 0o711 { // user-mode networking: 0711
 		t.Errorf("run dir mode %v, %v", fi.Mode().Perm(), err)
 	}
+	// Pausing and resuming (as after a host disk full) needs no file the
+	// confined QEMU can no longer open.
+	for _, cmd := range []struct{ name, want string }{{"stop", "paused"}, {"cont", "running"}} {
+		err := withQMP(context.Background(), spec.RunDir, func(ctx context.Context, c *QMP) error {
+			return c.Execute(ctx, cmd.name, nil, nil)
+		})
+		if s, serr := b.Status(context.Background(), spec.RunDir); err != nil || serr != nil || s.Status != cmd.want {
+			t.Errorf("qmp %s: %v; status %+v, %v; want %s", cmd.name, err, s, serr, cmd.want)
+		}
+	}
 	// The console reaches the log through the daemon's reader, capped.
 	waitForLog(t, spec.SerialLog+".1", "Linux version")
 	for _, name := range []string{spec.SerialLog, spec.SerialLog + ".1"} {
