@@ -63,12 +63,15 @@ if [[ -n $DESTDIR ]]; then
   exit 0
 fi
 
-# The group that may use the socket.
-if ! getent group banger >/dev/null; then
+# The group that may use the socket, and the user QEMU runs as (bangerd
+# would create that one at start anyway).
+if ! getent group banger >/dev/null || ! getent passwd banger-vmm >/dev/null; then
   if command -v systemd-sysusers >/dev/null; then
     systemd-sysusers "$SYSUSERS_DIR/banger.conf"
   else
-    groupadd --system banger
+    getent group banger >/dev/null || groupadd --system banger
+    getent passwd banger-vmm >/dev/null || useradd --system --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin --user-group --comment "banger VMMs" banger-vmm
   fi
 fi
 

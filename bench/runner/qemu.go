@@ -23,13 +23,19 @@ func procArgv(pid int) ([]string, error) {
 
 // qemuFlagsNoValue are the QEMU options banger passes that take no value.
 var qemuFlagsNoValue = map[string]bool{"-nodefaults": true, "-no-user-config": true, "-nographic": true,
-	"-no-reboot": true, "-daemonize": true, "-enable-kvm": true}
+	"-no-reboot": true, "-daemonize": true, "-enable-kvm": true, "-S": true}
+
+// qemuDropped are options of banger's QEMU a bare run leaves out: -S (banger
+// resumes the guest over QMP) and the confinement (-runas, -chroot, -sandbox).
+var qemuDropped = map[string]bool{"-daemonize": true, "-S": true, "-netdev": true, "-chardev": true,
+	"-serial": true, "-qmp": true, "-pidfile": true, "-monitor": true, "-runas": true, "-chroot": true, "-sandbox": true}
 
 // bareArgv turns the argv of a QEMU that banger started into a bare QEMU
 // run of the same machine: same binary, machine, accelerator, CPUs, memory,
 // kernel and command line, with the initrd replaced by initrd (when set),
 // only the first disk (the image's root filesystem, read-only) when withRoot,
-// no network, no QMP, no pidfile, not daemonized, serial console on stdout.
+// no network, no QMP, no pidfile, not paused, not confined, serial console
+// on stdout.
 func bareArgv(argv []string, initrd string, withRoot bool) []string {
 	// The portable bundle's loader puts itself and its options before the
 	// real binary: keep everything up to the first QEMU option (-M).
@@ -44,7 +50,7 @@ func bareArgv(argv []string, initrd string, withRoot bool) []string {
 	for ; i < len(argv); i++ {
 		a := argv[i]
 		if qemuFlagsNoValue[a] {
-			if a != "-daemonize" {
+			if !qemuDropped[a] {
 				out = append(out, a)
 			}
 			continue
@@ -54,9 +60,10 @@ func bareArgv(argv []string, initrd string, withRoot bool) []string {
 		}
 		v := argv[i+1]
 		i++
-		switch a {
-		case "-netdev", "-chardev", "-serial", "-qmp", "-pidfile", "-monitor":
+		if qemuDropped[a] {
 			continue
+		}
+		switch a {
 		case "-initrd":
 			if initrd != "" {
 				v = initrd

@@ -34,7 +34,7 @@ func TestBareArgv(t *testing.T) {
 		"-drive if=none,id=d0,file=/root.ext4,readonly=on -device virtio-blk-device,drive=d0,serial=banger-rootfs " +
 		"-drive if=none,id=d1,file=/ov.ext4 -device virtio-blk-device,drive=d1,serial=banger-overlay " +
 		"-netdev tap,id=n0,ifname=t0 -device virtio-net-device,netdev=n0 -chardev file,id=ser0,path=/s.log -serial chardev:ser0 " +
-		"-qmp unix:/q.sock,server=on,wait=off -pidfile /p -daemonize")
+		"-qmp unix:/q.sock,server=on,wait=off -pidfile /p -daemonize -S -sandbox on,spawn=deny -chroot /r -runas 9:9")
 	got := strings.Join(bareArgv(argv, "", true), " ")
 	want := "/usr/bin/qemu-system-x86_64 -M microvm,acpi=on -nodefaults -no-reboot -accel tcg -smp 2 -m 256M " +
 		"-kernel /k -initrd /i.cpio -append console=ttyS0 " +

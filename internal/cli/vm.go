@@ -392,7 +392,10 @@ func newVMLogsCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// followFile copies a growing file to w until ctx ends.
+// followFile copies a growing file to w until ctx ends. The daemon rotates
+// the serial log (path becomes path.1 and a new path starts): once the open
+// file is read to its end and path names another file, that one is followed
+// from its start.
 func followFile(ctx context.Context, path string, w io.Writer) error {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrPermission) {
@@ -401,10 +404,19 @@ func followFile(ctx context.Context, path string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
-	defer f.Close()
+	defer func() { f.Close() }()
 	for {
 		if _, err := io.Copy(w, f); err != nil {
 			return err
+		}
+		if next, ok := rotated(f, path); ok {
+			if _, err := io.Copy(w, f); err != nil { // what was written before the rename
+				next.Close()
+				return err
+			}
+			f.Close()
+			f = next
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -412,6 +424,23 @@ func followFile(ctx context.Context, path string, w io.Writer) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// rotated opens path when it is no longer the file f.
+func rotated(f *os.File, path string) (*os.File, bool) {
+	cur, err := f.Stat()
+	if err != nil {
+		return nil, false
+	}
+	next, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	if fi, err := next.Stat(); err != nil || os.SameFile(cur, fi) {
+		next.Close()
+		return nil, false
+	}
+	return next, true
 }
 
 func vmText(w io.Writer, v model.VMRecord) error {

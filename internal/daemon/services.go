@@ -113,11 +113,16 @@ func (d *Daemon) backend() (vmm.Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		qb, err := qemu.New(qemu.Options{Logger: d.log, ForceTCG: tcg})
+		opts, err := d.qemuOptions(tcg)
 		if err != nil {
 			return nil, fmt.Errorf("qemu backend: %w", err)
 		}
-		d.log.Info("vmm backend", "backend", qb.Name(), "accel", why)
+		qb, err := qemu.New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("qemu backend: %w", err)
+		}
+		user, _, seccomp := qb.Confinement()
+		d.log.Info("vmm backend", "backend", qb.Name(), "accel", why, "vmm_user", user, "seccomp", seccomp)
 		return qb, nil
 	case "firecracker":
 		fb, err := firecracker.New(firecracker.Options{Logger: d.log})

@@ -17,22 +17,28 @@ const Machine = "microvm,acpi=on,pit=on,rtc=on"
 // modified copy and leaves its receiver unchanged, so a partly configured
 // Command can be shared. Start from NewCommand.
 type Command struct {
-	binary    string
-	dataDir   string
-	kvm       bool
-	tscKHz    int
-	vcpus     int
-	memoryMiB int
-	kernel    string
-	initrd    string
-	cmdline   string
-	diskCache string
-	disks     []vmm.Disk
-	net       *vmm.Net
-	serialLog string
-	qmpSocket string
-	pidFile   string
-	daemonize bool
+	binary     string
+	dataDir    string
+	kvm        bool
+	tscKHz     int
+	vcpus      int
+	memoryMiB  int
+	kernel     string
+	initrd     string
+	cmdline    string
+	diskCache  string
+	disks      []vmm.Disk
+	net        *vmm.Net
+	serialLog  string
+	serialSock string
+	qmpSocket  string
+	pidFile    string
+	daemonize  bool
+	paused     bool
+	runAs      string
+	chroot     string
+	sandbox    bool
+	tapFD      int
 }
 
 // NewCommand starts a Command for the given QEMU binary (TCG, no devices).
@@ -81,6 +87,15 @@ func (c Command) WithNet(n vmm.Net) Command { c.net = &n; return c }
 // WithSerialLog sends the guest's serial console to path; empty means no serial port.
 func (c Command) WithSerialLog(path string) Command { c.serialLog = path; return c }
 
+// WithTapFD makes the tap netdev use the already open descriptor fd
+// (inherited by QEMU) instead of opening Net.Tap by name; 0 means by name.
+func (c Command) WithTapFD(fd int) Command { c.tapFD = fd; return c }
+
+// WithSerialSocket serves the guest's serial console on a unix socket at
+// path (server, no wait): one reader at a time, and output is dropped while
+// none is connected. It replaces WithSerialLog.
+func (c Command) WithSerialSocket(path string) Command { c.serialSock = path; return c }
+
 // WithQMPSocket serves QMP on a unix socket at path; empty means none.
 func (c Command) WithQMPSocket(path string) Command { c.qmpSocket = path; return c }
 
@@ -89,6 +104,30 @@ func (c Command) WithPIDFile(path string) Command { c.pidFile = path; return c }
 
 // WithDaemonize adds -daemonize.
 func (c Command) WithDaemonize(on bool) Command { c.daemonize = on; return c }
+
+// WithPaused adds -S: the guest does not run until QMP cont.
+func (c Command) WithPaused(on bool) Command { c.paused = on; return c }
+
+// WithRunAs adds -runas uid:gid: QEMU drops to that user (and only that
+// group) once it has opened its files, before the guest runs.
+func (c Command) WithRunAs(uid, gid int) Command {
+	c.runAs = strconv.Itoa(uid) + ":" + strconv.Itoa(gid)
+	return c
+}
+
+// WithChroot adds -chroot dir: QEMU chroots there once set up, before it
+// drops to the -runas user. Empty means none.
+func (c Command) WithChroot(dir string) Command { c.chroot = dir; return c }
+
+// SandboxArg is the -sandbox value: seccomp on, denying obsolete system
+// calls, fork/exec and scheduler/affinity changes. QEMU 7.2 installs the
+// filter before -runas drops privileges and before -daemonize forks, so
+// elevateprivileges=deny (set*uid) would kill it at the drop: that one stays
+// allowed, and banger does not use -daemonize (spawn=deny needs that).
+const SandboxArg = "on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny"
+
+// WithSandbox adds -sandbox SandboxArg.
+func (c Command) WithSandbox(on bool) Command { c.sandbox = on; return c }
 
 // Cmdline is the kernel command line as passed to QEMU, including the
 // tsc_early_khz= and tsc=reliable that TCG runs add.
@@ -139,14 +178,17 @@ func (c Command) Build() []string {
 		a = append(a, "-device", dev)
 	}
 	if c.net != nil {
-		a = append(a, "-netdev", netdev(*c.net))
+		a = append(a, "-netdev", netdev(*c.net, c.tapFD))
 		dev := "virtio-net-device,netdev=n0"
 		if c.net.MAC != "" {
 			dev += ",mac=" + c.net.MAC
 		}
 		a = append(a, "-device", dev)
 	}
-	if c.serialLog != "" {
+	switch {
+	case c.serialSock != "":
+		a = append(a, "-chardev", "socket,id=ser0,path="+optValue(c.serialSock)+",server=on,wait=off", "-serial", "chardev:ser0")
+	case c.serialLog != "":
 		a = append(a, "-chardev", "file,id=ser0,path="+optValue(c.serialLog), "-serial", "chardev:ser0")
 	}
 	if c.qmpSocket != "" {
@@ -158,10 +200,25 @@ func (c Command) Build() []string {
 	if c.daemonize {
 		a = append(a, "-daemonize")
 	}
+	if c.paused {
+		a = append(a, "-S")
+	}
+	if c.sandbox {
+		a = append(a, "-sandbox", SandboxArg)
+	}
+	if c.chroot != "" {
+		a = append(a, "-chroot", c.chroot)
+	}
+	if c.runAs != "" {
+		a = append(a, "-runas", c.runAs)
+	}
 	return a
 }
 
-func netdev(n vmm.Net) string {
+func netdev(n vmm.Net, tapFD int) string {
+	if n.Tap != "" && tapFD > 0 {
+		return "tap,id=n0,fd=" + strconv.Itoa(tapFD)
+	}
 	if n.Tap != "" {
 		return "tap,id=n0,ifname=" + optValue(n.Tap) + ",script=no,downscript=no"
 	}

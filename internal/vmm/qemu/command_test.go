@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"banger/internal/vmm"
+	"banger/internal/vmm/vmmproc"
 )
 
 var head = []string{"/usr/bin/qemu-system-x86_64", "-M", "microvm,acpi=on,pit=on,rtc=on",
@@ -65,6 +66,12 @@ func TestCommandBuild(t *testing.T) {
 				"-qmp", "unix:/run/vm,,a/qmp.sock,server=on,wait=off",
 				"-pidfile", "/run/vm,a/vmm.pid", "-daemonize")...)},
 		{"daemonize off again", base.WithDaemonize(true).WithDaemonize(false), argv(tcg...)},
+		{"serial socket paused confined", base.WithSerialSocket("/v/r,1/serial.sock").WithPaused(true).
+			WithSandbox(true).WithChroot("/v/r,1").WithRunAs(999, 995),
+			argv(append(slices.Clone(tcg),
+				"-chardev", "socket,id=ser0,path=/v/r,,1/serial.sock,server=on,wait=off", "-serial", "chardev:ser0",
+				"-S", "-sandbox", "on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny",
+				"-chroot", "/v/r,1", "-runas", "999:995")...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,10 +118,17 @@ func TestBackendCommandFromSpec(t *testing.T) {
 		"-device", "virtio-blk-device,drive=d0,serial=banger-rootfs",
 		"-netdev", "tap,id=n0,ifname=tap1,script=no,downscript=no",
 		"-device", "virtio-net-device,netdev=n0,mac=02:00:00:00:00:01",
-		"-chardev", "file,id=ser0,path=/run/banger/vm1/serial.log", "-serial", "chardev:ser0",
+		"-chardev", "socket,id=ser0,path=/run/banger/vm1/serial.sock,server=on,wait=off", "-serial", "chardev:ser0",
 		"-qmp", "unix:/run/banger/vm1/qmp.sock,server=on,wait=off",
-		"-pidfile", "/run/banger/vm1/vmm.pid", "-daemonize")
+		"-pidfile", "/run/banger/vm1/vmm.pid", "-S")
 	if got := b.command(spec).Build(); !slices.Equal(got, want) {
 		t.Errorf("argv:\n got %q\nwant %q", got, want)
+	}
+	// Confined: the run dir is the chroot, the vmm user's uid:gid, seccomp.
+	b.runAs, b.sandbox = &vmmproc.SysUser{Name: "banger-vmm", UID: 999, GID: 995}, true
+	want = append(want, "-sandbox", SandboxArg, "-chroot", "/run/banger/vm1", "-runas", "999:995")
+	want[slices.Index(want, "tap,id=n0,ifname=tap1,script=no,downscript=no")] = "tap,id=n0,fd=3"
+	if got := b.command(spec).Build(); !slices.Equal(got, want) {
+		t.Errorf("confined argv:\n got %q\nwant %q", got, want)
 	}
 }

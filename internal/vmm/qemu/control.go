@@ -12,7 +12,9 @@ import (
 
 // Adopt checks that the QEMU of runDir is alive, is really that VM's (its
 // command line names runDir's pidfile) and answers query-status on its QMP
-// socket. Otherwise the error wraps vmm.ErrNotRunning with the reason.
+// socket. Otherwise the error wraps vmm.ErrNotRunning with the reason. It
+// re-attaches the serial console reader (output while no reader was
+// attached is lost; QEMU drops it).
 func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error) {
 	p, err := lookup(runDir)
 	if err != nil {
@@ -23,6 +25,9 @@ func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error)
 			return vmm.Process{}, fmt.Errorf("adopt vm: %w", ctx.Err())
 		}
 		return vmm.Process{}, fmt.Errorf("adopt vm: %w: pid %d does not answer on qmp: %w", vmm.ErrNotRunning, p.PID, err)
+	}
+	if err := b.attachConsole(runDir, false); err != nil {
+		b.log.Warn("qemu: adopt: serial console not attached", "run_dir", runDir, "err", err)
 	}
 	return vmm.Process{PID: p.PID, Backend: backendName(p.Argv)}, nil
 }
@@ -67,12 +72,23 @@ func (b *Backend) Signal(runDir string, sig syscall.Signal) error {
 }
 
 // Quit stops the QEMU of runDir at once: the QMP quit command, then SIGKILL
-// if it has not exited within the quit timeout. It returns once the process
-// is gone and its pidfile and socket are removed. A VM that is not running
-// is not an error.
+// if it has not exited within the quit timeout; a QEMU of runDir that its
+// pidfile does not name is killed. It returns once the process
+// is gone, its console output is in the serial log and its pidfile and
+// sockets are removed. A VM that is not running is not an error.
 func (b *Backend) Quit(ctx context.Context, runDir string) error {
+	defer b.consoleDrained(runDir, consoleDrainWait)
 	p, err := lookup(runDir)
 	if errors.Is(err, vmm.ErrNotRunning) {
+		// No live pid in the pidfile: a daemon that died mid-start may
+		// have left a QEMU whose pidfile is not written yet, or names the
+		// pid in QEMU's own namespace. Find it by its command line.
+		for _, p := range match(runDir).Find() {
+			b.log.Warn("qemu: quit: killing a vmm its pidfile does not name", "pid", p.PID)
+			if err := p.Kill(ctx); err != nil {
+				return fmt.Errorf("quit vm: %w", err)
+			}
+		}
 		if err := removeRuntimeFiles(runDir); err != nil {
 			return fmt.Errorf("quit vm: %w", err)
 		}
@@ -101,15 +117,17 @@ func (b *Backend) Quit(ctx context.Context, runDir string) error {
 }
 
 // Wait blocks until the QEMU of runDir has exited (at once if it is not
-// running) or ctx ends.
+// running) and its last console output is in the serial log, or ctx ends.
 func (b *Backend) Wait(ctx context.Context, runDir string) error {
 	p, err := lookup(runDir)
 	if errors.Is(err, vmm.ErrNotRunning) {
+		b.consoleDrained(runDir, consoleDrainWait)
 		return nil
 	}
 	if err := p.Wait(ctx); err != nil {
 		return fmt.Errorf("wait for vm: %w", err)
 	}
+	b.consoleDrained(runDir, consoleDrainWait)
 	return nil
 }
 

@@ -94,3 +94,23 @@ func TestSignalAndWait(t *testing.T) {
 		t.Errorf("pid %d still running after Wait", pid)
 	}
 }
+
+// A QEMU of the run dir that its pidfile does not name (a daemon killed
+// mid-start; the pid in QEMU's own namespace) is still stopped by Quit.
+func TestQuitKillsVMMNotInPidfile(t *testing.T) {
+	dir := t.TempDir()
+	pid := fakeQEMU(t, dir)
+	writePID(t, dir, "1\n")
+	b, err := New(Options{ForceTCG: true, Binary: os.Args[0], QuitTimeout: time.Second,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Quit(context.Background(), dir); err != nil {
+		t.Fatalf("Quit: %v", err)
+	}
+	if !vmmproc.Exited(pid) {
+		t.Errorf("pid %d still running after Quit", pid)
+	}
+	assertNoRuntimeFiles(t, dir)
+}

@@ -34,9 +34,10 @@ func backendName(argv []string) string {
 }
 
 // runtimeFiles are the files of a run directory that live as long as QEMU.
-func runtimeFiles() []string { return []string{PIDFile, QMPSocket} }
+// QEMU cannot remove them itself once chrooted and unprivileged.
+func runtimeFiles() []string { return []string{PIDFile, QMPSocket, SerialSocket} }
 
-// removeRuntimeFiles deletes the pidfile and QMP socket of runDir.
+// removeRuntimeFiles deletes the pidfile and sockets of runDir.
 func removeRuntimeFiles(runDir string) error {
 	return vmmproc.RemoveFiles(runDir, runtimeFiles()...)
 }

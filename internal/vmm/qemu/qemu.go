@@ -1,13 +1,17 @@
-// Package qemu runs banger VMs with QEMU's microvm machine. QEMU is started
-// with -daemonize, so it runs in its own session, is reparented to init and
-// outlives the daemon; the daemon finds it again through the run directory
-// (pidfile and QMP socket).
+// Package qemu runs banger VMs with QEMU's microvm machine. QEMU runs in its
+// own session and outlives the daemon; the daemon finds it again through the
+// run directory (pidfile and QMP socket). With Options.RunAs, QEMU drops to
+// that unprivileged user, chroots into the run directory and runs under a
+// seccomp filter (see docs/security.md). The guest's serial console is a
+// socket the daemon drains into a capped, rotated log.
 package qemu
 
 import (
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"banger/internal/vmm"
@@ -16,9 +20,18 @@ import (
 
 // Files QEMU keeps in a VM's run directory.
 const (
-	PIDFile   = "vmm.pid"  // written by QEMU (-pidfile), removed on clean exit
-	QMPSocket = "qmp.sock" // QMP control socket
-	LogFile   = "vmm.log"  // QEMU's own stderr until it has daemonized
+	PIDFile      = "vmm.pid"     // written by QEMU (-pidfile); removed by Quit
+	QMPSocket    = "qmp.sock"    // QMP control socket
+	SerialSocket = "serial.sock" // the guest's serial console (one reader: the daemon)
+	SerialTarget = "serial.path" // the serial log's path, for re-adoption
+	LogFile      = "vmm.log"     // QEMU's own stderr (capped at vmmLogMax, one old file)
+)
+
+// Serial log defaults: each file is capped, one rotated file is kept.
+const (
+	DefaultSerialLogMax  = 1 << 20
+	DefaultSerialLogKeep = 1
+	vmmLogMax            = 256 << 10
 )
 
 // Backend names.
@@ -46,10 +59,16 @@ type Options struct {
 	QuitTimeout time.Duration
 	// Logger receives warnings; slog.Default() when nil.
 	Logger *slog.Logger
+	// RunAs, when set, confines QEMU: -runas this user, -chroot the run
+	// directory, -sandbox (when this QEMU has seccomp). It needs root.
+	RunAs *vmmproc.SysUser
+	// SerialLogMax caps each serial log file (DefaultSerialLogMax when 0);
+	// SerialLogKeep rotated files are kept (DefaultSerialLogKeep when 0).
+	SerialLogMax  int64
+	SerialLogKeep int
 }
 
-// Backend implements vmm.Backend with QEMU. It holds no mutable state and is
-// safe for concurrent use.
+// Backend implements vmm.Backend with QEMU. It is safe for concurrent use.
 type Backend struct {
 	binary      string
 	dataDir     string
@@ -58,6 +77,13 @@ type Backend struct {
 	diskCache   string
 	quitTimeout time.Duration
 	log         *slog.Logger
+	runAs       *vmmproc.SysUser
+	sandbox     bool
+	serialMax   int64
+	serialKeep  int
+
+	mu       sync.Mutex
+	consoles map[string]*console // run dir -> the reader draining its serial socket
 }
 
 var _ vmm.Backend = (*Backend)(nil)
@@ -81,6 +107,25 @@ func New(opts Options) (*Backend, error) {
 		diskCache:   opts.DiskCache,
 		quitTimeout: opts.QuitTimeout,
 		log:         opts.Logger,
+		runAs:       opts.RunAs,
+		serialMax:   opts.SerialLogMax,
+		serialKeep:  opts.SerialLogKeep,
+		consoles:    map[string]*console{},
+	}
+	if b.serialMax <= 0 {
+		b.serialMax = DefaultSerialLogMax
+	}
+	if b.serialKeep <= 0 {
+		b.serialKeep = DefaultSerialLogKeep
+	}
+	if b.runAs != nil {
+		if b.runAs.UID == 0 || b.runAs.GID == 0 {
+			return nil, fmt.Errorf("qemu: run as %s (uid %d gid %d): must not be root", b.runAs.Name, b.runAs.UID, b.runAs.GID)
+		}
+		b.sandbox = hasSeccomp(path)
+		if !b.sandbox {
+			b.log.Warn("qemu: this build has no seccomp (-sandbox); vmms run without a system call filter", "binary", path)
+		}
 	}
 	if b.diskCache == "" {
 		b.diskCache = "writeback"
@@ -119,6 +164,28 @@ func (b *Backend) Name() string {
 // Binary is the absolute path of the QEMU executable in use.
 func (b *Backend) Binary() string { return b.binary }
 
+// Confinement says how VMMs run: the user, whether chrooted and whether
+// under seccomp; zero values when unconfined.
+func (b *Backend) Confinement() (user string, chroot, seccomp bool) {
+	if b.runAs == nil {
+		return "", false, false
+	}
+	return b.runAs.Name, true, b.sandbox
+}
+
+// ownNetns reports whether spec's QEMU runs in an empty network namespace
+// of its own, with its tap handed over as a descriptor: when confined and
+// on a tap (user-mode networking needs the host's network).
+func (b *Backend) ownNetns(spec vmm.Spec) bool {
+	return b.runAs != nil && spec.Net != nil && spec.Net.Tap != ""
+}
+
+// hasSeccomp reports whether binary accepts -sandbox (QEMU built with
+// seccomp): it parses the option before acting on -version.
+func hasSeccomp(binary string) bool {
+	return exec.Command(binary, "-sandbox", SandboxArg, "-version").Run() == nil
+}
+
 // command is the argv for spec, without checking it.
 func (b *Backend) command(spec vmm.Spec) Command {
 	c := NewCommand(b.binary).
@@ -131,10 +198,18 @@ func (b *Backend) command(spec vmm.Spec) Command {
 		WithInitrd(spec.Initrd).
 		WithCmdline(spec.Cmdline).
 		WithDiskCache(b.diskCache).
-		WithSerialLog(spec.SerialLog).
 		WithQMPSocket(filepath.Join(spec.RunDir, QMPSocket)).
 		WithPIDFile(filepath.Join(spec.RunDir, PIDFile)).
-		WithDaemonize(true)
+		WithPaused(true)
+	if spec.SerialLog != "" {
+		c = c.WithSerialSocket(filepath.Join(spec.RunDir, SerialSocket))
+	}
+	if b.runAs != nil {
+		c = c.WithRunAs(b.runAs.UID, b.runAs.GID).WithChroot(spec.RunDir).WithSandbox(b.sandbox)
+	}
+	if b.ownNetns(spec) {
+		c = c.WithTapFD(tapFD)
+	}
 	for _, d := range spec.Disks {
 		c = c.WithDisk(d)
 	}

@@ -2,7 +2,9 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"banger/internal/api"
 	"banger/internal/vmm"
@@ -23,13 +27,16 @@ const (
 	maxSocketPath = 107
 	// cleanupTimeout bounds the cleanup after a failed start.
 	cleanupTimeout = 10 * time.Second
+	// setupTimeout bounds QEMU's setup, from exec to answering on QMP.
+	setupTimeout = 60 * time.Second
 )
 
-// Start launches QEMU for spec with -daemonize: the process we exec exits
-// once the VM is set up, leaving the VMM reparented to init in its own
-// session. Start then reads the pidfile and checks the QMP socket answers.
+// Start launches QEMU for spec in its own session, paused (-S). Once QEMU
+// answers on QMP it has opened every file it needs, chrooted and dropped to
+// the vmm user (when confined); Start then attaches the serial console
+// reader and lets the guest run (QMP cont), so no console output is lost.
 // QEMU's startup errors go to RunDir/vmm.log and are quoted in the error.
-// On any failure nothing is left running and the pidfile and socket are gone.
+// On any failure nothing is left running and the pidfile and sockets are gone.
 func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error) {
 	if err := checkSpec(spec); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
@@ -39,6 +46,11 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 	if err := vmmproc.PrepareRunDir(runDir, PIDFile, match(runDir), runtimeFiles()...); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
+	// A reader left from the previous run of this VM finishes first.
+	b.consoleDrained(runDir, consoleDrainWait)
+	if err := b.prepareRunDir(spec); err != nil {
+		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
+	}
 
 	ok := false
 	defer func() {
@@ -46,65 +58,159 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 			b.cleanupStart(runDir)
 		}
 	}()
-	if err := b.launch(ctx, b.command(spec).Build(), runDir); err != nil {
+	var extra []*os.File
+	var clone uintptr
+	if b.runAs != nil {
+		// Its own PID namespace: an escape sees and signals no other
+		// process (another VM's QEMU runs as the same user).
+		clone = unix.CLONE_NEWIPC | unix.CLONE_NEWPID
+	}
+	if b.ownNetns(spec) {
+		tap, err := openTap(spec.Net.Tap)
+		if err != nil {
+			return vmm.Process{}, fmt.Errorf("start vm: %w", err)
+		}
+		defer tap.Close()
+		extra, clone = []*os.File{tap}, clone|unix.CLONE_NEWNET
+	}
+	pid, err := b.launch(ctx, b.command(spec).Build(), runDir, extra, clone)
+	if err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
-	pid, err := vmmproc.ReadPIDFile(filepath.Join(runDir, PIDFile))
-	if err != nil {
-		return vmm.Process{}, fmt.Errorf("start vm: qemu started but left no pidfile: %w", err)
+	if clone&unix.CLONE_NEWPID != 0 {
+		// QEMU wrote its pid in its own namespace (1); the daemon needs the
+		// host's. The new file also leaves QEMU's descriptor on the old one.
+		if err := writePIDFile(filepath.Join(runDir, PIDFile), pid); err != nil {
+			return vmm.Process{}, fmt.Errorf("start vm: %w", err)
+		}
 	}
-	if !match(runDir).Alive(pid) {
-		return vmm.Process{}, fmt.Errorf("start vm: qemu (pid %d) exited right after starting; see %s",
-			pid, filepath.Join(runDir, LogFile))
+	if filePID, err := vmmproc.ReadPIDFile(filepath.Join(runDir, PIDFile)); err != nil || filePID != pid {
+		return vmm.Process{}, fmt.Errorf("start vm: qemu (pid %d) left no pidfile naming it: %d, %v", pid, filePID, err)
 	}
-	if _, err := status(ctx, runDir); err != nil {
-		return vmm.Process{}, fmt.Errorf("start vm: qemu (pid %d) does not answer on qmp: %w", pid, err)
+	if err := b.attachConsole(runDir, true); err != nil {
+		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
+	}
+	if err := withQMP(ctx, runDir, func(ctx context.Context, c *QMP) error { return c.Execute(ctx, "cont", nil, nil) }); err != nil {
+		return vmm.Process{}, fmt.Errorf("start vm: qemu (pid %d): %w", pid, err)
 	}
 	ok = true
 	return vmm.Process{PID: pid, Backend: b.Name()}, nil
 }
 
-// launch runs argv (a -daemonize QEMU) with stderr in runDir/vmm.log and
-// waits for the foreground process to exit, which QEMU does once the
-// daemonized child runs the VM, or at once on a setup error.
-func (b *Backend) launch(ctx context.Context, argv []string, runDir string) error {
-	logPath := filepath.Join(runDir, LogFile)
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
+// writePIDFile replaces path with pid, root's alone (0600).
+func writePIDFile(path string, pid int) error {
+	if err := vmmproc.WritePIDFile(path, pid); err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("exec qemu: %w", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		// Killing the foreground qemu mid-setup could orphan a daemon that
-		// has forked but not written its pidfile. Let setup finish (bounded);
-		// the caller's cleanup then stops whatever runs.
-		select {
-		case <-done:
-		case <-time.After(cleanupTimeout):
-			cmd.Process.Kill()
-			<-done
+	return os.Chmod(path, 0o600)
+}
+
+// prepareRunDir makes runDir root's alone (0700; QEMU opens what it needs
+// in it before it drops privileges) and records the serial log's path. A
+// confined QEMU on user-mode networking reads /etc/resolv.conf inside its
+// chroot when the guest asks DNS: it gets a copy, and runDir becomes 0711
+// so that the vmm user can reach it (every other file there stays 0600 or
+// is a socket only root may connect to).
+func (b *Backend) prepareRunDir(spec vmm.Spec) error {
+	mode := os.FileMode(0o700)
+	if spec.SerialLog != "" {
+		if err := writeSerialTarget(spec.RunDir, spec.SerialLog); err != nil {
+			return err
 		}
-		return fmt.Errorf("qemu setup: %w", ctx.Err())
+	} else if err := os.Remove(filepath.Join(spec.RunDir, SerialTarget)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
+	if b.runAs != nil && spec.Net != nil && spec.Net.Tap == "" {
+		if err := copyResolvConf(spec.RunDir); err != nil {
+			return err
+		}
+		mode = 0o711
+	}
+	return os.Chmod(spec.RunDir, mode)
+}
+
+// copyResolvConf puts the host's resolver configuration at etc/resolv.conf
+// under runDir (world-readable, root-owned).
+func copyResolvConf(runDir string) error {
+	data, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
-		msg := vmmproc.LogTail(logPath)
-		if msg == "" {
-			msg = err.Error()
-		}
-		return fmt.Errorf("qemu failed: %s (log: %s)", msg, logPath)
+		return fmt.Errorf("resolver config for user-mode networking: %w", err)
 	}
-	return nil
+	etc := filepath.Join(runDir, "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(etc, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(etc, "resolv.conf"), data, 0o644)
+}
+
+// launch runs argv (a paused QEMU) in its own session (and the namespaces
+// of clone), with extra as descriptors 3 and up and stdout and stderr
+// drained into runDir/vmm.log (capped), and waits until QEMU answers
+// on QMP (it is then set up) or exits (a setup error, quoted from the log).
+// QEMU stays the daemon's child until the daemon exits; a goroutine reaps it.
+func (b *Backend) launch(ctx context.Context, argv []string, runDir string, extra []*os.File, clone uintptr) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("qemu setup: %w", err)
+	}
+	logPath := filepath.Join(runDir, LogFile)
+	logw, err := vmmproc.OpenRotatingLog(logPath, vmmLogMax, 1, true)
+	if err != nil {
+		return 0, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		logw.Close()
+		return 0, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.ExtraFiles = extra
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: clone}
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		logw.Close()
+		return 0, fmt.Errorf("exec qemu: %w", err)
+	}
+	drained := make(chan struct{})
+	go func() {
+		logw.Drain(pr, func(err error) { b.log.Warn("qemu: vmm log: output dropped", "log", logPath, "err", err) })
+		pr.Close()
+		close(drained)
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	deadline := time.NewTimer(setupTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			select {
+			case <-drained:
+			case <-time.After(time.Second):
+			}
+			msg := vmmproc.LogTail(logPath)
+			if msg == "" {
+				msg = fmt.Sprint(err)
+			}
+			return 0, fmt.Errorf("qemu failed: %s (log: %s)", msg, logPath)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("qemu setup: %w", ctx.Err())
+		case <-deadline.C:
+			return 0, fmt.Errorf("qemu did not answer on qmp within %s (log: %s)", setupTimeout, logPath)
+		case <-tick.C:
+			if _, err := status(ctx, runDir); err == nil {
+				return cmd.Process.Pid, nil
+			}
+		}
+	}
 }
 
 // cleanupStart kills every QEMU started for runDir and removes its pidfile
