@@ -36,8 +36,8 @@ func (m *Manager) Start(ctx context.Context, ref string) (model.VMRecord, error)
 	if err != nil {
 		return vm, fmt.Errorf("start vm %q: %w", vm.Name, err)
 	}
-	if err := growExt4(ctx, filepath.Join(vm.Dir, paths.VMWorkDisk), vm.WorkDiskBytes); err != nil {
-		return vm, fmt.Errorf("start vm %q: grow work disk: %w", vm.Name, err)
+	if err := extendFile(filepath.Join(vm.Dir, paths.VMWorkDisk), vm.WorkDiskBytes); err != nil {
+		return vm, fmt.Errorf("start vm %q: extend work disk: %w", vm.Name, err)
 	}
 	vm.PendingRestart = nil
 	if err := m.boot(ctx, &bootRun{vm: &vm, img: img, report: func(string, string) {}}); err != nil {
@@ -183,7 +183,8 @@ func (m *Manager) Delete(ctx context.Context, p api.VMDeleteParams) error {
 }
 
 // Set changes settings: vCPUs and memory apply at next start, the work disk
-// only grows (at next start, filesystem included), NAT applies live.
+// only grows (its file at once when stopped, else at next start; the guest
+// grows the filesystem at boot), NAT applies live.
 func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, error) {
 	vm, err := m.store.GetVM(ctx, p.IDOrName)
 	if err != nil {
@@ -218,6 +219,10 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 		if size < vm.WorkDiskBytes {
 			return vm, api.Errorf(api.ErrInvalid, "the work disk only grows: %s is smaller than its %d bytes", p.WorkDiskSize, vm.WorkDiskBytes)
 		}
+		work := filepath.Join(vm.Dir, paths.VMWorkDisk)
+		if err := m.checkDiskSpace(diskRequest{what: "work disk size", text: p.WorkDiskSize, size: size, allocated: allocated(work)}); err != nil {
+			return vm, err
+		}
 		next.WorkDiskBytes = size
 		pending = append(pending, "work_disk_size")
 	}
@@ -234,8 +239,8 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 	if running {
 		next.PendingRestart = mergePending(vm.PendingRestart, pending)
 	} else if p.WorkDiskSize != "" {
-		if err := growExt4(ctx, filepath.Join(vm.Dir, paths.VMWorkDisk), next.WorkDiskBytes); err != nil {
-			return vm, fmt.Errorf("grow work disk: %w", err)
+		if err := extendFile(filepath.Join(vm.Dir, paths.VMWorkDisk), next.WorkDiskBytes); err != nil {
+			return vm, fmt.Errorf("extend work disk: %w", err)
 		}
 	}
 	return next, m.store.UpdateVM(ctx, next)
