@@ -28,6 +28,9 @@ func (m *Manager) Start(ctx context.Context, ref string) (model.VMRecord, error)
 	}
 	switch vm.State {
 	case model.VMRunning:
+		if reason := m.pauseReason(ctx, vm); reason != "" {
+			return m.resume(ctx, vm, reason)
+		}
 		return vm, api.Errorf(api.ErrConflict, "vm %q is already running", vm.Name)
 	case model.VMCreating:
 		return vm, api.Errorf(api.ErrConflict, "vm %q is still being created", vm.Name)
@@ -71,9 +74,16 @@ func (m *Manager) Stop(ctx context.Context, ref string) (model.VMRecord, error) 
 func (m *Manager) powerOff(ctx context.Context, vm *model.VMRecord) string {
 	runDir := filepath.Join(vm.Dir, paths.VMRunDir)
 	reason := "stopped by request"
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, err := guest.Dial(dctx, sshAddr(*vm), m.signer, vm.SSHHostKey)
-	cancel()
+	var c *guest.Client
+	var err error
+	if paused := m.pauseReason(ctx, *vm); paused != "" {
+		// A paused guest cannot power off: its VMM is stopped at once.
+		err = errors.New("paused: " + paused)
+	} else {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err = guest.Dial(dctx, sshAddr(*vm), m.signer, vm.SSHHostKey)
+		cancel()
+	}
 	if err == nil {
 		err = c.Poweroff(ctx)
 		c.Close()
