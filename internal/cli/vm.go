@@ -284,7 +284,7 @@ func newVMSetCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&f.vcpus, "vcpus", 0, "virtual CPUs (next start)")
 	cmd.Flags().IntVar(&f.memory, "memory", 0, "memory in MiB (next start)")
-	cmd.Flags().StringVar(&p.WorkDiskSize, "work-disk-size", "", "grow the work disk (filesystem too)")
+	cmd.Flags().StringVar(&p.WorkDiskSize, "work-disk-size", "", "grow the work disk (the guest grows its filesystem at next boot)")
 	cmd.Flags().BoolVar(&f.nat, "nat", false, "NAT on or off (--nat=true|false), applies live")
 	return cmd
 }
