@@ -162,9 +162,10 @@ func TestDiskLimitsGrowAndFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.must(t, "vm", "start", "full")
-	d.mustJSON(t, &show, "vm", "show", "full")
-	if show.State != "running" || show.PauseReason != "" {
-		t.Fatalf("after resume: %+v", show)
+	var resumed pausedVM
+	d.mustJSON(t, &resumed, "vm", "show", "full")
+	if resumed.State != "running" || resumed.PauseReason != "" {
+		t.Fatalf("after resume: %+v", resumed)
 	}
 	err = retryMinute(func() error {
 		out, _, code := d.run("vm", "exec", "full", "--", "cat", "/root/dd.rc")
