@@ -33,6 +33,11 @@ func newSmallDiskDaemon(t *testing.T, size string) (*daemon, string) {
 		t.Skipf("cannot mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			if out, err := os.ReadFile(filepath.Join(dir, "bangerd.out")); err == nil {
+				t.Logf("bangerd output:\n%s", tailLines(string(out), 40))
+			}
+		}
 		d.run("vm", "delete", "--all", "--force")
 		d.stop()
 		unix.Unmount(vms, unix.MNT_DETACH)
@@ -40,6 +45,14 @@ func newSmallDiskDaemon(t *testing.T, size string) (*daemon, string) {
 	})
 	d.start(t)
 	return d, vms
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func freeOn(t *testing.T, dir string) int64 {
