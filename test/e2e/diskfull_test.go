@@ -35,7 +35,9 @@ func newSmallDiskDaemon(t *testing.T, size string) (*daemon, string) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			if out, err := os.ReadFile(filepath.Join(dir, "bangerd.out")); err == nil {
-				t.Logf("bangerd output:\n%s", tailLines(string(out), 40))
+				keep := filepath.Join(os.TempDir(), "banger-e2e-diskfull-bangerd.out")
+				os.WriteFile(keep, out, 0o600)
+				t.Logf("bangerd output (all of it in %s):\n%s", keep, tailLines(string(out), 40))
 			}
 		}
 		d.run("vm", "delete", "--all", "--force")
