@@ -37,7 +37,7 @@ func newSmallDiskDaemon(t *testing.T, size string) (*daemon, string) {
 			if out, err := os.ReadFile(filepath.Join(dir, "bangerd.out")); err == nil {
 				keep := filepath.Join(os.TempDir(), "banger-e2e-diskfull-bangerd.out")
 				os.WriteFile(keep, out, 0o600)
-				t.Logf("bangerd output (all of it in %s):\n%s", keep, tailLines(string(out), 40))
+				t.Logf("bangerd output (all of it in %s):\n%s", keep, diskfullTail(string(out), 40))
 			}
 		}
 		d.run("vm", "delete", "--all", "--force")
@@ -49,7 +49,7 @@ func newSmallDiskDaemon(t *testing.T, size string) (*daemon, string) {
 	return d, vms
 }
 
-func tailLines(s string, n int) string {
+func diskfullTail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -57,7 +57,7 @@ func tailLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func freeOn(t *testing.T, dir string) int64 {
+func diskfullFree(t *testing.T, dir string) int64 {
 	t.Helper()
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
@@ -66,8 +66,8 @@ func freeOn(t *testing.T, dir string) int64 {
 	return int64(st.Bavail) * st.Bsize
 }
 
-// workDiskKB is the size of the guest's /root filesystem (df -k).
-func workDiskKB(t *testing.T, d *daemon, vm string) int64 {
+// diskfullWorkKB is the size of the guest's /root filesystem (df -k).
+func diskfullWorkKB(t *testing.T, d *daemon, vm string) int64 {
 	t.Helper()
 	out := d.must(t, "vm", "exec", vm, "--", "df", "-k", "/root")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -79,7 +79,7 @@ func workDiskKB(t *testing.T, d *daemon, vm string) int64 {
 	return kb
 }
 
-type pausedVM struct {
+type diskfullVM struct {
 	Name        string `json:"name"`
 	State       string `json:"state"`
 	PauseReason string `json:"pause_reason"`
@@ -110,11 +110,11 @@ func TestDiskLimitsGrowAndFull(t *testing.T) {
 
 	// Growth happens in the guest: stop, extend, start; files are kept.
 	guestShell(t, d, "full", "echo kept > /root/marker && sync")
-	before := workDiskKB(t, d, "full")
+	before := diskfullWorkKB(t, d, "full")
 	d.must(t, "vm", "stop", "full")
 	d.must(t, "vm", "set", "full", "--work-disk-size", "200M")
 	d.must(t, "vm", "start", "full")
-	after := workDiskKB(t, d, "full")
+	after := diskfullWorkKB(t, d, "full")
 	if before > 100<<10 || after < 180<<10 {
 		t.Fatalf("work filesystem %d KiB before, %d KiB after growing to 200M", before, after)
 	}
@@ -128,23 +128,23 @@ func TestDiskLimitsGrowAndFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, freeOn(t, vms)-40<<20); err != nil {
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, diskfullFree(t, vms)-40<<20); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
 	guestShell(t, d, "full", "(trap '' HUP; dd if=/dev/zero of=/root/fill bs=1M count=120 conv=fsync 2>/root/dd.err; echo $? > /root/dd.rc) </dev/null >/dev/null 2>&1 &")
 
-	var vm pausedVM
+	var vm diskfullVM
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		var list []pausedVM
+		var list []diskfullVM
 		d.mustJSON(t, &list, "vm", "list")
 		if len(list) == 1 && list[0].State == "paused" {
 			vm = list[0]
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the vm never showed as paused with the host disk full: %+v (free %d)", list, freeOn(t, vms))
+			t.Fatalf("the vm never showed as paused with the host disk full: %+v (free %d)", list, diskfullFree(t, vms))
 		}
 		time.Sleep(time.Second)
 	}
@@ -166,7 +166,7 @@ func TestDiskLimitsGrowAndFull(t *testing.T) {
 	if _, errOut, code := d.run("vm", "start", "full"); code != 1 || !strings.Contains(errOut, "free on "+vms) {
 		t.Fatalf("start on a full disk: exit %d: %s", code, errOut)
 	}
-	var show pausedVM
+	var show diskfullVM
 	d.mustJSON(t, &show, "vm", "show", "full")
 	if show.State != "paused" {
 		t.Fatalf("after a refused start: %+v", show)
@@ -177,7 +177,7 @@ func TestDiskLimitsGrowAndFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.must(t, "vm", "start", "full")
-	var resumed pausedVM
+	var resumed diskfullVM
 	d.mustJSON(t, &resumed, "vm", "show", "full")
 	if resumed.State != "running" || resumed.PauseReason != "" {
 		t.Fatalf("after resume: %+v", resumed)
@@ -200,7 +200,7 @@ func TestDiskLimitsGrowAndFull(t *testing.T) {
 		t.Fatalf("after resume: %q", got)
 	}
 	raw := d.must(t, "--json", "vm", "list")
-	var list []pausedVM
+	var list []diskfullVM
 	if err := json.Unmarshal([]byte(raw), &list); err != nil || list[0].State != "running" {
 		t.Fatalf("list after resume: %s", raw)
 	}
