@@ -14,6 +14,7 @@ import (
 	"banger/internal/buildinfo"
 	"banger/internal/daemon"
 	"banger/internal/paths"
+	"banger/internal/units"
 )
 
 func main() {
@@ -30,6 +31,8 @@ func main() {
 	fs.StringVar(&opts.Accel, "accel", envOr("BANGER_ACCEL", "auto"), "accelerator: auto, kvm or tcg (env BANGER_ACCEL)")
 	fs.StringVar(&opts.VMM, "vmm", envOr("BANGER_VMM", "qemu"), "vm monitor: qemu or firecracker (env BANGER_VMM)")
 	fs.BoolVar(&opts.Debug, "debug", false, "debug logging")
+	maxDisk := fs.String("max-disk-size", os.Getenv("BANGER_MAX_DISK_SIZE"), "largest VM disk, e.g. 500G (env BANGER_MAX_DISK_SIZE; default 1T); disks must also fit the free space")
+	maxImage := fs.String("max-image-size", os.Getenv("BANGER_MAX_IMAGE_SIZE"), "largest expanded image on import or pull (env BANGER_MAX_IMAGE_SIZE; default 64G); it must also fit the free space")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -37,6 +40,21 @@ func main() {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "bangerd: unexpected argument %q\n", fs.Arg(0))
 		os.Exit(2)
+	}
+	for _, f := range []struct {
+		name string
+		val  string
+		dst  *int64
+	}{{"max-disk-size", *maxDisk, &opts.MaxDiskBytes}, {"max-image-size", *maxImage, &opts.MaxImageBytes}} {
+		if f.val == "" {
+			continue
+		}
+		n, err := units.ParseSize(f.val)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "bangerd: --%s %q: want a size such as 500G\n", f.name, f.val)
+			os.Exit(2)
+		}
+		*f.dst = n
 	}
 	if *version {
 		fmt.Printf("bangerd %s %s %s\n", buildinfo.Version, buildinfo.Commit, buildinfo.BuiltAt)

@@ -176,7 +176,7 @@ func newVMListCmd(a *app) *cobra.Command {
 			return a.output(vms, func(w io.Writer) error {
 				rows := [][]string{}
 				for _, v := range vms {
-					rows = append(rows, []string{v.Name, string(v.State), dash(v.GuestIP), v.ImageName,
+					rows = append(rows, []string{v.Name, stateText(v), dash(v.GuestIP), v.ImageName,
 						fmt.Sprint(v.VCPUCount), fmt.Sprintf("%dM", v.MemoryMiB), dash(v.Backend), natWord(v.NATEnabled)})
 				}
 				return table(w, []string{"NAME", "STATE", "IP", "IMAGE", "CPUS", "MEMORY", "BACKEND", "NAT"}, rows)
@@ -287,7 +287,7 @@ func newVMSetCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&f.vcpus, "vcpus", 0, "virtual CPUs (next start)")
 	cmd.Flags().IntVar(&f.memory, "memory", 0, "memory in MiB (next start)")
-	cmd.Flags().StringVar(&p.WorkDiskSize, "work-disk-size", "", "grow the work disk (filesystem too)")
+	cmd.Flags().StringVar(&p.WorkDiskSize, "work-disk-size", "", "grow the work disk (the guest grows its filesystem at next boot)")
 	cmd.Flags().BoolVar(&f.nat, "nat", false, "NAT on or off (--nat=true|false), applies live")
 	return cmd
 }
@@ -449,13 +449,21 @@ func vmText(w io.Writer, v model.VMRecord) error {
 		started = v.StartedAt.Format(time.RFC3339)
 	}
 	return keyValues(w, [][2]string{
-		{"name", v.Name}, {"id", v.ID}, {"state", string(v.State)}, {"image", v.ImageName}, {"kernel", v.KernelName},
+		{"name", v.Name}, {"id", v.ID}, {"state", stateText(v)}, {"image", v.ImageName}, {"kernel", v.KernelName},
 		{"backend", v.Backend}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
 		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
 		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)},
 		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", safe(v.StopReason)}, {"last error", safeText(v.LastError)},
 		{"pending restart", strings.Join(v.PendingRestart, ", ")},
 	})
+}
+
+// stateText is the state, with the reason of a pause ("paused: host disk full").
+func stateText(v model.VMRecord) string {
+	if v.PauseReason != "" {
+		return string(v.State) + ": " + v.PauseReason
+	}
+	return string(v.State)
 }
 
 func pidText(pid int) string {

@@ -39,6 +39,12 @@ type Options struct {
 	Debug bool
 	// Limits bound callers' connections (DefaultLimits when zero).
 	Limits Limits
+	// MaxDiskBytes caps one VM disk (0: vm.DefaultMaxDiskSize); requests
+	// must also fit the free space of the state filesystem.
+	MaxDiskBytes int64
+	// MaxImageBytes caps the expanded size of an imported or pulled image
+	// (0: image.DefaultMaxImageSize), and the free space bounds it too.
+	MaxImageBytes int64
 }
 
 // Daemon is a running bangerd.

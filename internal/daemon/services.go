@@ -24,6 +24,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 	checker := authz.Checker{}
 	kernels := kernel.New(d.state.Kernels(), d.store, checker, d.log)
 	images := image.New(d.state.Dir, d.store, checker, d.log)
+	images.SetMaxImageBytes(d.opts.MaxImageBytes)
 	kernels.UseOCI(images.OCI()) // one blob cache for kernel and image pulls
 
 	agent := d.opts.AgentPath
@@ -43,7 +44,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		return server.Services{}, fmt.Errorf("daemon ssh key: %w", err)
 	}
 
-	cfg := vm.Config{State: d.state, AgentPath: agent, Domain: network.DefaultDomain}
+	cfg := vm.Config{State: d.state, AgentPath: agent, Domain: network.DefaultDomain, MaxDiskBytes: d.opts.MaxDiskBytes}
 	var netw vm.Network
 	nm, err := d.network(ctx)
 	if err != nil {

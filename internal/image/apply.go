@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"banger/internal/api"
 	"banger/internal/oci"
 )
 
@@ -27,13 +28,33 @@ import (
 // whose target climbs above root) are refused with an error; absolute
 // symlink targets in parent paths are resolved inside root, as the guest
 // will see them, so nothing is ever written outside root.
+//
+// Regular files are counted by their real (expanded) size, sparse members
+// included, and the layers together may hold at most DefaultMaxImageSize;
+// files are written sparse (all-zero blocks become holes).
 func ApplyLayers(ctx context.Context, layers []oci.Layer, root string) error {
-	return applyLayers(ctx, layers, root, nil)
+	return applyLayers(ctx, layers, root, sizeLimit{max: DefaultMaxImageSize}, nil)
 }
 
-// applyLayers is ApplyLayers calling before(i) ahead of layer i.
-func applyLayers(ctx context.Context, layers []oci.Layer, root string, before func(i int)) error {
-	a := &applier{root: root, dirTimes: map[string]time.Time{}}
+// sizeLimit bounds the expanded size of the layers' files.
+type sizeLimit struct {
+	max int64
+	// freeOn, when set, says the limit is the free space of that directory.
+	freeOn string
+}
+
+func (l sizeLimit) err() error {
+	if l.freeOn != "" {
+		return api.Errorf(api.ErrInvalid, "the host disk is full: the image expands to more than the %s free on %s (sparse files count at their real size)",
+			oci.FormatSize(l.max), l.freeOn)
+	}
+	return api.Errorf(api.ErrInvalid, "the image expands to more than %s, the limit (bangerd --max-image-size; sparse files count at their real size)",
+		oci.FormatSize(l.max))
+}
+
+// applyLayers is ApplyLayers with a limit, calling before(i) ahead of layer i.
+func applyLayers(ctx context.Context, layers []oci.Layer, root string, limit sizeLimit, before func(i int)) error {
+	a := &applier{root: root, dirTimes: map[string]time.Time{}, limit: limit}
 	for i, l := range layers {
 		if before != nil {
 			before(i)
@@ -54,6 +75,9 @@ type applier struct {
 	// written holds the root-relative real paths the current layer created,
 	// which an opaque marker of the same layer must keep.
 	written map[string]bool
+	limit   sizeLimit
+	// expanded is the real size of the files written so far.
+	expanded int64
 }
 
 func (a *applier) applyLayer(ctx context.Context, l oci.Layer) error {
@@ -119,6 +143,10 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 	case tar.TypeReg, tar.TypeRegA:
+		a.expanded += hdr.Size
+		if a.limit.max > 0 && a.expanded > a.limit.max {
+			return a.limit.err()
+		}
 		if err := a.writeFile(full, r); err != nil {
 			return err
 		}
@@ -162,7 +190,7 @@ func (a *applier) writeFile(full string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, r)
+	_, err = oci.WriteSparse(f, r)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

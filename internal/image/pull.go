@@ -148,7 +148,7 @@ func (s *Service) fromOCI(ctx context.Context, rec model.Image, img *oci.Image, 
 		before := func(i int) {
 			report(progress, api.ProgressEvent{Phase: "apply", Detail: img.Layers[i].Digest, Current: int64(i + 1), Total: int64(len(img.Layers))})
 		}
-		return applyLayers(ctx, img.Layers, root, before)
+		return applyLayers(ctx, img.Layers, root, s.imageLimit(), before)
 	}
 	rec.Digest = img.Digest
 	if img.Config != nil {

@@ -51,6 +51,8 @@ type Service struct {
 	authz    Authorizer
 	log      *slog.Logger
 	oci      *oci.Client
+	// maxImage bounds an image's expanded size (SetMaxImageBytes).
+	maxImage int64
 }
 
 // New returns a Service keeping images under stateDir/images and blobs under
@@ -59,13 +61,15 @@ func New(stateDir string, st Store, authz Authorizer, log *slog.Logger) *Service
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{
+	s := &Service{
 		stateDir: stateDir,
 		store:    st,
 		authz:    authz,
 		log:      log,
 		oci:      oci.NewClient(filepath.Join(stateDir, "blobs"), oci.WithLogger(log)),
 	}
+	s.SetMaxImageBytes(DefaultMaxImageSize)
+	return s
 }
 
 // OCI returns the service's registry client (shared blob cache), for other

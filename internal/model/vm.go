@@ -12,6 +12,10 @@ const (
 	VMRunning  VMState = "running"
 	VMStopped  VMState = "stopped"
 	VMError    VMState = "error"
+	// VMPaused is never stored: reads report it for a running VM whose VMM
+	// stopped it on a host I/O error (PauseReason says which); vm start
+	// resumes it.
+	VMPaused VMState = "paused"
 )
 
 // VMRecord is one VM as the daemon knows it.
@@ -50,6 +54,9 @@ type VMRecord struct {
 	StoppedAt  *time.Time `json:"stopped_at,omitempty"`
 	StopReason string     `json:"stop_reason,omitempty"`
 	LastError  string     `json:"last_error,omitempty"`
+	// PauseReason, with State "paused", says why the VMM stopped the guest,
+	// e.g. "host disk full".
+	PauseReason string `json:"pause_reason,omitempty"`
 	// PendingRestart lists settings changed while running that apply at next start.
 	PendingRestart []string `json:"pending_restart,omitempty"`
 	// AuthorizedKeys are extra public keys (beyond the daemon's) allowed to log in as root.

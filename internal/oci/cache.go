@@ -19,6 +19,8 @@ import (
 // the digest matches, so a cached file is always complete and correct.
 type blobCache struct {
 	dir string
+	// max bounds one blob's size (0: no bound).
+	max int64
 }
 
 // checkDigest refuses digests that are not well-formed sha256 digests, so a
@@ -61,6 +63,9 @@ func (b *blobCache) write(h v1.Hash, size int64, r io.Reader, count func(n int64
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create blob cache: %w", err)
 	}
+	if b.max > 0 && size > b.max {
+		return tooLarge(fmt.Sprintf("blob %s (%s)", h, FormatSize(size)), b.max)
+	}
 	tmp, err := os.CreateTemp(dir, ".tmp-"+h.Hex[:12]+"-*")
 	if err != nil {
 		return fmt.Errorf("create blob temp file: %w", err)
@@ -74,7 +79,8 @@ func (b *blobCache) write(h v1.Hash, size int64, r io.Reader, count func(n int64
 	}()
 	hw := sha256.New()
 	cw := &countWriter{h: hw, count: count}
-	n, err := io.Copy(tmp, io.TeeReader(r, cw))
+	lr := &limitReader{r: r, max: b.max, what: "blob " + h.String()}
+	n, err := WriteSparse(tmp, io.TeeReader(lr, cw))
 	if err != nil {
 		return fmt.Errorf("write blob %s: %w", h, err)
 	}

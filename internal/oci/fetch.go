@@ -80,6 +80,15 @@ func (c *Client) Fetch(ctx context.Context, ref string, auth Auth, progress func
 	if err := checkPlatform(cfg); err != nil {
 		return nil, api.Errorf(api.ErrInvalid, "pull %s: %w", ref, err)
 	}
+	if max := c.cache.max; max > 0 {
+		var total int64
+		for _, l := range m.Layers {
+			total += l.Size
+		}
+		if total > max {
+			return nil, fmt.Errorf("pull %s: %w", ref, tooLarge(fmt.Sprintf("the image's layers (%s compressed)", FormatSize(total)), max))
+		}
+	}
 	layers, err := c.fetchLayers(ctx, puller, r.Context(), m.Layers, progress)
 	if err != nil {
 		return nil, registryError(ref, "fetch layers", err)

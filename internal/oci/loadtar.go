@@ -20,7 +20,7 @@ func (c *Client) loadLayoutTar(ctx context.Context, path string) (*Image, error)
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	if err := untarPlain(ctx, path, tmp); err != nil {
+	if err := untarPlain(ctx, path, tmp, c.cache.max); err != nil {
 		return nil, err
 	}
 	return c.loadLayout(ctx, tmp, path)
@@ -28,14 +28,17 @@ func (c *Client) loadLayoutTar(ctx context.Context, path string) (*Image, error)
 
 // untarPlain extracts the directories and regular files of a tar into dir.
 // Other entries (the symlinks docker save adds for old clients) are skipped;
-// names leaving dir are refused.
-func untarPlain(ctx context.Context, path, dir string) error {
+// names leaving dir are refused. Members are counted by their real
+// (expanded) size, sparse ones included, against max (0: no bound) before
+// anything is written, and written sparse.
+func untarPlain(ctx context.Context, path, dir string, max int64) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	tr := tar.NewReader(f)
+	var total int64
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -61,6 +64,10 @@ func untarPlain(ctx context.Context, path, dir string) error {
 				return err
 			}
 		case tar.TypeReg:
+			total += h.Size
+			if max > 0 && total > max {
+				return tooLarge(fmt.Sprintf("the archive's content (%s and more, expanded)", FormatSize(total)), max)
+			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 				return err
 			}
@@ -68,7 +75,7 @@ func untarPlain(ctx context.Context, path, dir string) error {
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(out, tr)
+			_, err = WriteSparse(out, tr)
 			if cerr := out.Close(); err == nil {
 				err = cerr
 			}

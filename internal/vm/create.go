@@ -99,6 +99,12 @@ func (m *Manager) validateCreate(ctx context.Context, p api.VMCreateParams) (mod
 			return vm, model.Image{}, err
 		}
 	}
+	if err := m.checkDiskSpace(
+		diskRequest{what: "system overlay size", text: sizeText(p.SystemOverlaySize, vm.SystemOverlayBytes), size: vm.SystemOverlayBytes},
+		diskRequest{what: "work disk size", text: sizeText(p.WorkDiskSize, vm.WorkDiskBytes), size: vm.WorkDiskBytes},
+	); err != nil {
+		return vm, model.Image{}, err
+	}
 	for _, k := range p.AuthorizedKeys {
 		line, err := authorizedKeyLine(k)
 		if err != nil {
@@ -180,6 +186,14 @@ func diskSize(what, s string) (int64, error) {
 		return 0, api.Errorf(api.ErrInvalid, "%s %s is below the 64M minimum", what, s)
 	}
 	return n, nil
+}
+
+// sizeText is a size as the caller wrote it, or the default's.
+func sizeText(given string, n int64) string {
+	if given != "" {
+		return given
+	}
+	return humanBytes(n) + " (default)"
 }
 
 // opTracker records a create operation's progress.

@@ -30,17 +30,20 @@ func mkfsExt4(ctx context.Context, path, label string, size int64) error {
 }
 
 // seedWorkDisk copies the image's work seed (an ext4 file) sparsely and
-// grows it to size.
+// extends the file to size; the guest grows the filesystem at boot.
 func seedWorkDisk(ctx context.Context, seed, path string, size int64) error {
 	if err := run(ctx, "cp", "--sparse=always", "--reflink=auto", seed, path); err != nil {
 		return err
 	}
 	os.Chmod(path, 0o600)
-	return growExt4(ctx, path, size)
+	return extendFile(path, size)
 }
 
-// growExt4 grows an ext4 file (never shrinks) and its filesystem, offline.
-func growExt4(ctx context.Context, path string, size int64) error {
+// extendFile makes a disk file size bytes long (never shorter), sparsely.
+// Only the file changes: the guest's init grows the ext4 filesystem inside
+// to fill it, online, at its next boot (EXT4_IOC_RESIZE_FS). The host never
+// runs fsck or resize tools on a filesystem the guest wrote.
+func extendFile(path string, size int64) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -49,16 +52,9 @@ func growExt4(ctx context.Context, path string, size int64) error {
 		return nil
 	}
 	if err := os.Truncate(path, size); err != nil {
-		return fmt.Errorf("grow %s: %w", path, err)
+		return fmt.Errorf("extend %s: %w", path, err)
 	}
-	// resize2fs wants a freshly checked filesystem; -p quiet, exit 1 means "fixed".
-	cmd := exec.CommandContext(ctx, "e2fsck", "-f", "-p", path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
-			return fmt.Errorf("e2fsck %s: %s", path, strings.TrimSpace(string(out)))
-		}
-	}
-	return run(ctx, "resize2fs", path)
+	return nil
 }
 
 // writeConfigDisk writes the boot configuration disk atomically.

@@ -19,12 +19,23 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// List returns every VM.
-func (m *Manager) List(ctx context.Context) ([]model.VMRecord, error) { return m.store.ListVMs(ctx) }
+// List returns every VM; one its VMM paused on a host I/O error shows as
+// paused, with the reason.
+func (m *Manager) List(ctx context.Context) ([]model.VMRecord, error) {
+	vms, err := m.store.ListVMs(ctx)
+	for i := range vms {
+		m.observe(ctx, &vms[i])
+	}
+	return vms, err
+}
 
-// Show returns one VM.
+// Show returns one VM (paused with the reason, like List).
 func (m *Manager) Show(ctx context.Context, ref string) (model.VMRecord, error) {
-	return m.store.GetVM(ctx, ref)
+	vm, err := m.store.GetVM(ctx, ref)
+	if err == nil {
+		m.observe(ctx, &vm)
+	}
+	return vm, err
 }
 
 // running loads a VM and fails clearly unless it runs.
@@ -35,6 +46,9 @@ func (m *Manager) running(ctx context.Context, ref string) (model.VMRecord, erro
 	}
 	if vm.State != model.VMRunning {
 		return vm, api.Errorf(api.ErrConflict, "vm %q is %s: start it with 'banger vm start %s'", vm.Name, vm.State, vm.Name)
+	}
+	if m.observe(ctx, &vm); vm.State == model.VMPaused {
+		return vm, pausedError(vm)
 	}
 	return vm, nil
 }
@@ -81,9 +95,10 @@ func (m *Manager) Stats(ctx context.Context, ref string) (model.VMRecord, model.
 		return vm, model.VMStats{}, err
 	}
 	overlay, work := filepath.Join(vm.Dir, paths.VMOverlay), filepath.Join(vm.Dir, paths.VMWorkDisk)
+	m.observe(ctx, &vm)
 	st := model.VMStats{State: vm.State, OverlaySizeBytes: fileSize(overlay), WorkDiskSizeBytes: fileSize(work),
 		OverlayAllocBytes: allocated(overlay), WorkDiskAllocBytes: allocated(work)}
-	if vm.State != model.VMRunning {
+	if vm.State != model.VMRunning && vm.State != model.VMPaused {
 		return vm, st, nil
 	}
 	if vm.StartedAt != nil {
@@ -177,6 +192,9 @@ const MaxClockSkew = time.Second
 // Health runs the guest's checks and the clock comparison.
 func (m *Manager) Health(ctx context.Context, ref string) (api.VMHealthResult, error) {
 	vm, err := m.running(ctx, ref)
+	if vm.State == model.VMPaused {
+		return api.VMHealthResult{Name: vm.Name, Checks: []api.VMHealthCheck{{Name: "vm", OK: false, Detail: pausedError(vm).Error()}}}, nil
+	}
 	if err != nil {
 		return api.VMHealthResult{Name: vm.Name}, err
 	}

@@ -28,6 +28,9 @@ func (m *Manager) Start(ctx context.Context, ref string) (model.VMRecord, error)
 	}
 	switch vm.State {
 	case model.VMRunning:
+		if reason := m.pauseReason(ctx, vm); reason != "" {
+			return m.resume(ctx, vm, reason)
+		}
 		return vm, api.Errorf(api.ErrConflict, "vm %q is already running", vm.Name)
 	case model.VMCreating:
 		return vm, api.Errorf(api.ErrConflict, "vm %q is still being created", vm.Name)
@@ -36,8 +39,8 @@ func (m *Manager) Start(ctx context.Context, ref string) (model.VMRecord, error)
 	if err != nil {
 		return vm, fmt.Errorf("start vm %q: %w", vm.Name, err)
 	}
-	if err := growExt4(ctx, filepath.Join(vm.Dir, paths.VMWorkDisk), vm.WorkDiskBytes); err != nil {
-		return vm, fmt.Errorf("start vm %q: grow work disk: %w", vm.Name, err)
+	if err := extendFile(filepath.Join(vm.Dir, paths.VMWorkDisk), vm.WorkDiskBytes); err != nil {
+		return vm, fmt.Errorf("start vm %q: extend work disk: %w", vm.Name, err)
 	}
 	vm.PendingRestart = nil
 	if err := m.boot(ctx, &bootRun{vm: &vm, img: img, report: func(string, string) {}}); err != nil {
@@ -71,9 +74,16 @@ func (m *Manager) Stop(ctx context.Context, ref string) (model.VMRecord, error) 
 func (m *Manager) powerOff(ctx context.Context, vm *model.VMRecord) string {
 	runDir := filepath.Join(vm.Dir, paths.VMRunDir)
 	reason := "stopped by request"
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, err := guest.Dial(dctx, sshAddr(*vm), m.signer, vm.SSHHostKey)
-	cancel()
+	var c *guest.Client
+	var err error
+	if paused := m.pauseReason(ctx, *vm); paused != "" {
+		// A paused guest cannot power off: its VMM is stopped at once.
+		err = errors.New("paused: " + paused)
+	} else {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err = guest.Dial(dctx, sshAddr(*vm), m.signer, vm.SSHHostKey)
+		cancel()
+	}
 	if err == nil {
 		err = c.Poweroff(ctx)
 		c.Close()
@@ -183,7 +193,8 @@ func (m *Manager) Delete(ctx context.Context, p api.VMDeleteParams) error {
 }
 
 // Set changes settings: vCPUs and memory apply at next start, the work disk
-// only grows (at next start, filesystem included), NAT applies live.
+// only grows (its file at once when stopped, else at next start; the guest
+// grows the filesystem at boot), NAT applies live.
 func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, error) {
 	vm, err := m.store.GetVM(ctx, p.IDOrName)
 	if err != nil {
@@ -218,6 +229,10 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 		if size < vm.WorkDiskBytes {
 			return vm, api.Errorf(api.ErrInvalid, "the work disk only grows: %s is smaller than its %d bytes", p.WorkDiskSize, vm.WorkDiskBytes)
 		}
+		work := filepath.Join(vm.Dir, paths.VMWorkDisk)
+		if err := m.checkDiskSpace(diskRequest{what: "work disk size", text: p.WorkDiskSize, size: size, allocated: allocated(work)}); err != nil {
+			return vm, err
+		}
 		next.WorkDiskBytes = size
 		pending = append(pending, "work_disk_size")
 	}
@@ -234,8 +249,8 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 	if running {
 		next.PendingRestart = mergePending(vm.PendingRestart, pending)
 	} else if p.WorkDiskSize != "" {
-		if err := growExt4(ctx, filepath.Join(vm.Dir, paths.VMWorkDisk), next.WorkDiskBytes); err != nil {
-			return vm, fmt.Errorf("grow work disk: %w", err)
+		if err := extendFile(filepath.Join(vm.Dir, paths.VMWorkDisk), next.WorkDiskBytes); err != nil {
+			return vm, fmt.Errorf("extend work disk: %w", err)
 		}
 	}
 	return next, m.store.UpdateVM(ctx, next)

@@ -66,6 +66,10 @@ type Config struct {
 	Domain string
 	// NetworkUnavailable says why bridge networking is off (user-mode in use).
 	NetworkUnavailable string
+	// MaxDiskBytes caps one VM disk (work disk, system overlay);
+	// DefaultMaxDiskSize when zero. Requests must also fit the free space of
+	// the filesystem holding the VM folders.
+	MaxDiskBytes int64
 }
 
 // Manager owns the VMs.
@@ -84,6 +88,8 @@ type Manager struct {
 	locks   map[string]*sync.Mutex
 	// creating tracks background creates so shutdown can wait for them.
 	creating sync.WaitGroup
+	// freeSpace reports the free bytes of a path's filesystem (tests fake it).
+	freeSpace func(path string) (int64, error)
 }
 
 // New returns a manager. net may be nil (user-mode networking).
@@ -98,7 +104,7 @@ func New(base context.Context, cfg Config, st Store, k Kernels, n Network, b vmm
 		cfg.StopTimeout = 20 * time.Second
 	}
 	return &Manager{cfg: cfg, store: st, kernels: k, net: n, backend: b, signer: signer, log: log,
-		base: base, locks: map[string]*sync.Mutex{}}
+		base: base, locks: map[string]*sync.Mutex{}, freeSpace: freeBytes}
 }
 
 // lock serialises changes to one VM.

@@ -139,9 +139,11 @@ func assembleRoot(disks Disks, log *slog.Logger) error {
 		if err := os.MkdirAll(home, 0o700); err != nil {
 			return fmt.Errorf("mount work disk: %w", err)
 		}
+		geo, geoErr := readGeometry(dev)
 		if err := mountFS(dev, home, "ext4", 0, vmDiskOptions); err != nil {
 			return fmt.Errorf("mount work disk: %w", err)
 		}
+		growWorkDisk(dev, home, geo, geoErr, log)
 		if err := os.Chmod(home, 0o700); err != nil {
 			return fmt.Errorf("mount work disk: %w", err)
 		}
@@ -149,6 +151,23 @@ func assembleRoot(disks Disks, log *slog.Logger) error {
 		log.Warn("no work disk: /root lives on the overlay")
 	}
 	return nil
+}
+
+// growWorkDisk grows the mounted work disk's filesystem to fill its device
+// (the host extended the file). A failure is logged: the VM still boots,
+// with /root at its old size.
+func growWorkDisk(dev, mnt string, geo ext4Geometry, geoErr error, log *slog.Logger) {
+	if geoErr != nil {
+		log.Warn("work disk not grown", "dev", dev, "err", geoErr)
+		return
+	}
+	blocks, err := growMounted(dev, mnt, geo)
+	switch {
+	case err != nil:
+		log.Warn("work disk not grown", "dev", dev, "err", err)
+	case blocks > 0:
+		log.Info("work disk grown", "dev", dev, "from_bytes", geo.Blocks*geo.BlockSize, "to_bytes", blocks*geo.BlockSize)
+	}
 }
 
 // installAgent copies this binary and the config into the new root's /run.
