@@ -92,13 +92,18 @@ func (g *SSHGuests) Open(ctx context.Context, vm string) (Guest, error) {
 	return c, nil
 }
 
-// Forget closes and drops the cached connection to vm.
+// Forget closes and drops the cached connection to vm (a name or an id).
 func (g *SSHGuests) Forget(vm string) {
 	g.mu.Lock()
-	c := g.conns[vm]
-	delete(g.conns, vm)
+	var drop []*sshGuest
+	for name, c := range g.conns {
+		if name == vm || c.id == vm {
+			drop = append(drop, c)
+			delete(g.conns, name)
+		}
+	}
 	g.mu.Unlock()
-	if c != nil {
+	for _, c := range drop {
 		c.close()
 	}
 }

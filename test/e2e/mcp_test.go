@@ -292,3 +292,54 @@ func TestMCP(t *testing.T) {
 		t.Errorf("vm_show after delete: %v %q, CLI says %q", err, mcpText(res), cliErr)
 	}
 }
+
+// BenchmarkMCPExec compares the round trip of running `true` in a VM over
+// 'banger mcp' (one long-lived server, as a harness uses it) with running
+// 'banger vm exec VM -- true' (one CLI process per command). Run with
+// -bench MCPExec -run '^$'; it reports p50 and p99 in ms.
+func BenchmarkMCPExec(b *testing.B) {
+	d := newDaemon(b)
+	defer d.cleanup()
+	d.must(b, "kernel", "pull", "debian-12-cloud")
+	registerBusybox(b, d, "bb")
+	const vm = "mcpbench"
+	d.must(b, "vm", "create", "--name", vm, "--image", "bb", "--memory", "256", "--vcpus", "1")
+	report := func(b *testing.B, times []time.Duration) {
+		slices.Sort(times)
+		b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(times[len(times)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	b.Run("mcp", func(b *testing.B) {
+		cmd := exec.Command(filepath.Join(binDir, "banger"), "--socket", d.socket, "mcp")
+		cmd.Env = d.env()
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench"}, nil).Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cs.Close()
+		args := map[string]any{"vm": vm, "command": []string{"true"}}
+		cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "vm_exec", Arguments: args}) // connect once
+		var times []time.Duration
+		b.ResetTimer()
+		for b.Loop() {
+			start := time.Now()
+			res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "vm_exec", Arguments: args})
+			if err != nil || res.IsError {
+				b.Fatalf("vm_exec: %v %s", err, mcpText(res))
+			}
+			times = append(times, time.Since(start))
+		}
+		report(b, times)
+	})
+	b.Run("cli", func(b *testing.B) {
+		var times []time.Duration
+		for b.Loop() {
+			start := time.Now()
+			if _, errOut, code := d.run("vm", "exec", vm, "--", "true"); code != 0 {
+				b.Fatalf("vm exec: %d %s", code, errOut)
+			}
+			times = append(times, time.Since(start))
+		}
+		report(b, times)
+	})
+}
