@@ -170,7 +170,8 @@ func (s *server) startJob(ctx context.Context, g Guest, line string) (ExecResult
 	script := fmt.Sprintf(`D=%s; mkdir -p "$D" && echo $$ >"$D/%s.pgid" || exit 1; { (%s) </dev/null >"$D/%[2]s.out" 2>"$D/%[2]s.err"; echo $? >"$D/%[2]s.rc"; } </dev/null >/dev/null 2>&1 &`,
 		dir, id, line)
 	var errOut bytes.Buffer
-	code, err := g.Run(ctx, script, nil, &limitWriter{w: &errOut, n: 4096})
+	// sh whatever root's login shell is: $$ and the group need a POSIX shell.
+	code, err := g.Run(ctx, "exec /bin/sh -c "+shellQuote(script), nil, &limitWriter{w: &errOut, n: 4096})
 	if err != nil {
 		return ExecResult{}, err
 	}
