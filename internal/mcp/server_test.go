@@ -328,3 +328,14 @@ func TestWorkspaceAndSerial(t *testing.T) {
 		t.Errorf("templates: %v %+v", err, tr)
 	}
 }
+
+func TestJobKill(t *testing.T) {
+	cs, _ := fakeServer(t)
+	var r ExecResult
+	call(t, cs, "vm_exec", map[string]any{"vm": "dev", "shell": "sleep 600", "background": true}, &r)
+	var k JobKillResult
+	call(t, cs, "vm_job_kill", map[string]any{"vm": "dev", "job_id": r.JobID, "signal": "kill"}, &k)
+	if k.Signal != "KILL" {
+		t.Errorf("kill: %+v", k)
+	}
+}

@@ -270,8 +270,9 @@ func (s *server) jobKill(ctx context.Context, _ *mcp.CallToolRequest, in JobKill
 	if err != nil {
 		return JobKillResult{}, err
 	}
-	// dash wants "--" before a negative pid; busybox ash refuses it.
-	code, err := g.Run(ctx, fmt.Sprintf("kill -%s -- -%d 2>/dev/null || kill -%[1]s -%[2]d 2>/dev/null", sig, pgid), nil, nil)
+	// "kill -SIG -PGID" is understood by dash, bash and busybox ash alike
+	// (busybox refuses "--" after signalling, so no fallback chain).
+	code, err := g.Run(ctx, fmt.Sprintf("kill -%s -%d 2>/dev/null", sig, pgid), nil, nil)
 	if err != nil {
 		return JobKillResult{}, err
 	}
