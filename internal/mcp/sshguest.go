@@ -75,7 +75,7 @@ func (g *SSHGuests) Open(ctx context.Context, vm string) (Guest, error) {
 	g.mu.Lock()
 	c := g.conns[rec.Name]
 	g.mu.Unlock()
-	if c != nil && c.id == rec.ID && alive(c.ssh.SSH()) {
+	if c != nil && c.id == rec.ID && rec.State == model.VMRunning && alive(c.ssh.SSH()) {
 		return c, nil
 	}
 	g.Forget(rec.Name)
