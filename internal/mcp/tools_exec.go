@@ -216,24 +216,8 @@ func (s *server) jobOutput(ctx context.Context, _ *mcp.CallToolRequest, in JobOu
 	}
 	out := JobOutput{JobID: in.JobID, State: "running"}
 	// The state first: output read after "exited" is complete.
-	rc, _, err := g.ReadFile(s.jobFile(in.JobID, "rc"), 0, 32)
-	switch {
-	case err == nil:
-		n, perr := strconv.Atoi(strings.TrimSpace(string(rc)))
-		if perr != nil {
-			return out, fmt.Errorf("job %s: bad exit status %q", in.JobID, strings.TrimSpace(string(rc)))
-		}
-		out.State, out.ExitCode = "exited", &n
-	case errors.Is(err, fs.ErrNotExist):
-		code, rerr := g.Run(ctx, fmt.Sprintf("kill -0 -%d 2>/dev/null", pgid), nil, nil)
-		if rerr != nil {
-			return out, rerr
-		}
-		if code != 0 {
-			out.State = "killed"
-		}
-	default:
-		return out, fmt.Errorf("read job %s: %w", in.JobID, err)
+	if err := s.jobState(ctx, g, in.JobID, pgid, &out); err != nil {
+		return out, err
 	}
 	read := func(ext string, off int64) (string, int64, int64, error) {
 		data, size, err := g.ReadFile(s.jobFile(in.JobID, ext), off, int64(s.OutputCap))
@@ -249,6 +233,43 @@ func (s *server) jobOutput(ctx context.Context, _ *mcp.CallToolRequest, in JobOu
 		return out, fmt.Errorf("read job %s stderr: %w", in.JobID, err)
 	}
 	return out, nil
+}
+
+// jobState sets out's state: exited (with the status the job's shell wrote
+// before leaving), running while its process group lives, else killed.
+func (s *server) jobState(ctx context.Context, g Guest, id string, pgid int, out *JobOutput) error {
+	readRC := func() (bool, error) {
+		rc, _, err := g.ReadFile(s.jobFile(id, "rc"), 0, 32)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read job %s: %w", id, err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(rc)))
+		if err != nil {
+			return false, fmt.Errorf("job %s: bad exit status %q", id, strings.TrimSpace(string(rc)))
+		}
+		out.State, out.ExitCode = "exited", &n
+		return true, nil
+	}
+	if done, err := readRC(); done || err != nil {
+		return err
+	}
+	code, err := g.Run(ctx, fmt.Sprintf("kill -0 -%d 2>/dev/null", pgid), nil, nil)
+	if err != nil {
+		return err
+	}
+	if code == 0 {
+		out.State = "running"
+		return nil
+	}
+	// The job may have written its status and left since the first look.
+	if done, err := readRC(); done || err != nil {
+		return err
+	}
+	out.State = "killed"
+	return nil
 }
 
 func (s *server) jobKill(ctx context.Context, _ *mcp.CallToolRequest, in JobKillInput) (JobKillResult, error) {
