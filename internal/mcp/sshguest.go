@@ -174,9 +174,11 @@ func alive(c *ssh.Client) bool {
 	}
 }
 
+// close closes the SSH connection first: closing sftp first would wait for
+// the guest to answer, forever when the VM is gone.
 func (c *sshGuest) close() {
-	c.sftp.Close()
 	c.ssh.Close()
+	c.sftp.Close()
 }
 
 func (c *sshGuest) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) (int, error) {

@@ -82,7 +82,17 @@ func mcpHTTP(t *testing.T, d *daemon) (endpoint, token string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Errorf("banger mcp --http did not exit on SIGINT")
+			cmd.Process.Kill()
+		}
+	})
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		if u, ok := strings.CutPrefix(sc.Text(), "banger mcp: serving "); ok {
