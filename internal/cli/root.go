@@ -139,6 +139,7 @@ func newRoot(a *app) *cobra.Command {
 		newImageCmd(a),
 		newVMCmd(a),
 		newDNSCmd(a),
+		newMCPCmd(a),
 	)
 	return root
 }
