@@ -126,7 +126,7 @@ func newImageRegisterCmd(a *app) *cobra.Command {
 		Short: "Record an existing ext4 root filesystem (never modified by banger)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, f := range []*string{&p.RootfsPath, &p.WorkSeedPath, &p.KernelPath, &p.InitrdPath, &p.ModulesDir} {
+			for _, f := range []*string{&p.RootfsPath, &p.WorkSeedPath} {
 				if *f == "" {
 					continue
 				}
@@ -135,9 +135,6 @@ func newImageRegisterCmd(a *app) *cobra.Command {
 					return err
 				}
 				*f = abs
-			}
-			if p.KernelPath != "" && p.KernelRef != "" {
-				return usagef("--kernel and --kernel-ref exclude each other")
 			}
 			img, err := a.client().ImageRegister(cmd.Context(), p)
 			if err != nil {
@@ -149,10 +146,7 @@ func newImageRegisterCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&p.Name, "name", "", "image name")
 	cmd.Flags().StringVar(&p.RootfsPath, "rootfs", "", "ext4 root filesystem")
 	cmd.Flags().StringVar(&p.WorkSeedPath, "work-seed", "", "ext4 image that seeds each VM's work disk")
-	cmd.Flags().StringVar(&p.KernelPath, "kernel", "", "kernel image to boot")
 	cmd.Flags().StringVar(&p.KernelRef, "kernel-ref", "", "stored kernel to boot")
-	cmd.Flags().StringVar(&p.InitrdPath, "initrd", "", "initrd for --kernel")
-	cmd.Flags().StringVar(&p.ModulesDir, "modules-dir", "", "lib/modules/VERSION folder for --kernel")
 	cmd.Flags().BoolVar(&p.Docker, "docker", false, "start dockerd in the guest at boot")
 	cmd.Flags().StringVar(&p.Init, "init", "", "image: boot the image's own /sbin/init (banger's agent runs beside it); default banger's init")
 	cmd.MarkFlagRequired("name")

@@ -154,11 +154,11 @@ func TestRegister(t *testing.T) {
 
 	svc, _, _ := newTestService(t)
 	ctx := context.Background()
-	rec, err := svc.Register(ctx, api.ImageRegisterParams{RootfsPath: good, KernelPath: kernel, Docker: true}, Caller{UID: 7, GID: 8})
+	rec, err := svc.Register(ctx, api.ImageRegisterParams{RootfsPath: good, Docker: true}, Caller{UID: 7, GID: 8})
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
-	if rec.Name != "good" || !rec.Managed || !rec.Docker || rec.KernelPath != kernel || rec.OwnerUID != 7 ||
+	if rec.Name != "good" || !rec.Managed || !rec.Docker || rec.OwnerUID != 7 ||
 		rec.Source != "register" || rec.SourceRef != good || rec.RootfsPath == good {
 		t.Errorf("record = %+v", rec)
 	}
@@ -180,14 +180,16 @@ func TestRegister(t *testing.T) {
 		p    api.ImageRegisterParams
 		kind error
 	}{
-		"no rootfs":      {api.ImageRegisterParams{Name: "x"}, api.ErrInvalid},
-		"not ext4":       {api.ImageRegisterParams{Name: "x", RootfsPath: notExt4}, api.ErrInvalid},
-		"no userland":    {api.ImageRegisterParams{Name: "x", RootfsPath: empty}, api.ErrInvalid},
-		"missing":        {api.ImageRegisterParams{Name: "x", RootfsPath: filepath.Join(dir, "nope")}, api.ErrNotFound},
-		"relative":       {api.ImageRegisterParams{Name: "x", RootfsPath: "good.ext4"}, api.ErrInvalid},
-		"bad name":       {api.ImageRegisterParams{Name: "-x", RootfsPath: good}, api.ErrInvalid},
-		"kernel and ref": {api.ImageRegisterParams{Name: "x", RootfsPath: good, KernelPath: kernel, KernelRef: "k"}, api.ErrInvalid},
-		"modules file":   {api.ImageRegisterParams{Name: "x", RootfsPath: good, ModulesDir: kernel}, api.ErrInvalid},
+		"no rootfs":   {api.ImageRegisterParams{Name: "x"}, api.ErrInvalid},
+		"not ext4":    {api.ImageRegisterParams{Name: "x", RootfsPath: notExt4}, api.ErrInvalid},
+		"no userland": {api.ImageRegisterParams{Name: "x", RootfsPath: empty}, api.ErrInvalid},
+		"missing":     {api.ImageRegisterParams{Name: "x", RootfsPath: filepath.Join(dir, "nope")}, api.ErrNotFound},
+		"relative":    {api.ImageRegisterParams{Name: "x", RootfsPath: "good.ext4"}, api.ErrInvalid},
+		"bad name":    {api.ImageRegisterParams{Name: "-x", RootfsPath: good}, api.ErrInvalid},
+		// Images boot stored kernels only: a kernel file would never be used.
+		"kernel path": {api.ImageRegisterParams{Name: "x", RootfsPath: good, KernelPath: kernel}, api.ErrInvalid},
+		"initrd path": {api.ImageRegisterParams{Name: "x", RootfsPath: good, InitrdPath: kernel}, api.ErrInvalid},
+		"modules dir": {api.ImageRegisterParams{Name: "x", RootfsPath: good, ModulesDir: dir}, api.ErrInvalid},
 	}
 	for name, c := range bad {
 		if _, err := svc.Register(ctx, c.p, Caller{}); !errors.Is(err, c.kind) {

@@ -189,8 +189,10 @@ func (s *Service) checkRecord(ctx context.Context, rec *model.Image) error {
 	if err := ValidName(rec.Name); err != nil {
 		return err
 	}
-	if rec.KernelPath != "" && rec.KernelRef != "" {
-		return api.Errorf(api.ErrInvalid, "give a kernel path or a kernel ref, not both")
+	// Images boot stored kernels only (kernel_ref): a kernel file named here
+	// would be recorded and never booted, so it is refused, not ignored.
+	if rec.KernelPath != "" || rec.InitrdPath != "" || rec.ModulesDir != "" {
+		return api.Errorf(api.ErrInvalid, "kernel, initrd and modules paths are not supported: import the kernel with 'banger kernel import NAME --from-dir DIR' and name it with kernel_ref (--kernel-ref)")
 	}
 	if err := s.checkNameFree(ctx, rec.Name); err != nil {
 		return err
@@ -200,9 +202,6 @@ func (s *Service) checkRecord(ctx context.Context, rec *model.Image) error {
 		path *string
 		dir  bool
 	}{
-		{"kernel", &rec.KernelPath, false},
-		{"initrd", &rec.InitrdPath, false},
-		{"modules dir", &rec.ModulesDir, true},
 		{"work seed", &rec.WorkSeedPath, false},
 	} {
 		if err := s.checkPath(ctx, f.what, f.path, f.dir); err != nil {

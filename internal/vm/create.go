@@ -119,6 +119,9 @@ func (m *Manager) validateCreate(ctx context.Context, p api.VMCreateParams) (mod
 	if err != nil {
 		return vm, img, err
 	}
+	if err := bootable(img); err != nil {
+		return vm, img, err
+	}
 	vm.ImageID, vm.ImageName = img.ID, img.Name
 	if vm.KernelName, err = m.kernelFor(ctx, img); err != nil {
 		return vm, img, err
@@ -306,4 +309,14 @@ func (m *Manager) CreateStatus(ctx context.Context, id string) (api.VMCreateOper
 
 func authorizedLine(s ssh.Signer) string {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey())))
+}
+
+// bootable refuses an image whose root filesystem banger does not hold: an
+// older banger recorded registered files in place, and a VMM would open the
+// caller's path by name, as root.
+func bootable(img model.Image) error {
+	if !img.Managed {
+		return api.Errorf(api.ErrInvalid, "image %q uses %s in place (registered by an older banger): register it again so banger boots its own copy", img.Name, img.RootfsPath)
+	}
+	return nil
 }

@@ -39,6 +39,9 @@ func (m *Manager) Start(ctx context.Context, ref string) (model.VMRecord, error)
 	if err != nil {
 		return vm, fmt.Errorf("start vm %q: %w", vm.Name, err)
 	}
+	if err := bootable(img); err != nil {
+		return vm, fmt.Errorf("start vm %q: %w", vm.Name, err)
+	}
 	if err := extendFile(filepath.Join(vm.Dir, paths.VMWorkDisk), vm.WorkDiskBytes); err != nil {
 		return vm, fmt.Errorf("start vm %q: extend work disk: %w", vm.Name, err)
 	}

@@ -71,7 +71,7 @@ func newTestManager(t *testing.T, b vmm.Backend) (*Manager, *store.Store, string
 	st.InsertKernel(ctx, api.KernelEntry{Name: "k1"})
 	rootfs := filepath.Join(dir, "rootfs.ext4")
 	os.WriteFile(rootfs, make([]byte, 1<<20), 0o600)
-	st.InsertImage(ctx, model.Image{ID: "img1", Name: "img", RootfsPath: rootfs, KernelRef: "k1", CreatedAt: time.Now()})
+	st.InsertImage(ctx, model.Image{ID: "img1", Name: "img", RootfsPath: rootfs, Managed: true, KernelRef: "k1", CreatedAt: time.Now()})
 	agent := filepath.Join(dir, "agent")
 	os.WriteFile(agent, []byte("#!/bin/sh\n"), 0o755)
 	signer, err := guest.LoadOrCreateSigner(filepath.Join(dir, "id"))
@@ -214,5 +214,23 @@ func TestStalledBootIsRestartedThenFails(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(vmsDir); len(entries) != 0 {
 		t.Fatalf("vm folders left: %v", entries)
+	}
+}
+
+// An image an older banger registered in place names a caller's file: no VM
+// boots from it, and nothing is left behind.
+func TestCreateRefusesAnImageUsedInPlace(t *testing.T) {
+	m, st, vmsDir := newTestManager(t, &fakeBackend{})
+	ctx := context.Background()
+	st.InsertImage(ctx, model.Image{ID: "old1", Name: "old", RootfsPath: "/home/u/rootfs.ext4", KernelRef: "k1", CreatedAt: time.Now()})
+	_, err := m.Create(ctx, api.VMCreateParams{Name: "t9", ImageName: "old"})
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "register it again") {
+		t.Fatalf("create from an in-place image: %v", err)
+	}
+	if vms, _ := st.ListVMs(ctx); len(vms) != 0 {
+		t.Errorf("rows left: %v", vms)
+	}
+	if entries, _ := os.ReadDir(vmsDir); len(entries) != 0 {
+		t.Errorf("files left: %v", entries)
 	}
 }
