@@ -9,6 +9,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/authz"
+	"banger/internal/model"
 )
 
 // This file is the server's door: every request is authorized here, once,
@@ -198,6 +199,17 @@ func vmCreate(s *Server, ctx context.Context, c authz.Caller, t target) error {
 	return existing(authz.Kernel, authz.Use, byName)(s, ctx, c, target{Name: img.KernelRef})
 }
 
+// keepVisible returns the items of xs the caller may see.
+func keepVisible[T any](c authz.Caller, kind authz.Kind, xs []T, owner func(T) int) []T {
+	out := xs[:0:0]
+	for _, x := range xs {
+		if authz.Visible(c, authz.Object{Kind: kind, Owner: owner(x)}) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // visible filters a list result to what the caller of ctx may see.
 func (s *Server) visible(ctx context.Context, res any) any {
 	c := authz.CallerFrom(ctx)
@@ -206,31 +218,13 @@ func (s *Server) visible(ctx context.Context, res any) any {
 	}
 	switch r := res.(type) {
 	case api.VMListResult:
-		out := r.VMs[:0:0]
-		for _, v := range r.VMs {
-			if authz.Visible(c, authz.Object{Kind: authz.VM, Owner: v.OwnerUID}) {
-				out = append(out, v)
-			}
-		}
-		r.VMs = out
+		r.VMs = keepVisible(c, authz.VM, r.VMs, func(v model.VMRecord) int { return v.OwnerUID })
 		return r
 	case api.ImageListResult:
-		out := r.Images[:0:0]
-		for _, i := range r.Images {
-			if authz.Visible(c, authz.Object{Kind: authz.Image, Owner: i.OwnerUID}) {
-				out = append(out, i)
-			}
-		}
-		r.Images = out
+		r.Images = keepVisible(c, authz.Image, r.Images, func(i model.Image) int { return i.OwnerUID })
 		return r
 	case api.KernelListResult:
-		out := r.Entries[:0:0]
-		for _, k := range r.Entries {
-			if authz.Visible(c, authz.Object{Kind: authz.Kernel, Owner: k.OwnerUID}) {
-				out = append(out, k)
-			}
-		}
-		r.Entries = out
+		r.Entries = keepVisible(c, authz.Kernel, r.Entries, func(k api.KernelEntry) int { return k.OwnerUID })
 		return r
 	case api.KernelCatalogResult:
 		// "pulled" says whether the caller can use the stored kernel.
