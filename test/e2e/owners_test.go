@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // TestOwners runs the real CLI as two real unprivileged host users, alice
@@ -154,6 +156,46 @@ func TestOwners(t *testing.T) {
 		}
 	})
 
+	// banger mcp runs as its user and talks to the daemon as that user: the
+	// same door applies to an agent driving banger over MCP.
+	t.Run("bob's MCP server does not see alice's VM", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := bob.command(ctx, filepath.Join(binDir, "banger"), "--socket", d.socket, "mcp")
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "owners"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+		if err != nil {
+			t.Fatalf("connect to bob's banger mcp: %v", err)
+		}
+		defer cs.Close()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "vm_list", Arguments: map[string]any{}})
+		if err != nil || res.IsError {
+			t.Fatalf("vm_list as bob: %v %s", err, mcpResultText(res))
+		}
+		if data, _ := json.Marshal(res.StructuredContent); strings.Contains(string(data), "owned-a") {
+			t.Errorf("bob's vm_list shows alice's VM: %s", data)
+		}
+		for _, call := range []struct {
+			tool string
+			args map[string]any
+		}{
+			{"vm_show", map[string]any{"vm": "owned-a"}},
+			{"vm_exec", map[string]any{"vm": "owned-a", "shell": "true"}},
+			{"file_read", map[string]any{"vm": "owned-a", "path": "/etc/hostname"}},
+			{"vm_delete", map[string]any{"vm": "owned-a"}},
+		} {
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: call.tool, Arguments: call.args})
+			if err != nil {
+				t.Fatalf("%s: %v", call.tool, err)
+			}
+			if !res.IsError || !strings.Contains(mcpResultText(res), "belongs to another user") {
+				t.Errorf("%s on alice's VM as bob: error=%v %q, want a refusal", call.tool, res.IsError, mcpResultText(res))
+			}
+		}
+		if out := d.must(t, "vm", "show", "owned-a"); !strings.Contains(out, "running") {
+			t.Errorf("alice's VM after bob's MCP calls:\n%s", out)
+		}
+	})
+
 	t.Run("only root stops the daemon", func(t *testing.T) {
 		bob.refused(t, d, "only root may stop the daemon", "daemon", "stop")
 		alice.refused(t, d, "only root may stop the daemon", "daemon", "stop")
@@ -290,4 +332,11 @@ func (u *ownersUser) refused(t *testing.T, d *daemon, want string, args ...strin
 		t.Errorf("%s: banger %s: exit %d, want 1 and one line saying %q\nstdout: %s\nstderr: %s",
 			u.name, strings.Join(args, " "), code, want, out, errOut)
 	}
+}
+
+func mcpResultText(res *mcp.CallToolResult) string {
+	if res == nil {
+		return ""
+	}
+	return mcpText(res)
 }
