@@ -101,3 +101,17 @@ func TestQEMUProbeTimesOutOnParavirtualKVM(t *testing.T) {
 		t.Fatalf("probe left temp dirs: %v", after)
 	}
 }
+
+// A VMM whose guest prints early kernel lines and then hangs is killed at
+// the deadline; the reason names the last line.
+func TestProbeTimesOutOnHungGuest(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "qemu")
+	os.WriteFile(fake, []byte("#!/bin/sh\necho 'Linux version 6.1'\necho 'PCI: Fatal: No config space access function found'\nexec sleep 600\n"), 0o755)
+	agent := filepath.Join(dir, "agent")
+	os.WriteFile(agent, []byte("x"), 0o755)
+	err := ProbeKVM(context.Background(), ProbeSpec{Binary: fake, Kernel: "k", Agent: agent, Timeout: 500 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "did not boot within 500ms") || !strings.Contains(err.Error(), "PCI: Fatal") {
+		t.Fatalf("probe of a hung guest: %v", err)
+	}
+}
