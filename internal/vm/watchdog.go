@@ -18,8 +18,9 @@ import (
 // its appearance means the kernel booted as far as running /init.
 const initMarker = "banger-init: "
 
-// maxStallScale caps how far host load stretches the stall deadline.
-const maxStallScale = 4
+// maxStallScale caps how far host load stretches the stall deadline (below
+// the 180 s ready timeout at the default 45 s, so a restart can still help).
+const maxStallScale = 3
 
 // errBootStalled is a guest that did not reach banger's init in time.
 var errBootStalled = errors.New("the guest did not reach banger's init")

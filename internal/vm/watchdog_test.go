@@ -112,7 +112,7 @@ func TestStallDeadlineScalesWithLoad(t *testing.T) {
 	for _, c := range []struct {
 		load float64
 		want time.Duration
-	}{{0.1, 45 * time.Second}, {1, 45 * time.Second}, {2, 90 * time.Second}, {3.5, 157500 * time.Millisecond}, {50, 180 * time.Second}} {
+	}{{0.1, 45 * time.Second}, {1, 45 * time.Second}, {2, 90 * time.Second}, {2.5, 112500 * time.Millisecond}, {50, 135 * time.Second}} {
 		m.loadPerCPU = func() float64 { return c.load }
 		if got := m.stallDeadline(); got != c.want {
 			t.Errorf("load %v: deadline %s, want %s", c.load, got, c.want)
