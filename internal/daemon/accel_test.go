@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"banger/internal/api"
+	"banger/internal/store"
 )
 
 // fakeProber counts probes; its probe succeeds unless probeErr is set.
@@ -114,5 +117,29 @@ func TestProbeKey(t *testing.T) {
 	}
 	if probeKey(boot, filepath.Join(dir, "missing")) != "" || probeKey(filepath.Join(dir, "nope"), bin) != "" {
 		t.Fatal("key known with a missing input")
+	}
+}
+
+// The probe uses the most recently imported stored kernel whose file exists.
+func TestNewestKernel(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, filepath.Join(dir, "banger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := &Daemon{store: st}
+	if k, err := d.newestKernel(ctx); err != nil || k != "" {
+		t.Fatalf("no kernels: %q, %v", k, err)
+	}
+	old, newer := filepath.Join(dir, "vmlinuz-old"), filepath.Join(dir, "vmlinuz-new")
+	os.WriteFile(old, []byte("k"), 0o600)
+	os.WriteFile(newer, []byte("k"), 0o600)
+	st.InsertKernel(ctx, api.KernelEntry{Name: "a", KernelPath: newer, ImportedAt: "2026-11-30T10:00:00Z"})
+	st.InsertKernel(ctx, api.KernelEntry{Name: "b", KernelPath: old, ImportedAt: "2026-11-01T10:00:00Z"})
+	st.InsertKernel(ctx, api.KernelEntry{Name: "c", KernelPath: filepath.Join(dir, "gone"), ImportedAt: "2026-12-01T10:00:00Z"})
+	if k, err := d.newestKernel(ctx); err != nil || k != newer {
+		t.Fatalf("newest kernel: %q, %v; want %q", k, err, newer)
 	}
 }
