@@ -27,6 +27,9 @@ func main() {
 	// recognised by name and PID, never by arguments.
 	if os.Getpid() == 1 && filepath.Base(os.Args[0]) == "init" {
 		console := initsys.OpenConsole()
+		if os.Getenv(initsys.ProbeEnv) == "1" {
+			initsys.Probe(console) // the host's accelerator probe (see qemu.ProbeKVM)
+		}
 		err := initsys.Stage1(initsys.NewConsoleLogger(console))
 		initsys.FatalReboot(console, fmt.Errorf("stage 1: %w", err))
 	}

@@ -12,6 +12,10 @@ type PingResult struct {
 	Version string `json:"version,omitempty"`
 	Commit  string `json:"commit,omitempty"`
 	BuiltAt string `json:"built_at,omitempty"`
+	// Accel (added) is the accelerator VMs run under, "kvm" or "tcg", and
+	// AccelReason why it was chosen (e.g. the result of the kvm probe).
+	Accel       string `json:"accel,omitempty"`
+	AccelReason string `json:"accel_reason,omitempty"`
 }
 type ShutdownResult struct {
 	Status string `json:"status"`

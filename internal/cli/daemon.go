@@ -123,7 +123,13 @@ func newDaemonStatusCmd(a *app) *cobra.Command {
 				return err
 			}
 			return a.output(res, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "running: pid %d, version %s, socket %s\n", res.PID, res.Version, a.socket)
+				if _, err := fmt.Fprintf(w, "running: pid %d, version %s, socket %s\n", res.PID, res.Version, a.socket); err != nil {
+					return err
+				}
+				if res.Accel == "" {
+					return nil
+				}
+				_, err := fmt.Fprintf(w, "accelerator: %s (%s)\n", res.Accel, res.AccelReason)
 				return err
 			})
 		},

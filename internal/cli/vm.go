@@ -454,8 +454,16 @@ func vmText(w io.Writer, v model.VMRecord) error {
 		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
 		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)},
 		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", safe(v.StopReason)}, {"last error", safeText(v.LastError)},
-		{"pending restart", strings.Join(v.PendingRestart, ", ")},
+		{"pending restart", strings.Join(v.PendingRestart, ", ")}, {"boot restarts", bootRestartsText(v.BootRestarts)},
 	})
+}
+
+// bootRestartsText is the count of stalled-boot VMM restarts, "" when none.
+func bootRestartsText(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d (the guest stalled before banger's init)", n)
 }
 
 // stateText is the state, with the reason of a pause ("paused: host disk full").

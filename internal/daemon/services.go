@@ -17,6 +17,7 @@ import (
 	"banger/internal/vmm"
 	"banger/internal/vmm/firecracker"
 	"banger/internal/vmm/qemu"
+	"banger/internal/vmm/vmmproc"
 )
 
 // services wires the capabilities this daemon has.
@@ -35,7 +36,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 	if _, err := os.Stat(agent); err != nil {
 		return server.Services{}, fmt.Errorf("guest agent binary %s: %w (build it with 'make build' or pass --agent)", agent, err)
 	}
-	backend, err := d.backend()
+	backend, accel, err := d.backend(ctx, agent)
 	if err != nil {
 		return server.Services{}, err
 	}
@@ -78,6 +79,8 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		VMs:        vms,
 		Workspaces: workspaceService{vms: vms, state: d.state, log: d.log},
 		Owners:     owners{d.store},
+		Accel:      accel.Name(),
+		AccelWhy:   accel.Reason,
 	}, nil
 }
 
@@ -106,32 +109,48 @@ func (d *Daemon) network(ctx context.Context) (*network.Manager, error) {
 	return nm, nil
 }
 
-// backend picks the VMM: QEMU (default) or Firecracker.
-func (d *Daemon) backend() (vmm.Backend, error) {
+// backend picks the VMM, QEMU (default) or Firecracker, and says which
+// accelerator VMs run under and why.
+func (d *Daemon) backend(ctx context.Context, agent string) (vmm.Backend, accelChoice, error) {
 	switch d.opts.VMM {
 	case "", "qemu":
-		tcg, why, err := forceTCG(d.opts.Accel)
+		bin, err := vmmproc.FindBinary(qemu.DefaultBinary)
 		if err != nil {
-			return nil, err
+			return nil, accelChoice{}, fmt.Errorf("qemu backend: find qemu: %w", err)
 		}
-		opts, err := d.qemuOptions(tcg)
+		accel, err := decideAccel(ctx, d.opts.Accel, d.hostAccelProber(bin, agent))
 		if err != nil {
-			return nil, fmt.Errorf("qemu backend: %w", err)
+			return nil, accelChoice{}, err
 		}
+		opts, err := d.qemuOptions(!accel.KVM)
+		if err != nil {
+			return nil, accelChoice{}, fmt.Errorf("qemu backend: %w", err)
+		}
+		opts.Binary = bin
 		qb, err := qemu.New(opts)
 		if err != nil {
-			return nil, fmt.Errorf("qemu backend: %w", err)
+			return nil, accelChoice{}, fmt.Errorf("qemu backend: %w", err)
+		}
+		if accel.KVM && qb.Name() != qemu.NameKVM {
+			accel = accelChoice{Reason: accel.Reason + ", but kvm is not usable: " + errText(vmmproc.CheckKVM(vmmproc.KVMDevice))}
 		}
 		user, _, seccomp := qb.Confinement()
-		d.log.Info("vmm backend", "backend", qb.Name(), "accel", why, "vmm_user", user, "seccomp", seccomp)
-		return qb, nil
+		d.log.Info("vmm backend", "backend", qb.Name(), "accel", accel.Name(), "why", accel.Reason, "vmm_user", user, "seccomp", seccomp)
+		return qb, accel, nil
 	case "firecracker":
 		fb, err := firecracker.New(firecracker.Options{Logger: d.log})
 		if err != nil {
-			return nil, fmt.Errorf("firecracker backend: %w", err)
+			return nil, accelChoice{}, fmt.Errorf("firecracker backend: %w", err)
 		}
 		d.log.Info("vmm backend", "backend", fb.Name(), "binary", fb.Binary())
-		return fb, nil
+		return fb, accelChoice{KVM: true, Reason: "firecracker runs on kvm only"}, nil
 	}
-	return nil, fmt.Errorf("--vmm %q: use qemu or firecracker", d.opts.VMM)
+	return nil, accelChoice{}, fmt.Errorf("--vmm %q: use qemu or firecracker", d.opts.VMM)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "unknown reason"
+	}
+	return err.Error()
 }

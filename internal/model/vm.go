@@ -57,6 +57,9 @@ type VMRecord struct {
 	// PauseReason, with State "paused", says why the VMM stopped the guest,
 	// e.g. "host disk full".
 	PauseReason string `json:"pause_reason,omitempty"`
+	// BootRestarts counts the VMM restarts of the last boot whose guest
+	// stalled before banger's init.
+	BootRestarts int `json:"boot_restarts,omitempty"`
 	// PendingRestart lists settings changed while running that apply at next start.
 	PendingRestart []string `json:"pending_restart,omitempty"`
 	// AuthorizedKeys are extra public keys (beyond the daemon's) allowed to log in as root.

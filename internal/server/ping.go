@@ -12,7 +12,7 @@ func (s *Server) ping(c *call) (any, error) {
 		return nil, err
 	}
 	return api.PingResult{Status: "ok", PID: os.Getpid(), Version: buildinfo.Version,
-		Commit: buildinfo.Commit, BuiltAt: buildinfo.BuiltAt}, nil
+		Commit: buildinfo.Commit, BuiltAt: buildinfo.BuiltAt, Accel: s.svc.Accel, AccelReason: s.svc.AccelWhy}, nil
 }
 
 func (s *Server) shutdown(c *call) (any, error) {

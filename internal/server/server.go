@@ -34,6 +34,9 @@ type Services struct {
 	Owners Owners
 	// Shutdown asks the daemon to stop gracefully (called after the reply is sent).
 	Shutdown func()
+	// Accel is the accelerator VMs run under ("kvm" or "tcg") and AccelWhy
+	// the reason it was chosen; reported by ping.
+	Accel, AccelWhy string
 }
 
 // Server serves the API.

@@ -44,10 +44,8 @@ type step struct {
 	run         func(ctx context.Context, b *bootRun) error
 }
 
-// errBootStalled is a guest whose console stayed empty for StallTimeout.
-var errBootStalled = errors.New("the guest printed nothing on its serial console")
-
-// maxStallRestarts bounds VMM restarts after a stalled boot; vmmStep is the
+// maxStallRestarts bounds VMM restarts after a stalled boot (see
+// watchConsole); vmmStep is the
 // name of the step that starts the VMM, where a restart resumes.
 const (
 	maxStallRestarts = 2
@@ -68,16 +66,21 @@ func (m *Manager) bootSteps() []step {
 // boot runs the steps; on failure it stops whatever started and returns the
 // error with the serial log tail.
 func (m *Manager) boot(ctx context.Context, b *bootRun) error {
-	steps := m.bootSteps()
-	restarts := 0
+	return m.runSteps(ctx, b, m.bootSteps())
+}
+
+// runSteps runs steps in order. A guest that stalls before banger's init
+// (seen rarely under TCG: a hang in early kernel boot) gets its VMM started
+// again, same disks and tap, at most maxStallRestarts times; each restart is
+// logged and counted in the VM record (BootRestarts, for this boot).
+func (m *Manager) runSteps(ctx context.Context, b *bootRun, steps []step) error {
+	b.vm.BootRestarts = 0
 	for i := 0; i < len(steps); i++ {
 		s := steps[i]
 		err := s.run(ctx, b)
-		if errors.Is(err, errBootStalled) && restarts < maxStallRestarts {
-			// A guest that prints nothing at all hung in early kernel boot
-			// (seen rarely under TCG): start its VMM again, same disks and tap.
-			restarts++
-			m.log.Warn("guest printed nothing on its console; restarting its vmm", "vm", b.vm.Name, "restart", restarts)
+		if errors.Is(err, errBootStalled) && b.vm.BootRestarts < maxStallRestarts {
+			b.vm.BootRestarts++
+			m.log.Warn("guest boot stalled; restarting its vmm", "vm", b.vm.Name, "restart", b.vm.BootRestarts, "reason", err)
 			qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			m.backend.Quit(qctx, filepath.Join(b.vm.Dir, paths.VMRunDir))
 			cancel()
@@ -86,6 +89,9 @@ func (m *Manager) boot(ctx context.Context, b *bootRun) error {
 		}
 		if err != nil {
 			m.halt(b.vm)
+			if b.vm.BootRestarts > 0 {
+				err = fmt.Errorf("%w (after %d vmm restarts)", err, b.vm.BootRestarts)
+			}
 			if s.stage == "agent" || s.stage == "boot" {
 				if t := tail(filepath.Join(b.vm.Dir, paths.VMSerialLog), 15); t != "" {
 					err = fmt.Errorf("%w\nserial console (%s), last lines:\n%s", err, filepath.Join(b.vm.Dir, paths.VMSerialLog), t)
@@ -264,13 +270,18 @@ func (m *Manager) stepAgent(ctx context.Context, b *bootRun) error {
 		close(exited)
 		cancel()
 	}()
-	stalled := make(chan struct{})
-	go m.watchConsole(ctx, filepath.Join(b.vm.Dir, paths.VMSerialLog), stalled, cancel)
+	stalled := make(chan error, 1)
+	go func() {
+		if err := m.watchConsole(ctx, filepath.Join(b.vm.Dir, paths.VMSerialLog)); errors.Is(err, errBootStalled) {
+			stalled <- err
+			cancel()
+		}
+	}()
 	c, err := guest.WaitReady(ctx, sshAddr(*b.vm), m.signer, b.vm.SSHHostKey)
 	if err != nil {
 		select {
-		case <-stalled:
-			return errBootStalled
+		case serr := <-stalled:
+			return serr
 		default:
 		}
 		select {
@@ -318,23 +329,4 @@ func initMode(img model.Image) string {
 		return bootcfg.InitImage
 	}
 	return bootcfg.InitBanger
-}
-
-// watchConsole closes stalled and cancels the wait when the serial console
-// is still empty after StallTimeout (the kernel writes to it within a second
-// of starting, even with loglevel=4: banger's init prints its first line).
-func (m *Manager) watchConsole(ctx context.Context, log string, stalled chan<- struct{}, cancel context.CancelFunc) {
-	deadline := time.Now().Add(m.cfg.StallTimeout)
-	for time.Now().Before(deadline) {
-		if fi, err := os.Stat(log); err == nil && fi.Size() > 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	close(stalled)
-	cancel()
 }

@@ -54,8 +54,9 @@ type Config struct {
 	AgentPath string
 	// ReadyTimeout bounds the wait for the guest agent at boot.
 	ReadyTimeout time.Duration
-	// StallTimeout is how long a new guest may keep its console empty before
-	// its VMM is restarted (an early-boot hang).
+	// StallTimeout is how long a new guest may take to reach banger's init
+	// (its first console line) before its VMM is restarted (an early-boot
+	// hang), scaled up by the host's load.
 	StallTimeout time.Duration
 	// StopTimeout bounds a guest power-off before the VMM is killed.
 	StopTimeout time.Duration
@@ -88,6 +89,9 @@ type Manager struct {
 	locks   map[string]*sync.Mutex
 	// creating tracks background creates so shutdown can wait for them.
 	creating sync.WaitGroup
+	// loadPerCPU is the host's load per CPU, scaling the boot stall
+	// deadline (tests fake it).
+	loadPerCPU func() float64
 	// freeSpace reports the free bytes of a path's filesystem (tests fake it).
 	freeSpace func(path string) (int64, error)
 }
@@ -104,7 +108,7 @@ func New(base context.Context, cfg Config, st Store, k Kernels, n Network, b vmm
 		cfg.StopTimeout = 20 * time.Second
 	}
 	return &Manager{cfg: cfg, store: st, kernels: k, net: n, backend: b, signer: signer, log: log,
-		base: base, locks: map[string]*sync.Mutex{}, freeSpace: freeBytes}
+		base: base, locks: map[string]*sync.Mutex{}, freeSpace: freeBytes, loadPerCPU: hostLoadPerCPU}
 }
 
 // lock serialises changes to one VM.

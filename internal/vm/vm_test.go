@@ -28,11 +28,16 @@ type fakeBackend struct {
 	startErr error
 	started  []vmm.Spec
 	quits    int
+	// console is what each started guest writes on its serial console.
+	console string
 }
 
 func (f *fakeBackend) Name() string { return "fake" }
 func (f *fakeBackend) Start(_ context.Context, s vmm.Spec) (vmm.Process, error) {
 	f.started = append(f.started, s)
+	if f.console != "" {
+		os.WriteFile(s.SerialLog, []byte(f.console), 0o600)
+	}
 	return vmm.Process{}, f.startErr
 }
 func (f *fakeBackend) Adopt(context.Context, string) (vmm.Process, error) {
@@ -81,6 +86,7 @@ func newTestManager(t *testing.T, b vmm.Backend) (*Manager, *store.Store, string
 	state := paths.State{Dir: filepath.Join(dir, "state")}
 	m := New(ctx, Config{State: state, AgentPath: agent, ReadyTimeout: 10 * time.Second, StallTimeout: 300 * time.Millisecond},
 		st, fakeKernels{kernel: rootfs}, nil, b, signer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.loadPerCPU = func() float64 { return 1 }
 	return m, st, state.VMs()
 }
 
@@ -203,7 +209,7 @@ func TestStalledBootIsRestartedThenFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := waitOp(t, m, op.ID)
-	if done.Success || !strings.Contains(done.Error, "printed nothing") {
+	if done.Success || !strings.Contains(done.Error, "printed nothing") || !strings.Contains(done.Error, "after 2 vmm restarts") {
 		t.Fatalf("op = %+v", done)
 	}
 	if len(b.started) != 1+maxStallRestarts {

@@ -1,0 +1,153 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"banger/internal/agent/initsys"
+	"banger/internal/api"
+	"banger/internal/model"
+)
+
+// The watchdog's marker is the prefix every line of banger's init starts with.
+func TestInitMarkerIsInitLinePrefix(t *testing.T) {
+	if initMarker != initsys.LinePrefix {
+		t.Fatalf("initMarker %q != initsys.LinePrefix %q", initMarker, initsys.LinePrefix)
+	}
+}
+
+// A guest whose kernel printed some lines and then hung before banger's
+// init (the "PCI: Fatal" hang under TCG load) gets its VMM restarted, a
+// bounded number of times, and the error names the last line.
+func TestBootStuckBeforeInitIsRestarted(t *testing.T) {
+	b := &fakeBackend{console: "Linux version 6.1.0\nPCI: Fatal: No config space access function found\n"}
+	m, st, _ := newTestManager(t, b)
+	op, err := m.Create(context.Background(), api.VMCreateParams{Name: "stuck", ImageName: "img"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitOp(t, m, op.ID)
+	if done.Success || !strings.Contains(done.Error, "did not reach banger's init") ||
+		!strings.Contains(done.Error, "PCI: Fatal: No config space access function found") ||
+		!strings.Contains(done.Error, "after 2 vmm restarts") {
+		t.Fatalf("op = %+v", done)
+	}
+	if len(b.started) != 1+maxStallRestarts {
+		t.Fatalf("vmm started %d times, want %d", len(b.started), 1+maxStallRestarts)
+	}
+	if _, err := st.GetVM(context.Background(), "stuck"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("vm row left: %v", err)
+	}
+}
+
+// A guest that reached banger's init is never restarted by the watchdog,
+// even when its agent then never answers.
+func TestBootReachingInitIsNotRestarted(t *testing.T) {
+	b := &fakeBackend{console: "Linux version 6.1.0\nbanger-init: stage 1 started kernel=6.1.0\n"}
+	m, _, _ := newTestManager(t, b)
+	m.cfg.ReadyTimeout = 3 * time.Second // well past the 300ms stall deadline
+	op, err := m.Create(context.Background(), api.VMCreateParams{Name: "slow", ImageName: "img"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitOp(t, m, op.ID)
+	if done.Success || !strings.Contains(done.Error, "did not answer") || strings.Contains(done.Error, "restart") {
+		t.Fatalf("op = %+v", done)
+	}
+	if len(b.started) != 1 {
+		t.Fatalf("vmm started %d times, want 1", len(b.started))
+	}
+}
+
+// Restarts are counted in the VM record, resume at the vmm step, and stop
+// at maxStallRestarts.
+func TestBootRestartsCounted(t *testing.T) {
+	for _, stalls := range []int{0, 1, maxStallRestarts, maxStallRestarts + 1} {
+		b := &fakeBackend{}
+		m, _, _ := newTestManager(t, b)
+		vm := &model.VMRecord{Name: "c", Dir: t.TempDir(), BootRestarts: 7}
+		var ran []string
+		left := stalls
+		steps := []step{
+			{"config", "boot", func(context.Context, *bootRun) error { ran = append(ran, "config"); return nil }},
+			{vmmStep, "boot", func(context.Context, *bootRun) error { ran = append(ran, vmmStep); return nil }},
+			{"agent", "agent", func(context.Context, *bootRun) error {
+				ran = append(ran, "agent")
+				if left > 0 {
+					left--
+					return &stallError{after: time.Second}
+				}
+				return nil
+			}},
+		}
+		err := m.runSteps(context.Background(), &bootRun{vm: vm}, steps)
+		wantRestarts := min(stalls, maxStallRestarts)
+		if vm.BootRestarts != wantRestarts {
+			t.Fatalf("%d stalls: BootRestarts = %d, want %d", stalls, vm.BootRestarts, wantRestarts)
+		}
+		if got := strings.Count(strings.Join(ran, " "), vmmStep); got != 1+wantRestarts {
+			t.Fatalf("%d stalls: vmm step ran %d times (%v)", stalls, got, ran)
+		}
+		if ran[0] != "config" || strings.Count(strings.Join(ran, " "), "config") != 1 {
+			t.Fatalf("%d stalls: a restart re-ran steps before vmm: %v", stalls, ran)
+		}
+		if stalls > maxStallRestarts {
+			if !errors.Is(err, errBootStalled) || !strings.Contains(err.Error(), "printed nothing") {
+				t.Fatalf("%d stalls: err = %v", stalls, err)
+			}
+		} else if err != nil {
+			t.Fatalf("%d stalls: %v", stalls, err)
+		}
+	}
+}
+
+// The stall deadline grows with the host's load per CPU, within bounds.
+func TestStallDeadlineScalesWithLoad(t *testing.T) {
+	m := &Manager{cfg: Config{StallTimeout: 45 * time.Second}}
+	for _, c := range []struct {
+		load float64
+		want time.Duration
+	}{{0.1, 45 * time.Second}, {1, 45 * time.Second}, {2, 90 * time.Second}, {2.5, 112500 * time.Millisecond}, {50, 135 * time.Second}} {
+		m.loadPerCPU = func() float64 { return c.load }
+		if got := m.stallDeadline(); got != c.want {
+			t.Errorf("load %v: deadline %s, want %s", c.load, got, c.want)
+		}
+	}
+}
+
+// The console follower sees the init marker across a line split between
+// polls and after the log was rotated.
+func TestConsoleProgress(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "serial.log")
+	p := &consoleProgress{path: log}
+	p.poll(time.Now())
+	if p.initSeen || p.lastLine != "" {
+		t.Fatalf("missing log: %+v", p)
+	}
+	os.WriteFile(log, []byte("kernel line one\nPCI: Fatal\nbanger-"), 0o600)
+	p.poll(time.Now())
+	if p.initSeen || p.lastLine != "banger-" {
+		t.Fatalf("partial: initSeen %v lastLine %q", p.initSeen, p.lastLine)
+	}
+	f, _ := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("init: stage 1 started\n")
+	f.Close()
+	p.poll(time.Now())
+	if !p.initSeen {
+		t.Fatal("marker split across polls not seen")
+	}
+
+	q := &consoleProgress{path: log}
+	os.WriteFile(log, []byte(strings.Repeat("x", 1000)+"\n"), 0o600)
+	q.poll(time.Now())
+	os.WriteFile(log, []byte("banger-init: after rotation\n"), 0o600) // smaller: rotated
+	q.poll(time.Now())
+	if !q.initSeen {
+		t.Fatal("marker after rotation not seen")
+	}
+}
