@@ -27,6 +27,14 @@ import (
 // newHTTPServer) with h on a socket in a folder every uid may enter.
 func serveTest(t *testing.T, h http.Handler, lim Limits) string {
 	t.Helper()
+	path, _ := serveTestCounted(t, h, lim)
+	return path
+}
+
+// serveTestCounted is serveTest that also returns how many connections of
+// uid the limiter holds (accepting runs in the server's goroutine).
+func serveTestCounted(t *testing.T, h http.Handler, lim Limits) (string, func(uid int) int) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "banger-conns-")
 	if err != nil {
 		t.Fatal(err)
@@ -40,16 +48,21 @@ func serveTest(t *testing.T, h http.Handler, lim Limits) string {
 	}
 	log := slog.New(slog.DiscardHandler)
 	srv := newHTTPServer(h, lim, log)
+	limited := limitConns(ln, lim, log).(*connLimiter)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(limitConns(ln, lim, log))
+		srv.Serve(limited)
 	}()
 	t.Cleanup(func() {
 		srv.Close()
 		<-done
 	})
-	return path
+	return path, func(uid int) int {
+		limited.mu.Lock()
+		defer limited.mu.Unlock()
+		return limited.perID[uid]
+	}
 }
 
 func socketClient(path string) *http.Client {
@@ -94,13 +107,25 @@ func slowConn(t *testing.T, path string) net.Conn {
 func TestConnCapPerUID(t *testing.T) {
 	const cap = 4
 	lim := Limits{PerUID: cap, RootConns: cap, HeaderTimeout: time.Hour, ReadTimeout: time.Hour}
-	path := serveTest(t, server.New(server.Services{}, slog.New(slog.DiscardHandler)), lim)
+	path, held := serveTestCounted(t, server.New(server.Services{}, slog.New(slog.DiscardHandler)), lim)
 	if code, _, err := ping(path); err != nil || code != http.StatusOK {
 		t.Fatalf("ping before the flood: %d, %v", code, err)
 	}
+	// Each slow connection is held before the next opens, and the ping's
+	// connection is released first: the cap is then exactly the slow ones.
+	waitHeld := func(n int) {
+		for i := 0; i < 500 && held(os.Getuid()) != n; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := held(os.Getuid()); got != n {
+			t.Fatalf("limiter holds %d connections, want %d", got, n)
+		}
+	}
+	waitHeld(0)
 	var slow []net.Conn
-	for range cap {
+	for i := range cap {
 		slow = append(slow, slowConn(t, path))
+		waitHeld(i + 1)
 	}
 	// The slow connections count once accepted: wait for the cap to hold
 	// (accepting runs in the server's goroutine).
