@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -160,9 +161,27 @@ func (l *connLimiter) refuse(c net.Conn, caller authz.Caller, max int) {
 		msg := fmt.Sprintf("too many connections from uid %d (at most %d at a time): close idle banger clients and retry", caller.UID, max)
 		body, _ := json.Marshal(api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeOf(api.ErrUnavailable), Message: msg}})
 		c.SetDeadline(time.Now().Add(time.Second))
+		// Read the request's head first (bounded): an HTTP client that gets
+		// an answer before it has sent its request calls it unsolicited and
+		// reports a broken connection instead of the 503.
+		readHead(c, 16<<10)
 		fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s\n", len(body)+1, body)
 		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 	}()
+}
+
+// readHead reads from c until the end of an HTTP request head, max bytes,
+// or c's deadline, whichever comes first.
+func readHead(c net.Conn, max int) {
+	buf := make([]byte, 0, 1024)
+	chunk := make([]byte, 1024)
+	for len(buf) < max {
+		n, err := c.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if bytes.Contains(buf, []byte("\r\n\r\n")) || err != nil {
+			return
+		}
+	}
 }
 
 // callerConn is an accepted connection with its caller. Each write must
