@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -27,6 +28,9 @@ type accelProber struct {
 	checkKVM func() error
 	// kernel is the path of the kernel to probe with, "" when none is stored.
 	kernel func(ctx context.Context) (string, error)
+	// nested reports whether this host is itself a virtual machine (cpuinfo
+	// flag "hypervisor"): what auto goes by until a probe can run.
+	nested func() bool
 	// probe boots a tiny guest under KVM: nil when it booted.
 	probe func(ctx context.Context, kernel string) error
 	// key names what the probe's answer depends on (host boot, QEMU binary,
@@ -74,7 +78,12 @@ func decideAccel(ctx context.Context, accel string, p accelProber) (accelChoice,
 		return accelChoice{Reason: fmt.Sprintf("no kernel to probe kvm with: %v", err)}, nil
 	}
 	if kernel == "" {
-		return accelChoice{Reason: "no kernel to probe kvm with yet (pull one, then restart the daemon to probe)"}, nil
+		// Nothing to probe with yet: trust KVM on a host that is not itself
+		// a VM (the common bare-metal case), not on a nested one.
+		if p.nested == nil || p.nested() {
+			return accelChoice{Reason: "no kernel to probe kvm with yet and this host is a virtual machine, where nested kvm often fails (pull a kernel, then restart the daemon to probe)"}, nil
+		}
+		return accelChoice{KVM: true, Reason: "no kernel to probe kvm with yet; this host is not a virtual machine, so kvm is used (probed at a later start)"}, nil
 	}
 	key := p.key(kernel)
 	if c, ok := readAccelCache(p.cache, key); ok {
@@ -142,4 +151,19 @@ func probeKey(bootIDPath string, files ...string) string {
 		fmt.Fprintf(h, "%s %d %d\n", abs, fi.Size(), fi.ModTime().UnixNano())
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// nestedHost reports whether the cpuinfo file shows the "hypervisor" flag:
+// this host is itself a virtual machine.
+func nestedHost(cpuinfo string) bool {
+	data, err := os.ReadFile(cpuinfo)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "flags") {
+			return slices.Contains(strings.Fields(line), "hypervisor")
+		}
+	}
+	return false
 }

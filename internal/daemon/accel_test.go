@@ -19,12 +19,14 @@ type fakeProber struct {
 	probeErr error
 	key      string
 	probes   int
+	nested   bool
 }
 
 func (f *fakeProber) prober(cache string) accelProber {
 	return accelProber{
 		checkKVM: func() error { return f.kvmErr },
 		kernel:   func(context.Context) (string, error) { return f.kernel, nil },
+		nested:   func() bool { return f.nested },
 		probe:    func(context.Context, string) error { f.probes++; return f.probeErr },
 		key:      func(string) string { return f.key },
 		cache:    cache,
@@ -43,7 +45,8 @@ func TestDecideAccel(t *testing.T) {
 		{"explicit tcg skips the probe", AccelTCG, fakeProber{kernel: "k", key: "a"}, false, "--accel tcg", 0},
 		{"explicit kvm skips the probe", AccelKVM, fakeProber{kernel: "k", key: "a", probeErr: errors.New("hangs")}, true, "--accel kvm", 0},
 		{"no /dev/kvm", AccelAuto, fakeProber{kvmErr: errors.New("open /dev/kvm: no such file"), kernel: "k", key: "a"}, false, "kvm not usable: open /dev/kvm", 0},
-		{"no kernel yet", AccelAuto, fakeProber{key: "a"}, false, "no kernel to probe kvm with yet", 0},
+		{"no kernel yet, nested host", AccelAuto, fakeProber{key: "a", nested: true}, false, "no kernel to probe kvm with yet and this host is a virtual machine", 0},
+		{"no kernel yet, bare metal", AccelAuto, fakeProber{key: "a"}, true, "no kernel to probe kvm with yet; this host is not a virtual machine", 0},
 		{"guest booted", AccelAuto, fakeProber{kernel: "k", key: "a"}, true, "a test guest booted under kvm", 1},
 		{"guest hung", "", fakeProber{kernel: "k", key: "a", probeErr: errors.New("did not boot within 15s")}, false, "kvm probe failed: did not boot within 15s", 1},
 	} {
@@ -141,5 +144,16 @@ func TestNewestKernel(t *testing.T) {
 	st.InsertKernel(ctx, api.KernelEntry{Name: "c", KernelPath: filepath.Join(dir, "gone"), ImportedAt: "2026-12-01T10:00:00Z"})
 	if k, err := d.newestKernel(ctx); err != nil || k != newer {
 		t.Fatalf("newest kernel: %q, %v; want %q", k, err, newer)
+	}
+}
+
+func TestNestedHost(t *testing.T) {
+	dir := t.TempDir()
+	vm := filepath.Join(dir, "vm")
+	metal := filepath.Join(dir, "metal")
+	os.WriteFile(vm, []byte("processor\t: 0\nflags\t\t: fpu vme hypervisor lahf_lm\n"), 0o644)
+	os.WriteFile(metal, []byte("processor\t: 0\nflags\t\t: fpu vme vmx lahf_lm\n"), 0o644)
+	if !nestedHost(vm) || nestedHost(metal) || nestedHost(filepath.Join(dir, "missing")) {
+		t.Errorf("nestedHost: vm %v, metal %v", nestedHost(vm), nestedHost(metal))
 	}
 }

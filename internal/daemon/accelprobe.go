@@ -18,6 +18,7 @@ func (d *Daemon) hostAccelProber(qemuBin, agent string) accelProber {
 	return accelProber{
 		checkKVM: func() error { return vmmproc.CheckKVM(vmmproc.KVMDevice) },
 		kernel:   d.newestKernel,
+		nested:   func() bool { return nestedHost("/proc/cpuinfo") },
 		probe: func(ctx context.Context, kernel string) error {
 			d.log.Info("probing kvm with a test guest", "qemu", qemuBin, "kernel", kernel, "timeout", qemu.DefaultProbeTimeout)
 			return qemu.ProbeKVM(ctx, qemu.ProbeSpec{Binary: qemuBin, Kernel: kernel, Agent: agent})
