@@ -43,24 +43,7 @@ func TestHostileNetwork(t *testing.T) {
 	d.must(t, "kernel", "pull", "debian-12-cloud")
 	registerBusybox(t, d, "bb")
 
-	var wg sync.WaitGroup
-	errs := make([]string, 2)
-	for i, args := range [][]string{{"--name", "good", "--nat"}, {"--name", "evil"}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			args = append([]string{"vm", "create", "--image", "bb", "--memory", "256", "--vcpus", "1"}, args...)
-			if o, e, code := d.run(args...); code != 0 {
-				errs[i] = o + e
-			}
-		}()
-	}
-	wg.Wait()
-	for _, e := range errs {
-		if e != "" {
-			t.Fatalf("vm create: %s", e)
-		}
-	}
+	createNATPair(t, d, "good", "evil")
 	good := showVM(t, d, "good")
 	goodMAC := strings.TrimSpace(d.must(t, "vm", "exec", "good", "--", "cat", "/sys/class/net/eth0/address"))
 	evilMAC := strings.TrimSpace(d.must(t, "vm", "exec", "evil", "--", "cat", "/sys/class/net/eth0/address"))

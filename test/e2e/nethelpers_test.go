@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,4 +320,28 @@ func freeSubnet(t *testing.T) string {
 	}
 	t.Fatal("no free 10.x.y.0/24 on this machine")
 	return ""
+}
+
+// createNATPair creates two busybox VMs at once on d: withNAT with --nat,
+// without it plain; it fails the test if either create fails.
+func createNATPair(t *testing.T, d *daemon, withNAT, without string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]string, 2)
+	for i, args := range [][]string{{"--name", withNAT, "--nat"}, {"--name", without}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args = append([]string{"vm", "create", "--image", "bb", "--memory", "256", "--vcpus", "1"}, args...)
+			if o, e, code := d.run(args...); code != 0 {
+				errs[i] = o + e
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != "" {
+			t.Fatalf("vm create: %s", e)
+		}
+	}
 }

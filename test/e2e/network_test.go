@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +27,7 @@ func TestNetwork(t *testing.T) {
 	d.must(t, "kernel", "pull", "debian-12-cloud")
 	registerBusybox(t, d, "bb")
 
-	var wg sync.WaitGroup
-	errs := make([]string, 2)
-	for i, args := range [][]string{{"--name", "n1", "--nat"}, {"--name", "n2"}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			args = append([]string{"vm", "create", "--image", "bb", "--memory", "256", "--vcpus", "1"}, args...)
-			if o, e, code := d.run(args...); code != 0 {
-				errs[i] = o + e
-			}
-		}()
-	}
-	wg.Wait()
-	for _, e := range errs {
-		if e != "" {
-			t.Fatalf("vm create: %s", e)
-		}
-	}
+	createNATPair(t, d, "n1", "n2")
 	n1, n2 := showVM(t, d, "n1"), showVM(t, d, "n2")
 	if n1.TapDevice == "" || n2.TapDevice == "" || n1.GuestIP == n2.GuestIP {
 		t.Fatalf("vms not on the bridge: %+v %+v", n1, n2)
