@@ -182,11 +182,20 @@ func TestMCP(t *testing.T) {
 		t.Fatalf("vm_create: %v %s", err, mcpText(res))
 	}
 	defer d.run("vm", "delete", "--force", vm)
-	mu.Lock()
-	if len(progress) == 0 || !strings.HasPrefix(progress[len(progress)-1], "ready") {
-		t.Errorf("create progress %q, want stages ending with ready", progress)
+	// Notifications travel apart from the result: the last may trail it.
+	lastReady := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(progress) > 0 && strings.HasPrefix(progress[len(progress)-1], "ready")
 	}
-	mu.Unlock()
+	for i := 0; i < 100 && !lastReady(); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !lastReady() {
+		mu.Lock()
+		t.Errorf("create progress %q, want stages ending with ready", progress)
+		mu.Unlock()
+	}
 
 	// Files: write, edit, read.
 	mcpCall(t, cs, "file_write", map[string]any{"vm": vm, "path": "/root/notes/hello.txt", "content": "hello world\nsecond line\n"}, nil)
