@@ -14,10 +14,6 @@ import (
 	"banger/internal/network"
 	"banger/internal/server"
 	"banger/internal/vm"
-	"banger/internal/vmm"
-	"banger/internal/vmm/firecracker"
-	"banger/internal/vmm/qemu"
-	"banger/internal/vmm/vmmproc"
 )
 
 // services wires the capabilities this daemon has.
@@ -45,15 +41,15 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		return server.Services{}, fmt.Errorf("daemon ssh key: %w", err)
 	}
 
-	cfg := vm.Config{State: d.state, AgentPath: agent, Domain: network.DefaultDomain, MaxDiskBytes: d.opts.MaxDiskBytes}
+	cfg := vm.Config{State: d.state, AgentPath: agent, MaxDiskBytes: d.opts.MaxDiskBytes}
 	var netw vm.Network
 	nm, err := d.network(ctx)
 	if err != nil {
-		if d.opts.VMM == "firecracker" {
-			return server.Services{}, fmt.Errorf("firecracker needs bridge networking: %w", err)
+		if !backend.Caps().UserNet {
+			return server.Services{}, fmt.Errorf("%s needs bridge networking (it has no user-mode networking): %w", backend.Name(), err)
 		}
-		cfg.NetworkUnavailable = err.Error()
-		d.log.Warn("bridge networking unavailable; VMs use QEMU user-mode networking (no NAT switch, no DNS names, no ping)", "reason", err)
+		d.log.Warn("bridge networking unavailable; VMs use user-mode networking (no NAT switch, no DNS names, no ping)", "reason", err)
+		netw = network.NewUserMode(err.Error())
 	} else {
 		netw = nm
 	}
@@ -107,50 +103,4 @@ func (d *Daemon) network(ctx context.Context) (*network.Manager, error) {
 		return nil, err
 	}
 	return nm, nil
-}
-
-// backend picks the VMM, QEMU (default) or Firecracker, and says which
-// accelerator VMs run under and why.
-func (d *Daemon) backend(ctx context.Context, agent string) (vmm.Backend, accelChoice, error) {
-	switch d.opts.VMM {
-	case "", "qemu":
-		bin, err := vmmproc.FindBinary(qemu.DefaultBinary)
-		if err != nil {
-			return nil, accelChoice{}, fmt.Errorf("qemu backend: find qemu: %w", err)
-		}
-		accel, err := decideAccel(ctx, d.opts.Accel, d.hostAccelProber(bin, agent))
-		if err != nil {
-			return nil, accelChoice{}, err
-		}
-		opts, err := d.qemuOptions(!accel.KVM)
-		if err != nil {
-			return nil, accelChoice{}, fmt.Errorf("qemu backend: %w", err)
-		}
-		opts.Binary = bin
-		qb, err := qemu.New(opts)
-		if err != nil {
-			return nil, accelChoice{}, fmt.Errorf("qemu backend: %w", err)
-		}
-		if accel.KVM && qb.Name() != qemu.NameKVM {
-			accel = accelChoice{Reason: accel.Reason + ", but kvm is not usable: " + errText(vmmproc.CheckKVM(vmmproc.KVMDevice))}
-		}
-		user, _, seccomp := qb.Confinement()
-		d.log.Info("vmm backend", "backend", qb.Name(), "accel", accel.Name(), "why", accel.Reason, "vmm_user", user, "seccomp", seccomp)
-		return qb, accel, nil
-	case "firecracker":
-		fb, err := firecracker.New(firecracker.Options{Logger: d.log})
-		if err != nil {
-			return nil, accelChoice{}, fmt.Errorf("firecracker backend: %w", err)
-		}
-		d.log.Info("vmm backend", "backend", fb.Name(), "binary", fb.Binary())
-		return fb, accelChoice{KVM: true, Reason: "firecracker runs on kvm only"}, nil
-	}
-	return nil, accelChoice{}, fmt.Errorf("--vmm %q: use qemu or firecracker", d.opts.VMM)
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "unknown reason"
-	}
-	return err.Error()
 }

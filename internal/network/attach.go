@@ -12,9 +12,18 @@ import (
 	"banger/internal/bootcfg"
 )
 
-// Attachment is what a VM needs to use its bridge link.
+// Network modes, as VM records show them.
+const (
+	ModeBridge = "bridge"
+	ModeUser   = "user"
+)
+
+// Attachment is what a VM needs to use its link to the host.
 type Attachment struct {
-	// Tap is the host tap device QEMU opens (ifname=Tap, script=no).
+	// Mode is ModeBridge or ModeUser.
+	Mode string
+	// Tap is the host tap device the VMM opens (bridge mode; empty in
+	// user mode).
 	Tap string
 	// MAC is the guest's MAC address.
 	MAC string
@@ -24,6 +33,9 @@ type Attachment struct {
 	// DNS is banger's resolver (the gateway); Domain its search domain.
 	DNS    []netip.Addr
 	Domain string
+	// SSHHostPort, in user mode, is the host loopback port the VMM
+	// forwards to the guest's SSH (0 in bridge mode: SSH is at Address).
+	SSHHostPort int
 }
 
 // BootNetwork renders a as the guest's boot configuration.
@@ -117,6 +129,7 @@ func (m *Manager) Attach(ctx context.Context, vmID string, nat bool) (att Attach
 	}
 	gw := gatewayOf(subnet)
 	return Attachment{
+		Mode:    ModeBridge,
 		Tap:     link.Attrs().Name,
 		MAC:     MACFor(vmID).String(),
 		Address: netip.PrefixFrom(ip, subnet.Bits()),

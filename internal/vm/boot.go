@@ -14,12 +14,10 @@ import (
 	"strconv"
 	"time"
 
-	"banger/internal/api"
 	"banger/internal/bootcfg"
 	"banger/internal/guest"
 	"banger/internal/initramfs"
 	"banger/internal/model"
-	"banger/internal/network"
 	"banger/internal/paths"
 	"banger/internal/vmm"
 )
@@ -103,7 +101,7 @@ func (m *Manager) runSteps(ctx context.Context, b *bootRun, steps []step) error 
 	return nil
 }
 
-// halt stops a half-booted VM's VMM and releases its tap.
+// halt stops a half-booted VM's VMM and releases its network.
 func (m *Manager) halt(vm *model.VMRecord) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -111,42 +109,29 @@ func (m *Manager) halt(vm *model.VMRecord) {
 	if err := m.backend.Quit(ctx, runDir); err != nil && !errors.Is(err, vmm.ErrNotRunning) {
 		m.log.Warn("stop vmm", "vm", vm.Name, "err", err)
 	}
-	if vm.Network == "bridge" && m.net != nil {
-		if err := m.net.Detach(ctx, vm.ID); err != nil {
-			m.log.Warn("detach network", "vm", vm.Name, "err", err)
-		}
+	if err := m.net.Detach(ctx, vm.ID); err != nil {
+		m.log.Warn("detach network", "vm", vm.Name, "err", err)
 	}
 	vm.PID = 0
 }
 
+// stepNetwork attaches the VM to the host (bridge or user mode, whichever
+// the manager's Network is) and records where it is.
 func (m *Manager) stepNetwork(ctx context.Context, b *bootRun) error {
 	b.report("network", "attaching to the host network")
-	if m.net == nil {
-		port, err := freeLoopbackPort()
-		if err != nil {
-			return err
-		}
-		b.vm.Network, b.vm.SSHPort, b.vm.GuestIP, b.vm.GatewayIP, b.vm.TapDevice = "user", port, "10.0.2.15", "10.0.2.2", ""
-		b.vm.MAC, b.vm.DNSName = network.MACFor(b.vm.ID).String(), ""
-		return nil
-	}
 	att, err := m.net.Attach(ctx, b.vm.ID, b.vm.NATEnabled)
 	if err != nil {
 		return err
 	}
-	b.vm.Network, b.vm.SSHPort = "bridge", 0
+	b.vm.Network, b.vm.SSHPort = att.Mode, att.SSHHostPort
 	b.vm.TapDevice, b.vm.MAC = att.Tap, att.MAC
 	b.vm.GuestIP, b.vm.GatewayIP = att.Address.Addr().String(), att.Gateway.String()
-	b.vm.DNSName = b.vm.Name + "." + m.domain()
+	b.vm.DNSName = ""
+	if att.Domain != "" {
+		b.vm.DNSName = b.vm.Name + "." + att.Domain
+	}
 	b.netcfg = att.BootNetwork()
 	return nil
-}
-
-func (m *Manager) domain() string {
-	if m.cfg.Domain == "" {
-		return "vm"
-	}
-	return m.cfg.Domain
 }
 
 // stepConfig writes the boot configuration disk.
@@ -160,12 +145,7 @@ func (m *Manager) stepConfig(ctx context.Context, b *bootRun) error {
 	cfg := &bootcfg.Config{
 		VMID: b.vm.ID, Hostname: b.vm.Name, SSHHostKey: string(hostKey), AuthorizedKeys: keys,
 		InitMode: initMode(b.img), StartDocker: b.img.Docker, HostTimeUnixNano: time.Now().UnixNano(),
-		Env: b.img.Env,
-	}
-	if b.netcfg != nil {
-		cfg.Network = b.netcfg
-	} else {
-		cfg.Network = &bootcfg.Network{MAC: b.vm.MAC, Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: []string{"10.0.2.3"}}
+		Env: b.img.Env, Network: b.netcfg,
 	}
 	return writeConfigDisk(filepath.Join(b.vm.Dir, paths.VMConfig), cfg)
 }
@@ -236,7 +216,7 @@ func (m *Manager) stepVMM(ctx context.Context, b *bootRun) error {
 	b.report("boot", "starting "+m.backend.Name())
 	dir := b.vm.Dir
 	spec := vmm.Spec{
-		ID: b.vm.ID, Name: b.vm.Name, RunDir: filepath.Join(dir, paths.VMRunDir),
+		RunDir: filepath.Join(dir, paths.VMRunDir),
 		Kernel: b.kernel, Initrd: b.initrd,
 		Cmdline: "console=ttyS0 reboot=t panic=-1 quiet loglevel=4",
 		VCPUs:   b.vm.VCPUCount, MemoryMiB: b.vm.MemoryMiB,
@@ -306,21 +286,14 @@ func (m *Manager) stepAgent(ctx context.Context, b *bootRun) error {
 	return nil
 }
 
-// sshAddr is where the guest's SSH (agent) listens, seen from the host.
+// sshAddr is where the guest's SSH (agent) listens, seen from the host: a
+// forwarded loopback port when the network gave one (user mode), else port
+// 22 at the guest's address.
 func sshAddr(vm model.VMRecord) string {
-	if vm.Network == "user" {
+	if vm.SSHPort > 0 {
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(vm.SSHPort))
 	}
 	return net.JoinHostPort(vm.GuestIP, "22")
-}
-
-func freeLoopbackPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, api.Errorf(api.ErrUnavailable, "no free loopback port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // initMode is the image's own init when the image asks for it, else banger's.

@@ -289,11 +289,6 @@ func (m *Manager) createDisks(ctx context.Context, vm *model.VMRecord, img model
 // destroy removes every trace of a VM: VMM, network, folder, row.
 func (m *Manager) destroy(vm model.VMRecord) {
 	m.halt(&vm)
-	if m.net != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		m.net.Detach(ctx, vm.ID)
-		cancel()
-	}
 	if vm.Dir != "" && strings.HasPrefix(vm.Dir, m.cfg.State.VMs()) {
 		os.RemoveAll(vm.Dir)
 	}

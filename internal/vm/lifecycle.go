@@ -107,12 +107,10 @@ func (m *Manager) powerOff(ctx context.Context, vm *model.VMRecord) string {
 	return reason
 }
 
-// markStopped records a stopped VM and releases its tap.
+// markStopped records a stopped VM and releases its network.
 func (m *Manager) markStopped(ctx context.Context, vm *model.VMRecord, reason string) error {
-	if vm.Network == "bridge" && m.net != nil {
-		if err := m.net.Detach(context.WithoutCancel(ctx), vm.ID); err != nil {
-			m.log.Warn("detach network", "vm", vm.Name, "err", err)
-		}
+	if err := m.net.Detach(context.WithoutCancel(ctx), vm.ID); err != nil {
+		m.log.Warn("detach network", "vm", vm.Name, "err", err)
 	}
 	now := time.Now().UTC()
 	vm.State, vm.PID, vm.StoppedAt, vm.StopReason, vm.PendingRestart = model.VMStopped, 0, &now, reason, nil
@@ -240,12 +238,10 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 		pending = append(pending, "work_disk_size")
 	}
 	if p.NATEnabled != nil && *p.NATEnabled != vm.NATEnabled {
-		if running && vm.Network == "bridge" && m.net != nil {
+		if running {
 			if err := m.net.SetNAT(ctx, vm.ID, *p.NATEnabled); err != nil {
-				return vm, err
+				return vm, fmt.Errorf("vm %q: %w", vm.Name, err)
 			}
-		} else if running {
-			return vm, api.Errorf(api.ErrUnavailable, "NAT cannot change: vm %q uses user-mode networking (%s)", vm.Name, m.cfg.NetworkUnavailable)
 		}
 		next.NATEnabled = *p.NATEnabled
 	}

@@ -41,7 +41,8 @@ type Kernels interface {
 	BootFiles(ctx context.Context, name string) (kernelPath, modulesCpio string, err error)
 }
 
-// Network attaches VMs to the host bridge. Nil means user-mode networking.
+// Network attaches VMs to the host: network.Manager (bridge) or
+// network.UserMode (the VMM's user-mode networking).
 type Network interface {
 	Attach(ctx context.Context, vmID string, nat bool) (network.Attachment, error)
 	Detach(ctx context.Context, vmID string) error
@@ -63,10 +64,6 @@ type Config struct {
 	// GuestTimeout bounds each guest agent round trip (health, ports,
 	// authorize-key, disk usage); guest.DefaultCallTimeout when zero.
 	GuestTimeout time.Duration
-	// Domain is the DNS domain of VM names (default "vm").
-	Domain string
-	// NetworkUnavailable says why bridge networking is off (user-mode in use).
-	NetworkUnavailable string
 	// MaxDiskBytes caps one VM disk (work disk, system overlay);
 	// DefaultMaxDiskSize when zero. Requests must also fit the free space of
 	// the filesystem holding the VM folders.
@@ -96,7 +93,7 @@ type Manager struct {
 	freeSpace func(path string) (int64, error)
 }
 
-// New returns a manager. net may be nil (user-mode networking).
+// New returns a manager.
 func New(base context.Context, cfg Config, st Store, k Kernels, n Network, b vmm.Backend, signer ssh.Signer, log *slog.Logger) *Manager {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 180 * time.Second
@@ -131,7 +128,7 @@ func (m *Manager) Wait() { m.creating.Wait() }
 // to a VM's bridge address, for DNS.
 func (m *Manager) Lookup(name string) (netip.Addr, bool) {
 	vm, err := m.store.GetVM(context.Background(), name)
-	if err != nil || vm.Name != name || vm.GuestIP == "" || vm.Network != "bridge" {
+	if err != nil || vm.Name != name || vm.GuestIP == "" || vm.DNSName == "" {
 		return netip.Addr{}, false
 	}
 	a, err := netip.ParseAddr(vm.GuestIP)

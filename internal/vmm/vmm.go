@@ -1,6 +1,10 @@
 // Package vmm defines what banger needs from a virtual machine monitor. Each
 // backend (vmm/qemu, vmm/firecracker) runs the VMM detached from the daemon, so
-// VMs outlive it, and can re-adopt a running VMM from its run directory.
+// VMs outlive it, and can re-adopt a running VMM from its run directory. A
+// backend declares what it can do (Caps); CheckSpec checks a Spec against
+// those capabilities, once, for every backend. The process plumbing the
+// backends share (pidfiles, signals, waiting, adoption, process stats) is in
+// vmm/vmmproc.
 package vmm
 
 import (
@@ -30,8 +34,6 @@ type Net struct {
 
 // Spec is everything needed to start one VM.
 type Spec struct {
-	ID        string
-	Name      string
 	RunDir    string // VM's own folder: pidfile, control socket, logs live here
 	Kernel    string
 	Initrd    string
@@ -49,10 +51,27 @@ type Process struct {
 	Backend string // e.g. "qemu-tcg", "qemu-kvm", "firecracker"
 }
 
+// Caps is what a backend can run. CheckSpec refuses a Spec beyond them.
+type Caps struct {
+	// UserNet: the backend runs user-mode networking (a Net without a
+	// tap, SSH reached through a forwarded loopback port).
+	UserNet bool
+	// MaxVCPUs and MaxDisks bound a Spec; 0 means no limit of the backend's own.
+	MaxVCPUs int
+	MaxDisks int
+	// Sockets are the unix sockets the backend makes in the run folder;
+	// their paths must fit a socket address.
+	Sockets []string
+	// Snapshot: the backend can save and restore a running VM.
+	Snapshot bool
+}
+
 // Backend runs VMs. Implementations must be safe for concurrent use.
 type Backend interface {
 	// Name is the backend with its accelerator, e.g. "qemu-tcg".
 	Name() string
+	// Caps says what the backend can run.
+	Caps() Caps
 	// Start launches the VMM detached (own session, survives the daemon) and
 	// returns once it runs the guest; on error nothing is left running.
 	Start(ctx context.Context, spec Spec) (Process, error)

@@ -42,7 +42,7 @@ func testSpec(t *testing.T) vmm.Spec {
 	kernel := filepath.Join(dir, "vmlinux")
 	writeELF(t, kernel, 2, 62) // ET_EXEC, EM_X86_64
 	return vmm.Spec{
-		ID: "vm1", Name: "one", RunDir: filepath.Join(dir, "run"),
+		RunDir: filepath.Join(dir, "run"),
 		Kernel: kernel, Initrd: filepath.Join(dir, "initrd.cpio"),
 		Cmdline: "console=ttyS0 reboot=t panic=-1 quiet",
 		VCPUs:   2, MemoryMiB: 512, SerialLog: filepath.Join(dir, "serial.log"),

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"time"
 
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmproc"
@@ -38,9 +37,6 @@ const DefaultBinary = "firecracker"
 type Options struct {
 	// Binary is the firecracker executable, a path or a name looked up in PATH.
 	Binary string
-	// StopTimeout bounds how long Stop waits for the guest to power off
-	// after Ctrl-Alt-Del before it kills the VMM; 10 s when zero.
-	StopTimeout time.Duration
 	// Logger receives warnings; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -48,9 +44,8 @@ type Options struct {
 // Backend implements vmm.Backend with Firecracker. It holds no mutable state
 // and is safe for concurrent use.
 type Backend struct {
-	binary      string
-	stopTimeout time.Duration
-	log         *slog.Logger
+	binary string
+	log    *slog.Logger
 }
 
 var _ vmm.Backend = (*Backend)(nil)
@@ -78,10 +73,7 @@ func newBackend(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find firecracker: %w", err)
 	}
-	b := &Backend{binary: path, stopTimeout: opts.StopTimeout, log: opts.Logger}
-	if b.stopTimeout <= 0 {
-		b.stopTimeout = 10 * time.Second
-	}
+	b := &Backend{binary: path, log: opts.Logger}
 	if b.log == nil {
 		b.log = slog.Default()
 	}
@@ -90,6 +82,14 @@ func newBackend(opts Options) (*Backend, error) {
 
 // Name is "firecracker".
 func (b *Backend) Name() string { return Name }
+
+// caps is what Firecracker runs: no user-mode networking, at most 32 vCPUs
+// (machine-config's vcpu_count maximum) and maxDisks drives (each gets a
+// vdX name).
+var caps = vmm.Caps{MaxVCPUs: 32, MaxDisks: maxDisks, Sockets: []string{APISocket}}
+
+// Caps says what Firecracker runs.
+func (b *Backend) Caps() vmm.Caps { return caps }
 
 // Binary is the absolute path of the firecracker executable in use.
 func (b *Backend) Binary() string { return b.binary }

@@ -39,7 +39,7 @@ func TestFirecrackerBoot(t *testing.T) {
 	if kernel == "" {
 		t.Fatal("BANGER_TEST_FC_KERNEL must name a vmlinux (e.g. the pulled microvm-6.1 kernel)")
 	}
-	b, err := New(Options{Logger: slog.New(slog.DiscardHandler), StopTimeout: 2 * time.Second})
+	b, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -54,7 +54,7 @@ func TestFirecrackerBoot(t *testing.T) {
 	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	spec := vmm.Spec{ID: "fctest", Name: "fctest", RunDir: filepath.Join(dir, "run"),
+	spec := vmm.Spec{RunDir: filepath.Join(dir, "run"),
 		Kernel: kernel, Cmdline: "console=ttyS0 reboot=k panic=-1", VCPUs: 1, MemoryMiB: 256,
 		Disks:     []vmm.Disk{{Path: disk, Serial: "banger-work"}},
 		Net:       &vmm.Net{Tap: tap, MAC: "02:00:0a:00:00:09"},

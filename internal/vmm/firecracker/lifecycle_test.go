@@ -26,7 +26,7 @@ import (
 
 func fakeBackend(t *testing.T) *Backend {
 	t.Helper()
-	b, err := newBackend(Options{Binary: vmmtest.SelfAs(t, "firecracker"), StopTimeout: 2 * time.Second,
+	b, err := newBackend(Options{Binary: vmmtest.SelfAs(t, "firecracker"),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func assertNoRuntimeFiles(t *testing.T, runDir string) {
 	}
 }
 
-func TestStartAdoptStop(t *testing.T) {
+func TestStartAdoptQuit(t *testing.T) {
 	b := fakeBackend(t)
 	spec := testSpec(t)
 	record := filepath.Join(t.TempDir(), "requests.jsonl")
@@ -105,31 +105,25 @@ func TestStartAdoptStop(t *testing.T) {
 	if err != nil || got != p {
 		t.Errorf("Adopt = %+v, %v; want %+v", got, err, p)
 	}
-	if info, err := b.Info(ctxT(t), spec.RunDir); err != nil || info.State != "Running" {
-		t.Errorf("Info = %+v, %v; want Running", info, err)
+	if info, err := instanceInfo(ctxT(t), apiSocket(spec.RunDir)); err != nil || info.State != "Running" {
+		t.Errorf("instance info = %+v, %v; want Running", info, err)
 	}
 
-	// The fake guest powers off on Ctrl-Alt-Del.
-	if err := b.Stop(ctxT(t), spec.RunDir); err != nil {
-		t.Fatalf("Stop: %v", err)
+	if err := b.Quit(ctxT(t), spec.RunDir); err != nil {
+		t.Fatalf("Quit: %v", err)
 	}
 	if !vmmproc.Exited(p.PID) {
-		t.Errorf("pid %d still running after Stop", p.PID)
-	}
-	if !slices.ContainsFunc(readRecorded(t, record), func(r recorded) bool {
-		return r.Path == "/actions" && strings.Contains(string(r.Body), ActionSendCtrlAltDel)
-	}) {
-		t.Error("Stop did not send SendCtrlAltDel")
+		t.Errorf("pid %d still running after Quit", p.PID)
 	}
 	assertNoRuntimeFiles(t, spec.RunDir)
 	if _, err := b.Adopt(ctxT(t), spec.RunDir); !errors.Is(err, vmm.ErrNotRunning) {
-		t.Errorf("Adopt after Stop: %v, want ErrNotRunning", err)
+		t.Errorf("Adopt after Quit: %v, want ErrNotRunning", err)
 	}
 }
 
-// Everything a real Start and Stop send (through the fake firecracker
-// process) matches Firecracker's API spec.
-func TestStartStopRequestsMatchSwagger(t *testing.T) {
+// Everything a real Start sends (through the fake firecracker process)
+// matches Firecracker's API spec.
+func TestStartRequestsMatchSwagger(t *testing.T) {
 	doc := loadSwagger(t)
 	b := fakeBackend(t)
 	spec := testSpec(t)
@@ -138,33 +132,18 @@ func TestStartStopRequestsMatchSwagger(t *testing.T) {
 	t.Setenv(envCADExit, "1")
 	t.Setenv(envFake, "1")
 	startFake(t, b, spec)
-	if err := b.Stop(ctxT(t), spec.RunDir); err != nil {
-		t.Fatalf("Stop: %v", err)
+	if err := b.Quit(ctxT(t), spec.RunDir); err != nil {
+		t.Fatalf("Quit: %v", err)
 	}
 	reqs := readRecorded(t, record)
 	if len(reqs) < 9 {
-		t.Fatalf("recorded %d requests, want the configuration, start and stop", len(reqs))
+		t.Fatalf("recorded %d requests, want the readiness check, configuration and start", len(reqs))
 	}
 	for _, r := range reqs {
 		if err := doc.checkRequest(r.Method, r.Path, r.Body); err != nil {
 			t.Errorf("request does not match the spec: %v", err)
 		}
 	}
-}
-
-func TestStopKillsAGuestThatIgnoresCtrlAltDel(t *testing.T) {
-	b := fakeBackend(t)
-	b.stopTimeout = 300 * time.Millisecond
-	spec := testSpec(t)
-	t.Setenv(envFake, "1")
-	p := startFake(t, b, spec)
-	if err := b.Stop(ctxT(t), spec.RunDir); err != nil {
-		t.Fatalf("Stop: %v", err)
-	}
-	if !vmmproc.Exited(p.PID) {
-		t.Errorf("pid %d still running after Stop", p.PID)
-	}
-	assertNoRuntimeFiles(t, spec.RunDir)
 }
 
 func TestSignalWaitQuit(t *testing.T) {

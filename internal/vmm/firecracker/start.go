@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,16 +11,11 @@ import (
 	"syscall"
 	"time"
 
-	"banger/internal/api"
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmproc"
 )
 
 const (
-	// maxSocketPath is the longest unix socket path the kernel takes.
-	maxSocketPath = 107
-	// maxVCPUs is Firecracker's limit (machine-config vcpu_count maximum).
-	maxVCPUs = 32
 	// apiTimeout bounds one API exchange made on behalf of a caller, and the
 	// wait for a new firecracker's API socket.
 	apiTimeout = 10 * time.Second
@@ -166,72 +160,14 @@ func logTail(runDir string) string {
 	return "; firecracker says: " + strings.Join(parts, "; ")
 }
 
-// checkSpec rejects specs Firecracker cannot run or would fail on obscurely,
-// with one api.ErrInvalid error listing every problem.
+// checkSpec is vmm.CheckSpec, then the kernel's format: Firecracker boots
+// only an uncompressed x86-64 ELF vmlinux.
 func checkSpec(s vmm.Spec) error {
-	var msgs []string
-	bad := func(format string, a ...any) { msgs = append(msgs, fmt.Sprintf(format, a...)) }
-	absolute := func(what, path string, required bool) bool {
-		switch {
-		case path == "" && required:
-			bad("%s path is empty", what)
-		case path != "" && !filepath.IsAbs(path):
-			bad("%s path %q is not absolute", what, path)
-		default:
-			return path != ""
-		}
-		return false
+	if err := vmm.CheckSpec(s, caps); err != nil {
+		return err
 	}
-	absolute("run dir", s.RunDir, true)
-	if s.RunDir != "" && len(filepath.Join(s.RunDir, APISocket)) > maxSocketPath {
-		bad("run dir %q is too long for a unix socket path", s.RunDir)
-	}
-	kernelOK := absolute("kernel", s.Kernel, true)
-	absolute("initrd", s.Initrd, false)
-	absolute("serial log", s.SerialLog, false)
-	if s.VCPUs < 1 || s.VCPUs > maxVCPUs {
-		bad("firecracker runs 1 to %d vcpus, got %d", maxVCPUs, s.VCPUs)
-	}
-	if s.MemoryMiB < 1 {
-		bad("memory must be at least 1 MiB, got %d", s.MemoryMiB)
-	}
-	if len(s.Disks) > maxDisks {
-		bad("firecracker backend attaches at most %d disks, got %d", maxDisks, len(s.Disks))
-	}
-	for i, d := range s.Disks {
-		absolute(fmt.Sprintf("disk %d", i), d.Path, true)
-		if d.Serial != "" && !validSerial(d.Serial) {
-			bad("disk %d serial %q must be letters, digits, '-' or '_'", i, d.Serial)
-		}
-	}
-	if n := s.Net; n != nil {
-		if n.Tap == "" {
-			bad("firecracker has no user-mode networking: the vm needs a tap device (bridge networking)")
-		} else if len(n.Tap) > 15 || strings.ContainsAny(n.Tap, "/ ") {
-			bad("bad tap device name %q", n.Tap)
-		}
-		if n.MAC != "" {
-			if hw, err := net.ParseMAC(n.MAC); err != nil || len(hw) != 6 {
-				bad("bad mac address %q", n.MAC)
-			}
-		}
-	}
-	if len(msgs) > 0 {
-		return api.Errorf(api.ErrInvalid, "%s", strings.Join(msgs, "; "))
-	}
-	if kernelOK {
+	if s.Kernel != "" {
 		return checkKernel(s.Kernel)
 	}
 	return nil
-}
-
-// validSerial reports whether a disk serial can travel in banger.disks=:
-// letters, digits, '-' and '_' only.
-func validSerial(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

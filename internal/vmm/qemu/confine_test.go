@@ -92,7 +92,7 @@ func TestQEMUConfined(t *testing.T) {
 		err := withQMP(context.Background(), spec.RunDir, func(ctx context.Context, c *QMP) error {
 			return c.Execute(ctx, cmd.name, nil, nil)
 		})
-		if s, serr := b.Status(context.Background(), spec.RunDir); err != nil || serr != nil || s.Status != cmd.want {
+		if s, serr := status(context.Background(), spec.RunDir); err != nil || serr != nil || s.Status != cmd.want {
 			t.Errorf("qmp %s: %v; status %+v, %v; want %s", cmd.name, err, s, serr, cmd.want)
 		}
 	}
@@ -159,7 +159,7 @@ func TestQEMUConfinedTap(t *testing.T) {
 	if err := b.Signal(spec.RunDir, syscall.SIGCONT); err != nil {
 		t.Fatalf("Signal SIGCONT: %v", err)
 	}
-	if s, err := b.Status(context.Background(), spec.RunDir); err != nil || s.Status != "running" {
+	if s, err := status(context.Background(), spec.RunDir); err != nil || s.Status != "running" {
 		t.Fatalf("after SIGCONT: qmp status %+v, %v", s, err)
 	}
 	if err := b.Signal(spec.RunDir, syscall.SIGSTOP); err != nil {

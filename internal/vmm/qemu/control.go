@@ -16,15 +16,12 @@ import (
 // re-attaches the serial console reader (output while no reader was
 // attached is lost; QEMU drops it).
 func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error) {
-	p, err := lookup(runDir)
+	p, err := runtime.Adopt(ctx, runDir, "qmp", func(ctx context.Context) error {
+		_, err := status(ctx, runDir)
+		return err
+	})
 	if err != nil {
-		return vmm.Process{}, fmt.Errorf("adopt vm: %w", err)
-	}
-	if _, err := status(ctx, runDir); err != nil {
-		if ctx.Err() != nil {
-			return vmm.Process{}, fmt.Errorf("adopt vm: %w", ctx.Err())
-		}
-		return vmm.Process{}, fmt.Errorf("adopt vm: %w: pid %d does not answer on qmp: %w", vmm.ErrNotRunning, p.PID, err)
+		return vmm.Process{}, err
 	}
 	if err := b.attachConsole(runDir, false); err != nil {
 		b.log.Warn("qemu: adopt: serial console not attached", "run_dir", runDir, "err", err)
@@ -32,43 +29,9 @@ func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error)
 	return vmm.Process{PID: p.PID, Backend: backendName(p.Argv)}, nil
 }
 
-// Status runs query-status on the QMP socket of runDir.
-func (b *Backend) Status(ctx context.Context, runDir string) (Status, error) {
-	if _, err := lookup(runDir); err != nil {
-		return Status{}, fmt.Errorf("vm status: %w", err)
-	}
-	s, err := status(ctx, runDir)
-	if err != nil {
-		return Status{}, fmt.Errorf("vm status: %w", err)
-	}
-	return s, nil
-}
-
-// Powerdown presses the guest's ACPI power button (system_powerdown) and
-// returns without waiting; use Wait to see QEMU exit.
-func (b *Backend) Powerdown(ctx context.Context, runDir string) error {
-	if _, err := lookup(runDir); err != nil {
-		return fmt.Errorf("power down vm: %w", err)
-	}
-	err := withQMP(ctx, runDir, func(ctx context.Context, c *QMP) error {
-		return c.SystemPowerdown(ctx)
-	})
-	if err != nil {
-		return fmt.Errorf("power down vm: %w", err)
-	}
-	return nil
-}
-
 // Signal sends sig to the QEMU of runDir.
 func (b *Backend) Signal(runDir string, sig syscall.Signal) error {
-	p, err := lookup(runDir)
-	if err == nil {
-		err = p.Signal(sig)
-	}
-	if err != nil {
-		return fmt.Errorf("signal vm: %w", err)
-	}
-	return nil
+	return runtime.Signal(runDir, sig)
 }
 
 // Quit stops the QEMU of runDir at once: the QMP quit command, then SIGKILL
@@ -119,13 +82,8 @@ func (b *Backend) Quit(ctx context.Context, runDir string) error {
 // Wait blocks until the QEMU of runDir has exited (at once if it is not
 // running) and its last console output is in the serial log, or ctx ends.
 func (b *Backend) Wait(ctx context.Context, runDir string) error {
-	p, err := lookup(runDir)
-	if errors.Is(err, vmm.ErrNotRunning) {
-		b.consoleDrained(runDir, consoleDrainWait)
-		return nil
-	}
-	if err := p.Wait(ctx); err != nil {
-		return fmt.Errorf("wait for vm: %w", err)
+	if err := runtime.Wait(ctx, runDir); err != nil {
+		return err
 	}
 	b.consoleDrained(runDir, consoleDrainWait)
 	return nil

@@ -55,7 +55,7 @@ func testSpec(t *testing.T, kernel string) vmm.Spec {
 		t.Fatal(err)
 	}
 	return vmm.Spec{
-		ID: "test", Name: "test", RunDir: filepath.Join(dir, "run"),
+		RunDir: filepath.Join(dir, "run"),
 		Kernel: kernel, Cmdline: "console=ttyS0", VCPUs: 1, MemoryMiB: 256,
 		Disks:     []vmm.Disk{{Path: disk, Serial: "banger-work"}},
 		Net:       &vmm.Net{MAC: "02:00:0a:00:00:02", SSHHostPort: freePort(t)},
@@ -156,7 +156,7 @@ func TestQEMUStartAdoptQuit(t *testing.T) {
 	if err != nil || got != p {
 		t.Fatalf("Adopt = %+v, %v; want %+v", got, err, p)
 	}
-	if s, err := b.Status(ctx, spec.RunDir); err != nil || s.Status != "running" {
+	if s, err := status(ctx, spec.RunDir); err != nil || s.Status != "running" {
 		t.Errorf("Status = %+v, %v; want running", s, err)
 	}
 	if _, rss, err := ProcStats(p.PID); err != nil || rss <= 0 {

@@ -97,7 +97,7 @@ func TestCheckSpec(t *testing.T) {
 		SerialLog: "/run/banger/vm1/serial.log",
 		Disks:     []vmm.Disk{{Path: "/img/root.ext4", Serial: "banger-rootfs", ReadOnly: true}},
 		Net:       &vmm.Net{Tap: "bgtap0", MAC: "02:00:0a:1e:00:02"}}
-	if err := checkSpec(good); err != nil {
+	if err := vmm.CheckSpec(good, caps); err != nil {
 		t.Fatalf("good spec rejected: %v", err)
 	}
 	tests := []struct {
@@ -123,7 +123,7 @@ func TestCheckSpec(t *testing.T) {
 			s := good
 			s.Disks = append([]vmm.Disk(nil), good.Disks...)
 			tt.edit(&s)
-			err := checkSpec(s)
+			err := vmm.CheckSpec(s, caps)
 			if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), tt.reason) {
 				t.Fatalf("checkSpec error = %v, want ErrInvalid saying %q", err, tt.reason)
 			}

@@ -161,6 +161,14 @@ func (b *Backend) Name() string {
 	return NameTCG
 }
 
+// caps is what QEMU's microvm machine runs: user-mode networking; 288
+// vCPUs (the machine's cpu-max); 24 virtio-mmio transports, one taken by
+// the network device.
+var caps = vmm.Caps{UserNet: true, MaxVCPUs: 288, MaxDisks: 23, Sockets: []string{QMPSocket, SerialSocket}}
+
+// Caps says what QEMU runs.
+func (b *Backend) Caps() vmm.Caps { return caps }
+
 // Binary is the absolute path of the QEMU executable in use.
 func (b *Backend) Binary() string { return b.binary }
 

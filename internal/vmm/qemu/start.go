@@ -5,26 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"banger/internal/api"
 	"banger/internal/vmm"
 	"banger/internal/vmm/vmmproc"
 )
 
 const (
-	// maxSerialLen is virtio-blk's limit on a disk serial (VIRTIO_BLK_ID_BYTES).
-	maxSerialLen = 20
-	// maxSocketPath is the longest unix socket path the kernel takes.
-	maxSocketPath = 107
 	// cleanupTimeout bounds the cleanup after a failed start.
 	cleanupTimeout = 10 * time.Second
 	// setupTimeout bounds QEMU's setup, from exec to answering on QMP.
@@ -38,7 +31,7 @@ const (
 // QEMU's startup errors go to RunDir/vmm.log and are quoted in the error.
 // On any failure nothing is left running and the pidfile and sockets are gone.
 func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error) {
-	if err := checkSpec(spec); err != nil {
+	if err := vmm.CheckSpec(spec, caps); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
 	runDir := filepath.Clean(spec.RunDir)
@@ -227,56 +220,4 @@ func (b *Backend) cleanupStart(runDir string) {
 	if err := removeRuntimeFiles(runDir); err != nil {
 		b.log.Warn("qemu: cleanup after failed start", "err", err)
 	}
-}
-
-// checkSpec rejects specs QEMU would misread or that would fail obscurely,
-// with one api.ErrInvalid error listing every problem. Missing files are left
-// to QEMU, whose message names them.
-func checkSpec(s vmm.Spec) error {
-	var msgs []string
-	bad := func(format string, a ...any) { msgs = append(msgs, fmt.Sprintf(format, a...)) }
-	absolute := func(what, path string, required bool) {
-		switch {
-		case path == "" && required:
-			bad("%s path is empty", what)
-		case path != "" && !filepath.IsAbs(path):
-			bad("%s path %q is not absolute", what, path)
-		}
-	}
-	absolute("run dir", s.RunDir, true)
-	if s.RunDir != "" && len(filepath.Join(s.RunDir, QMPSocket)) > maxSocketPath {
-		bad("run dir %q is too long for a unix socket path", s.RunDir)
-	}
-	absolute("kernel", s.Kernel, true)
-	absolute("initrd", s.Initrd, false)
-	absolute("serial log", s.SerialLog, false)
-	if s.VCPUs < 1 {
-		bad("vcpus must be at least 1, got %d", s.VCPUs)
-	}
-	if s.MemoryMiB < 1 {
-		bad("memory must be at least 1 MiB, got %d", s.MemoryMiB)
-	}
-	for i, d := range s.Disks {
-		absolute(fmt.Sprintf("disk %d", i), d.Path, true)
-		if len(d.Serial) > maxSerialLen {
-			bad("disk %d serial %q is longer than %d bytes", i, d.Serial, maxSerialLen)
-		}
-	}
-	if n := s.Net; n != nil {
-		if n.MAC != "" {
-			if hw, err := net.ParseMAC(n.MAC); err != nil || len(hw) != 6 {
-				bad("bad mac address %q", n.MAC)
-			}
-		}
-		if len(n.Tap) > 15 || strings.ContainsAny(n.Tap, "/ ") {
-			bad("bad tap device name %q", n.Tap)
-		}
-		if n.SSHHostPort < 0 || n.SSHHostPort > 65535 {
-			bad("ssh host port %d out of range", n.SSHHostPort)
-		}
-	}
-	if len(msgs) > 0 {
-		return api.Errorf(api.ErrInvalid, "%s", strings.Join(msgs, "; "))
-	}
-	return nil
 }
