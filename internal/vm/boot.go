@@ -64,7 +64,7 @@ func (m *Manager) bootSteps() []step {
 // boot runs the steps; on failure it stops whatever started and returns the
 // error with the serial log tail.
 func (m *Manager) boot(ctx context.Context, b *bootRun) error {
-	return m.runSteps(ctx, b, m.bootSteps())
+	return m.runSteps(ctx, b, m.steps())
 }
 
 // runSteps runs steps in order. A guest that stalls before banger's init
@@ -80,7 +80,9 @@ func (m *Manager) runSteps(ctx context.Context, b *bootRun, steps []step) error 
 			b.vm.BootRestarts++
 			m.log.Warn("guest boot stalled; restarting its vmm", "vm", b.vm.Name, "restart", b.vm.BootRestarts, "reason", err)
 			qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			m.backend.Quit(qctx, filepath.Join(b.vm.Dir, paths.VMRunDir))
+			if err := m.backend.Quit(qctx, filepath.Join(b.vm.Dir, paths.VMRunDir)); err != nil {
+				m.log.Warn("stop the stalled vmm", "vm", b.vm.Name, "err", err)
+			}
 			cancel()
 			i = slices.IndexFunc(steps, func(s step) bool { return s.name == vmmStep }) - 1
 			continue

@@ -48,7 +48,9 @@ func (m *Manager) Create(ctx context.Context, p api.VMCreateParams) (api.VMCreat
 	}
 	if err := m.store.InsertVM(ctx, vm); err != nil {
 		op.Done, op.Error = true, err.Error()
-		m.store.PutOperation(context.Background(), op)
+		if perr := m.store.PutOperation(context.Background(), op); perr != nil {
+			m.log.Error("record create operation failed", "op", op.ID, "err", perr)
+		}
 		return op, err
 	}
 	m.creating.Add(1)
@@ -290,10 +292,12 @@ func (m *Manager) createDisks(ctx context.Context, vm *model.VMRecord, img model
 func (m *Manager) destroy(vm model.VMRecord) {
 	m.halt(&vm)
 	if vm.Dir != "" && strings.HasPrefix(vm.Dir, m.cfg.State.VMs()) {
-		os.RemoveAll(vm.Dir)
+		if err := os.RemoveAll(vm.Dir); err != nil {
+			m.log.Error("remove vm folder", "vm", vm.Name, "dir", vm.Dir, "err", err)
+		}
 	}
 	if err := m.store.DeleteVM(context.Background(), vm.ID); err != nil {
-		m.log.Warn("delete vm row", "vm", vm.Name, "err", err)
+		m.log.Error("delete vm row", "vm", vm.Name, "err", err)
 	}
 }
 

@@ -48,7 +48,9 @@ func (m *Manager) Start(ctx context.Context, ref string) (model.VMRecord, error)
 	vm.PendingRestart = nil
 	if err := m.boot(ctx, &bootRun{vm: &vm, img: img, report: func(string, string) {}}); err != nil {
 		vm.State, vm.LastError = model.VMStopped, err.Error()
-		m.store.UpdateVM(context.Background(), vm)
+		if uerr := m.store.UpdateVM(context.Background(), vm); uerr != nil {
+			m.log.Error("record failed start", "vm", vm.Name, "err", uerr)
+		}
 		return vm, fmt.Errorf("start vm %q: %w", vm.Name, err)
 	}
 	vm.State, vm.LastError = model.VMRunning, ""

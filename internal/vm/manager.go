@@ -91,6 +91,8 @@ type Manager struct {
 	loadPerCPU func() float64
 	// freeSpace reports the free bytes of a path's filesystem (tests fake it).
 	freeSpace func(path string) (int64, error)
+	// steps is the boot (bootSteps; tests make a step fail).
+	steps func() []step
 }
 
 // New returns a manager.
@@ -104,8 +106,10 @@ func New(base context.Context, cfg Config, st Store, k Kernels, n Network, b vmm
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = 20 * time.Second
 	}
-	return &Manager{cfg: cfg, store: st, kernels: k, net: n, backend: b, signer: signer, log: log,
+	m := &Manager{cfg: cfg, store: st, kernels: k, net: n, backend: b, signer: signer, log: log,
 		base: base, locks: map[string]*sync.Mutex{}, freeSpace: freeBytes, loadPerCPU: hostLoadPerCPU}
+	m.steps = m.bootSteps
+	return m
 }
 
 // lock serialises changes to one VM.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/guest"
 	"banger/internal/model"
+	"banger/internal/network"
 	"banger/internal/paths"
 	"banger/internal/store"
 	"banger/internal/vmm"
@@ -30,24 +32,64 @@ type fakeBackend struct {
 	quits    int
 	// console is what each started guest writes on its serial console.
 	console string
+
+	mu sync.Mutex
+	// running holds the run folders of the VMMs started and not quit.
+	running map[string]bool
+	// adoptable are the run folders Adopt finds a live VMM in.
+	adoptable map[string]int
 }
 
-func (f *fakeBackend) Name() string { return "fake" }
+func (f *fakeBackend) Name() string   { return "fake" }
+func (f *fakeBackend) Caps() vmm.Caps { return vmm.Caps{UserNet: true} }
 func (f *fakeBackend) Start(_ context.Context, s vmm.Spec) (vmm.Process, error) {
 	f.started = append(f.started, s)
 	if f.console != "" {
 		os.WriteFile(s.SerialLog, []byte(f.console), 0o600)
 	}
+	if err := vmm.CheckSpec(s, f.Caps()); err != nil {
+		return vmm.Process{}, err
+	}
+	if f.startErr == nil {
+		f.mu.Lock()
+		if f.running == nil {
+			f.running = map[string]bool{}
+		}
+		f.running[s.RunDir] = true
+		f.mu.Unlock()
+	}
 	return vmm.Process{}, f.startErr
 }
-func (f *fakeBackend) Adopt(context.Context, string) (vmm.Process, error) {
+func (f *fakeBackend) Adopt(_ context.Context, runDir string) (vmm.Process, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if pid, ok := f.adoptable[runDir]; ok {
+		return vmm.Process{PID: pid, Backend: "fake"}, nil
+	}
 	return vmm.Process{}, vmm.ErrNotRunning
 }
 func (f *fakeBackend) Signal(string, syscall.Signal) error { return vmm.ErrNotRunning }
-func (f *fakeBackend) Quit(context.Context, string) error  { f.quits++; return nil }
+func (f *fakeBackend) Quit(_ context.Context, runDir string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.quits++
+	delete(f.running, runDir)
+	return nil
+}
 func (f *fakeBackend) Wait(ctx context.Context, _ string) error {
 	<-ctx.Done() // the fake VMM runs until asked to stop
 	return ctx.Err()
+}
+
+// live lists the run folders of fake VMMs still running.
+func (f *fakeBackend) live() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var dirs []string
+	for d := range f.running {
+		dirs = append(dirs, d)
+	}
+	return dirs
 }
 
 type fakeKernels struct{ kernel string }
@@ -85,7 +127,7 @@ func newTestManager(t *testing.T, b vmm.Backend) (*Manager, *store.Store, string
 	}
 	state := paths.State{Dir: filepath.Join(dir, "state")}
 	m := New(ctx, Config{State: state, AgentPath: agent, ReadyTimeout: 10 * time.Second, StallTimeout: 300 * time.Millisecond},
-		st, fakeKernels{kernel: rootfs}, nil, b, signer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		st, fakeKernels{kernel: rootfs}, network.NewUserMode("tests"), b, signer, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.loadPerCPU = func() float64 { return 1 }
 	return m, st, state.VMs()
 }
