@@ -14,6 +14,7 @@ import (
 	"banger/internal/network"
 	"banger/internal/server"
 	"banger/internal/vm"
+	"banger/internal/vmm"
 )
 
 // services wires the capabilities this daemon has.
@@ -42,16 +43,9 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 	}
 
 	cfg := vm.Config{State: d.state, AgentPath: agent, MaxDiskBytes: d.opts.MaxDiskBytes}
-	var netw vm.Network
-	nm, err := d.network(ctx)
+	netw, nm, err := d.vmNetwork(ctx, backend)
 	if err != nil {
-		if !backend.Caps().UserNet {
-			return server.Services{}, fmt.Errorf("%s needs bridge networking (it has no user-mode networking): %w", backend.Name(), err)
-		}
-		d.log.Warn("bridge networking unavailable; VMs use user-mode networking (no NAT switch, no DNS names, no ping)", "reason", err)
-		netw = network.NewUserMode(err.Error())
-	} else {
-		netw = nm
+		return server.Services{}, err
 	}
 	vms := vm.New(ctx, cfg, d.store, kernels, netw, backend, signer, d.log)
 	d.closer = append(d.closer, vms.Wait)
@@ -71,13 +65,28 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 	}
 	return server.Services{
 		Kernels:    kernels,
-		Images:     imageService{images},
+		Images:     image.API{Service: images},
 		VMs:        vms,
 		Workspaces: workspaceService{vms: vms, state: d.state, log: d.log},
 		Owners:     owners{d.store},
 		Accel:      accel.Name(),
 		AccelWhy:   accel.Reason,
 	}, nil
+}
+
+// vmNetwork is the host bridge (also returned as nm, for reconciliation
+// and DNS) when it can be set up, else the VMM's user-mode networking when
+// the backend has it.
+func (d *Daemon) vmNetwork(ctx context.Context, backend vmm.Backend) (netw vm.Network, nm *network.Manager, err error) {
+	nm, err = d.network(ctx)
+	if err == nil {
+		return nm, nm, nil
+	}
+	if !backend.Caps().UserNet {
+		return nil, nil, fmt.Errorf("%s needs bridge networking (it has no user-mode networking): %w", backend.Name(), err)
+	}
+	d.log.Warn("bridge networking unavailable; VMs use user-mode networking (no NAT switch, no DNS names, no ping)", "reason", err)
+	return network.NewUserMode(err.Error()), nil, nil
 }
 
 // network sets up the host bridge, or says why it cannot.
