@@ -12,7 +12,7 @@ import (
 // (its command line names runDir's API socket) and answers GET / on that
 // socket. Otherwise the error wraps vmm.ErrNotRunning with the reason.
 func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error) {
-	p, err := runtime.Adopt(ctx, runDir, "its api socket", func(ctx context.Context) error {
+	p, err := rt.Adopt(ctx, runDir, "its api socket", func(ctx context.Context) error {
 		_, err := instanceInfo(ctx, apiSocket(runDir))
 		return err
 	})
@@ -24,7 +24,7 @@ func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error)
 
 // Signal sends sig to the firecracker of runDir.
 func (b *Backend) Signal(runDir string, sig syscall.Signal) error {
-	return runtime.Signal(runDir, sig)
+	return rt.Signal(runDir, sig)
 }
 
 // Quit stops the firecracker of runDir at once (SIGKILL; the guest gets no
@@ -46,7 +46,7 @@ func (b *Backend) Quit(ctx context.Context, runDir string) error {
 // Wait blocks until the firecracker of runDir has exited (at once if it is
 // not running) or ctx ends.
 func (b *Backend) Wait(ctx context.Context, runDir string) error {
-	return runtime.Wait(ctx, runDir)
+	return rt.Wait(ctx, runDir)
 }
 
 func instanceInfo(ctx context.Context, sock string) (InstanceInfo, error) {

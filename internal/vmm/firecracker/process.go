@@ -15,12 +15,12 @@ func match(runDir string) vmmproc.Match {
 // apiSocket is the API socket of runDir's firecracker.
 func apiSocket(runDir string) string { return filepath.Join(runDir, APISocket) }
 
-// runtime finds the firecracker of a run directory by its pidfile.
-var runtime = vmmproc.Runtime{PIDFile: PIDFile, Match: match}
+// rt finds the firecracker of a run directory by its pidfile.
+var rt = vmmproc.Runtime{PIDFile: PIDFile, Match: match}
 
 // lookup finds the live firecracker recorded in runDir's pidfile. When there
 // is none, the error wraps vmm.ErrNotRunning and says why.
-func lookup(runDir string) (vmmproc.Proc, error) { return runtime.Lookup(runDir) }
+func lookup(runDir string) (vmmproc.Proc, error) { return rt.Lookup(runDir) }
 
 // runtimeFiles are the files of a run directory that live as long as
 // firecracker: the pidfile (and its temporary file, see

@@ -16,7 +16,7 @@ import (
 // re-attaches the serial console reader (output while no reader was
 // attached is lost; QEMU drops it).
 func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error) {
-	p, err := runtime.Adopt(ctx, runDir, "qmp", func(ctx context.Context) error {
+	p, err := rt.Adopt(ctx, runDir, "qmp", func(ctx context.Context) error {
 		_, err := status(ctx, runDir)
 		return err
 	})
@@ -31,7 +31,7 @@ func (b *Backend) Adopt(ctx context.Context, runDir string) (vmm.Process, error)
 
 // Signal sends sig to the QEMU of runDir.
 func (b *Backend) Signal(runDir string, sig syscall.Signal) error {
-	return runtime.Signal(runDir, sig)
+	return rt.Signal(runDir, sig)
 }
 
 // Quit stops the QEMU of runDir at once: the QMP quit command, then SIGKILL
@@ -82,7 +82,7 @@ func (b *Backend) Quit(ctx context.Context, runDir string) error {
 // Wait blocks until the QEMU of runDir has exited (at once if it is not
 // running) and its last console output is in the serial log, or ctx ends.
 func (b *Backend) Wait(ctx context.Context, runDir string) error {
-	if err := runtime.Wait(ctx, runDir); err != nil {
+	if err := rt.Wait(ctx, runDir); err != nil {
 		return err
 	}
 	b.consoleDrained(runDir, consoleDrainWait)

@@ -17,12 +17,12 @@ func match(runDir string) vmmproc.Match {
 	return vmmproc.Match{Program: "qemu", Flag: "-pidfile", Path: filepath.Join(runDir, PIDFile)}
 }
 
-// runtime finds the QEMU of a run directory by its pidfile.
-var runtime = vmmproc.Runtime{PIDFile: PIDFile, Match: match}
+// rt finds the QEMU of a run directory by its pidfile.
+var rt = vmmproc.Runtime{PIDFile: PIDFile, Match: match}
 
 // lookup finds the live QEMU recorded in runDir's pidfile. When there is
 // none, the error wraps vmm.ErrNotRunning and says why.
-func lookup(runDir string) (vmmproc.Proc, error) { return runtime.Lookup(runDir) }
+func lookup(runDir string) (vmmproc.Proc, error) { return rt.Lookup(runDir) }
 
 // backendName tells KVM from TCG runs by their argv.
 func backendName(argv []string) string {
