@@ -164,14 +164,25 @@ func (c *Client) Ping(ctx context.Context) error {
 	return c.call(ctx, proto.Request{Op: proto.OpPing}, nil)
 }
 
-// Health runs the agent's health checks. The clock check is decided here:
-// the guest's time must be within proto.MaxClockSkew of the host's. The
-// skew is measured NTP-style around the request line alone (not the
-// channel set-up), leaving out the time the agent spent on its checks.
-// The returned TimeUnixNano is the guest clock projected to the middle of
-// this call on the host's clock, so a caller that compares it with the
-// midpoint of its own call gets the same skew.
+// Health runs the agent's health checks. The clock check is decided here,
+// and only here (clockCheck): the guest's time must be within
+// proto.MaxClockSkew of the host's. The skew is measured NTP-style around
+// the request line alone (not the channel set-up), leaving out the time
+// the agent spent on its checks. The returned TimeUnixNano is the guest
+// clock projected to the middle of this call on the host's clock, so a
+// caller that compares it with the midpoint of its own call gets the same
+// skew.
 func (c *Client) Health(ctx context.Context) (proto.Health, error) {
+	return c.health(ctx, false)
+}
+
+// Checks is Health with the clock check always present: added when the
+// agent left it out.
+func (c *Client) Checks(ctx context.Context) (proto.Health, error) {
+	return c.health(ctx, true)
+}
+
+func (c *Client) health(ctx context.Context, addClock bool) (proto.Health, error) {
 	var h proto.Health
 	start := time.Now()
 	rt, err := c.exchange(ctx, proto.Request{Op: proto.OpHealth}, nil, &h)
@@ -184,16 +195,27 @@ func (c *Client) Health(ctx context.Context) (proto.Health, error) {
 	}
 	skew := clockSkew(rt, h)
 	h.TimeUnixNano = start.Add(end.Sub(start) / 2).Add(skew).UnixNano()
-	h.OK = true
+	clock := clockCheck(skew)
+	seen := false
 	for i := range h.Checks {
-		ch := &h.Checks[i]
-		if ch.Name == proto.CheckClock {
-			ch.OK = skew.Abs() <= proto.MaxClockSkew
-			ch.Detail = fmt.Sprintf("guest clock is %v off the host's (limit %v)", skew.Round(time.Millisecond), proto.MaxClockSkew)
+		if h.Checks[i].Name == proto.CheckClock {
+			h.Checks[i], seen = clock, true
 		}
+	}
+	if !seen && addClock {
+		h.Checks = append(h.Checks, clock)
+	}
+	h.OK = true
+	for _, ch := range h.Checks {
 		h.OK = h.OK && ch.OK
 	}
 	return h, nil
+}
+
+// clockCheck is the host's verdict on the guest clock.
+func clockCheck(skew time.Duration) proto.Check {
+	return proto.Check{Name: proto.CheckClock, OK: skew.Abs() <= proto.MaxClockSkew,
+		Detail: fmt.Sprintf("guest clock is %v off the host's (limit %v)", skew.Round(time.Millisecond), proto.MaxClockSkew)}
 }
 
 // clockSkew is how far the guest clock (read when the agent got the
