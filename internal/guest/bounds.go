@@ -34,14 +34,27 @@ const (
 // readLine reads one newline-terminated line of at most max bytes
 // (newline included) from r.
 func readLine(r io.Reader, max int) ([]byte, error) {
-	line, err := bufio.NewReader(io.LimitReader(r, int64(max)+1)).ReadBytes('\n')
-	if len(line) > max {
-		return nil, fmt.Errorf("reply line longer than %d bytes: refused", max)
+	return readLineFrom(bufio.NewReader(r), max)
+}
+
+// readLineFrom reads one newline-terminated line of at most max bytes
+// (newline included) from br, leaving what follows it in br.
+func readLineFrom(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > max {
+			return nil, fmt.Errorf("reply line longer than %d bytes: refused", max)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return line, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return line, nil
 }
 
 // clip cuts s to at most n bytes on a rune boundary, marking the cut.

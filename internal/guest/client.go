@@ -318,19 +318,25 @@ func (c *Client) exchange(ctx context.Context, req proto.Request, beforeSend fun
 	if err != nil {
 		return rt, fmt.Errorf("agent %s: read response: %w", req.Op, ctxErr(ctx, err))
 	}
+	return rt, decodeResponse(req.Op, respLine, out)
+}
+
+// decodeResponse decodes an answer line: the op's error, or its result
+// into out (when not nil).
+func decodeResponse(op string, line []byte, out any) error {
 	var resp proto.Response
-	if err := json.Unmarshal(respLine, &resp); err != nil {
-		return rt, fmt.Errorf("agent %s: decode response: %w", req.Op, err)
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return fmt.Errorf("agent %s: decode response: %w", op, err)
 	}
 	if !resp.OK {
-		return rt, fmt.Errorf("agent: %s", clip(resp.Error, MaxMessageBytes))
+		return fmt.Errorf("agent: %s", clip(resp.Error, MaxMessageBytes))
 	}
 	if out != nil {
 		if err := json.Unmarshal(resp.Result, out); err != nil {
-			return rt, fmt.Errorf("agent %s: decode result: %w", req.Op, err)
+			return fmt.Errorf("agent %s: decode result: %w", op, err)
 		}
 	}
-	return rt, nil
+	return nil
 }
 
 // ctxErr prefers the context's error when ctx ended (the cause of err).

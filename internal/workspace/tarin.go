@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"path"
 	"slices"
 	"strings"
 
 	"banger/internal/api"
+	"banger/internal/tarname"
 )
 
 // maxLinkTarget bounds a symlink target read from the guest.
@@ -29,17 +29,14 @@ func tarPath(name string) (p string, skip bool, err error) {
 	if len(name) > maxPathLen {
 		return "", false, api.Errorf(api.ErrInvalid, "member name of %d bytes (starting %q) is over the %d byte limit", len(name), name[:64], maxPathLen)
 	}
-	if strings.HasPrefix(name, "/") || strings.ContainsRune(name, 0) {
-		return "", false, fmt.Errorf("unsafe path %q", name)
+	p, err = tarname.Clean(name)
+	if err != nil {
+		return "", false, fmt.Errorf("unsafe path: %w", err)
 	}
-	p = path.Clean(strings.TrimPrefix(name, "./"))
 	if p == "." {
 		return "", true, nil
 	}
 	for c := range strings.SplitSeq(p, "/") {
-		if c == ".." {
-			return "", false, fmt.Errorf("unsafe path %q", name)
-		}
 		if isGitName(c) {
 			return "", true, nil
 		}
