@@ -124,10 +124,11 @@ func (s *Service) readGuest(ctx context.Context, g Guest, st *store, dir, guestP
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	q := shellQuote(guestPath)
 	go func() {
-		cmd := fmt.Sprintf("cd %s && %s tar-c %s --exclude .git", q, shellQuote(s.agent()), q)
-		err := guestRun(ctx, g, "read workspace "+guestPath, cmd, nil, pw)
+		err := g.Archive(ctx, guestPath, []string{".git"}, pw)
+		if err != nil {
+			err = guestErr(err, "read workspace "+guestPath)
+		}
 		pw.CloseWithError(err)
 		done <- err
 	}()

@@ -2,10 +2,8 @@ package sshd
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -37,53 +35,18 @@ func (s *server) sessionPath() string {
 // probe says whether p is absent, an empty directory or anything else,
 // and whether the guest has git.
 func (s *server) probe(p string) (proto.Probe, error) {
-	var res proto.Probe
 	_, err := lookPath("git", s.sessionPath())
-	res.Git = err == nil
-	fi, err := os.Lstat(p)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		res.State = proto.PathAbsent
-		return res, nil
-	case err != nil:
-		return res, err
-	case !fi.IsDir():
-		res.State = proto.PathNonEmpty
-		return res, nil
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return res, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(1)
-	switch {
-	case errors.Is(err, io.EOF) || (err == nil && len(names) == 0):
-		res.State = proto.PathEmpty
-	case err != nil:
-		return res, err
-	default:
-		res.State = proto.PathNonEmpty
-	}
-	return res, nil
+	state, serr := tarstream.PathState(p)
+	return proto.Probe{State: state, Git: err == nil}, serr
 }
 
 // extract replaces p by the tar stream r (read to its end).
 func (s *server) extract(req proto.Request, r io.Reader) (proto.Extracted, error) {
-	if err := os.RemoveAll(req.Path); err != nil {
-		return proto.Extracted{}, err
-	}
-	sum, err := tarstream.Extract(r, req.Path)
-	// The writer pads the archive after its end marker: read to the end
-	// so the host's side never blocks.
-	io.Copy(io.Discard, r)
-	if err != nil {
-		return sum, err
-	}
-	if req.GitRefresh {
+	sum, err := tarstream.Replace(r, req.Path)
+	if err == nil && req.GitRefresh {
 		s.refreshGit(req.Path)
 	}
-	return sum, nil
+	return sum, err
 }
 
 // refreshGit refreshes the git index of dir, so the first git status is
