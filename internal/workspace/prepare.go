@@ -42,15 +42,11 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 			return res, err
 		}
 	}
-	tmp, priv, cleanup, err := scratchDirs(ctx, git, stateDir, "banger-workspace-")
+	st, cleanup, err := openScratchStore(ctx, git, stateDir, "banger-workspace-")
 	if err != nil {
 		return res, err
 	}
 	defer cleanup()
-	st, err := newStore(ctx, git, tmp, priv)
-	if err != nil {
-		return res, err
-	}
 	src, err := st.openRepo(ctx, p.SourcePath)
 	if err != nil {
 		return res, err
