@@ -321,6 +321,11 @@ func (c *Client) exchange(ctx context.Context, req proto.Request, beforeSend fun
 	return rt, decodeResponse(req.Op, respLine, out)
 }
 
+// AgentError is an op the agent answered with an error (bounded).
+type AgentError struct{ Msg string }
+
+func (e *AgentError) Error() string { return "agent: " + e.Msg }
+
 // decodeResponse decodes an answer line: the op's error, or its result
 // into out (when not nil).
 func decodeResponse(op string, line []byte, out any) error {
@@ -329,7 +334,7 @@ func decodeResponse(op string, line []byte, out any) error {
 		return fmt.Errorf("agent %s: decode response: %w", op, err)
 	}
 	if !resp.OK {
-		return fmt.Errorf("agent: %s", clip(resp.Error, MaxMessageBytes))
+		return &AgentError{Msg: clip(resp.Error, MaxMessageBytes)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(resp.Result, out); err != nil {

@@ -56,7 +56,10 @@ func (c *Client) Extract(ctx context.Context, dir string, r io.Reader, gitRefres
 	}
 	op.stdin.Close()
 	if err := op.answer(ctx, &sum); err != nil {
-		if copyErr != nil && !strings.HasPrefix(err.Error(), "agent:") {
+		// An agent that refused the op stopped reading: its answer is the
+		// error to report, not the broken send.
+		var refused *AgentError
+		if copyErr != nil && !errors.As(err, &refused) {
 			err = fmt.Errorf("%w (sending the archive: %v)", err, copyErr)
 		}
 		return sum, err

@@ -100,6 +100,10 @@ func TestExtractArchiveRemove(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("remove left the folder")
 	}
+	// A path the agent refuses: its answer is the error, whatever was sent.
+	if _, err := c.Extract(testCtx(t), "relative/ws", tarOf(t, map[string]string{"a": strings.Repeat("x", 1<<20)}), false); err == nil || !strings.Contains(err.Error(), "not absolute") {
+		t.Fatalf("extract to a relative path: %v", err)
+	}
 	// The client stays usable after every op.
 	if err := c.Ping(testCtx(t)); err != nil {
 		t.Fatal(err)
