@@ -40,21 +40,11 @@ func readLine(r io.Reader, max int) ([]byte, error) {
 // readLineFrom reads one newline-terminated line of at most max bytes
 // (newline included) from br, leaving what follows it in br.
 func readLineFrom(br *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > max {
-			return nil, fmt.Errorf("reply line longer than %d bytes: refused", max)
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return line, nil
+	line, err := proto.ReadLine(br, max)
+	if err != nil {
+		return nil, err
 	}
+	return line, nil
 }
 
 // clip cuts s to at most n bytes on a rune boundary, marking the cut.

@@ -30,7 +30,10 @@
 package proto
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -151,4 +154,21 @@ type DiskStat struct {
 	UsedBytes  uint64 `json:"used_bytes"`
 	SizeBytes  uint64 `json:"size_bytes"`
 	AvailBytes uint64 `json:"avail_bytes"`
+}
+
+// ReadLine reads one line of at most max bytes (its newline included) from
+// br, leaving what follows in br; a longer line is refused. A last line
+// without its newline comes back with io.EOF.
+func ReadLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > max {
+			return nil, fmt.Errorf("line longer than %d bytes: refused", max)
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
+		}
+	}
 }

@@ -82,24 +82,14 @@ func (s *server) serveAgent(r io.Reader, w, stderr io.Writer) (int, error) {
 // readRequest reads one request line (at most maxRequestLine bytes; a last
 // line may lack its newline); io.EOF when no line is left.
 func readRequest(br *bufio.Reader) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > maxRequestLine {
-			return nil, fmt.Errorf("request line longer than %d bytes", maxRequestLine)
-		}
-		switch {
-		case err == nil:
-			return line[:len(line)-1], nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF) && len(line) > 0:
-			return line, nil
-		default:
-			return nil, err
-		}
+	line, err := proto.ReadLine(br, maxRequestLine)
+	if errors.Is(err, io.EOF) && len(line) > 0 {
+		return line, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	return line[:len(line)-1], nil
 }
 
 // writeResponse writes one answer line: the op's result, or its error.
