@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"banger/internal/iox"
 )
 
 // setup gives the daemon a kernel and the busybox image "bb".
@@ -60,7 +61,7 @@ func busyboxRootfs(ctx context.Context, dir, size string) (string, error) {
 			return "", err
 		}
 	}
-	if err := copyFile(bb, filepath.Join(root, "bin/busybox"), 0o755); err != nil {
+	if err := iox.CopyFile(bb, filepath.Join(root, "bin/busybox"), 0o755); err != nil {
 		return "", fmt.Errorf("busybox rootfs: %w", err)
 	}
 	list, err := exec.CommandContext(ctx, bb, "--list-full").Output()
@@ -91,23 +92,6 @@ func busyboxRootfs(ctx context.Context, dir, size string) (string, error) {
 		return "", fmt.Errorf("busybox rootfs: %w", err)
 	}
 	return img, nil
-}
-
-func copyFile(src, dst string, perm os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // runCmd runs a command in dir, returning its output in the error.

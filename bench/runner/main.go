@@ -227,7 +227,7 @@ func run(ctx context.Context, cfg *config) error {
 		rows, err := benchmarks[id](ctx, e)
 		if err != nil {
 			cfg.log.Error("benchmark failed", "benchmark", id, "err", err)
-			rows = append(rows, Row{ID: id, Name: benchNames[id], Note: "failed: " + firstLine(err.Error())})
+			rows = append(rows, Row{ID: id, Name: benchNames[id], Note: "failed: " + strings.SplitN(err.Error(), "\n", 2)[0]})
 		}
 		rep.add(rows...)
 		rep.Durations[id] = time.Since(t0).Round(time.Second).String()
@@ -257,10 +257,3 @@ func scaleDefaults(cfg *config, tcg bool) {
 
 var benchNames = map[string]string{"B1": "boot", "B2": "create cost", "B3": "image pull", "B4": "workspace",
 	"B5": "API latency", "B6": "memory", "B7": "density"}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}

@@ -101,7 +101,7 @@ func probeKVMMain(args []string) int {
 	vm, d, err := startBare(context.Background(), argv, "bench-idle-ready", 60*time.Second)
 	vm.stop()
 	if err != nil {
-		fmt.Println("kvm cannot run a guest here:", firstLine(err.Error()))
+		fmt.Println("kvm cannot run a guest here:", strings.SplitN(err.Error(), "\n", 2)[0])
 		return 1
 	}
 	fmt.Printf("kvm runs a guest (init after %.2fs)\n", d.Seconds())

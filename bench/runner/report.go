@@ -58,7 +58,7 @@ func newReport(cfg *config) *Report {
 		r.Host.Kernel = strings.TrimSpace(string(data))
 	}
 	if out, err := exec.Command("qemu-system-x86_64", "--version").Output(); err == nil {
-		r.Host.QEMU = firstLine(strings.TrimSpace(string(out)))
+		r.Host.QEMU = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 	}
 	if out, err := exec.Command(filepath.Join(cfg.bin, "bangerd"), "--version").Output(); err == nil {
 		r.Host.Banger = strings.TrimSpace(string(out))

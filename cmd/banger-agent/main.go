@@ -1,11 +1,9 @@
 // Command banger-agent is banger's guest side: the VM's init (as /init in
-// the initramfs, then "init" in the real root), the SSH server ("serve") and
-// small file helpers the host runs over SSH ("tar-x", "tar-c").
+// the initramfs, then "init" in the real root) and the SSH server ("serve");
+// the host reaches it through the agent protocol (package proto).
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +15,6 @@ import (
 const usage = `usage: banger-agent COMMAND
   init                     stage 2 of banger's init (PID 1 in the VM's root)
   serve                    run the SSH server only (when the image's init is PID 1)
-  tar-x DIR                extract a tar from stdin under DIR; prints {"files","bytes"} JSON
-  tar-c DIR [--exclude P]  write a tar of DIR to stdout (symlinks not followed)
 As /init (PID 1 in the initramfs) it runs stage 1 of banger's init.
 `
 
@@ -39,7 +35,7 @@ func main() {
 	}
 }
 
-func run(args []string, stdin io.Reader, stdout io.Writer) error {
+func run(args []string, _ io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("no command given\n%s", usage)
 	}
@@ -53,59 +49,10 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	case "serve":
 		return initsys.Serve(initsys.NewConsoleLogger(initsys.OpenConsole()))
-	case "tar-x":
-		if len(args) != 2 {
-			return fmt.Errorf("tar-x: want exactly one DIR argument")
-		}
-		sum, err := extractTar(bufio.NewReaderSize(stdin, 1<<16), args[1])
-		if err != nil {
-			return err
-		}
-		return json.NewEncoder(stdout).Encode(sum)
-	case "tar-c":
-		dir, excludes, err := parseTarC(args[1:])
-		if err != nil {
-			return err
-		}
-		bw := bufio.NewWriterSize(stdout, 1<<16)
-		if err := writeTar(bw, dir, excludes); err != nil {
-			return err
-		}
-		return bw.Flush()
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, usage)
 		return err
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
-}
-
-// parseTarC reads "DIR [--exclude PATTERN]..." (also --exclude=PATTERN).
-func parseTarC(args []string) (dir string, excludes []string, err error) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--exclude":
-			if i+1 >= len(args) {
-				return "", nil, fmt.Errorf("tar-c: --exclude needs a pattern")
-			}
-			i++
-			excludes = append(excludes, args[i])
-		case len(a) > len("--exclude=") && a[:len("--exclude=")] == "--exclude=":
-			excludes = append(excludes, a[len("--exclude="):])
-		case dir == "" && a != "" && a[0] != '-':
-			dir = a
-		default:
-			return "", nil, fmt.Errorf("tar-c: unexpected argument %q", a)
-		}
-	}
-	if dir == "" {
-		return "", nil, fmt.Errorf("tar-c: want a DIR argument")
-	}
-	for _, p := range excludes {
-		if _, err := filepath.Match(p, ""); err != nil {
-			return "", nil, fmt.Errorf("tar-c: bad --exclude pattern %q: %w", p, err)
-		}
-	}
-	return dir, excludes, nil
 }

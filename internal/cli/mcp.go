@@ -5,6 +5,7 @@ import (
 
 	"banger/internal/buildinfo"
 	"banger/internal/mcp"
+	"banger/internal/paths"
 
 	"github.com/spf13/cobra"
 )
@@ -30,7 +31,7 @@ on a loopback address for streamable HTTP and requires the bearer token in
 			} else if f.tokenFile != "" {
 				return usagef("--token-file goes with --http")
 			}
-			keyDir, err := configDir()
+			keyDir, err := paths.UserConfigDir()
 			if err != nil {
 				return err
 			}

@@ -89,7 +89,7 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, isTTY fu
 	// Errors can quote the guest (agent messages, its console): the line
 	// is escaped so it cannot drive the terminal.
 	msg := strings.TrimSpace(err.Error())
-	fmt.Fprintf(stderr, "banger: %s\n", termsafe.Line(firstLine(msg)))
+	fmt.Fprintf(stderr, "banger: %s\n", termsafe.Line(strings.SplitN(msg, "\n", 2)[0]))
 	switch {
 	case errors.As(err, new(usageError)), isCobraUsage(err):
 		fmt.Fprintf(stderr, "Run 'banger --help' for usage.\n")
@@ -101,13 +101,6 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, isTTY fu
 		return ExitFailed
 	}
 	return ExitFailed
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // isCobraUsage recognises cobra's own argument and flag errors.

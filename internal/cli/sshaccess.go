@@ -9,6 +9,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/guest"
+	"banger/internal/paths"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -22,23 +23,11 @@ type access struct {
 	signer     ssh.Signer
 }
 
-// configDir is the invoking user's banger folder (their key, known_hosts).
-func configDir() (string, error) {
-	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
-		return filepath.Join(d, "banger"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("find home folder: %w", err)
-	}
-	return filepath.Join(home, ".config", "banger"), nil
-}
-
 // vmAccess makes sure the user's banger key may log in to the VM and that
 // the VM's host key is pinned in the user's banger known_hosts. No root-only
 // file is read: the daemon authorizes the user's own key in the guest.
 func (a *app) vmAccess(ctx context.Context, name string) (*access, error) {
-	dir, err := configDir()
+	dir, err := paths.UserConfigDir()
 	if err != nil {
 		return nil, err
 	}

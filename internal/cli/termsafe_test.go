@@ -29,6 +29,7 @@ const evilEscaped = `\x1b]0;owned\x07\x1b[2J\x1b[31mnginx`
 // hostileVMs answers with guest-chosen strings everywhere they can reach.
 type hostileVMs struct {
 	server.VMService
+	server.GuestService
 	log string
 }
 
@@ -63,7 +64,7 @@ func hostileDaemon(t *testing.T) (sock, logPath string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: server.New(server.Services{VMs: hostileVMs{log: logPath}}, slog.New(slog.DiscardHandler))}
+	srv := &http.Server{Handler: server.New(server.Services{VMs: hostileVMs{log: logPath}, Guests: hostileVMs{log: logPath}}, slog.New(slog.DiscardHandler))}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return sock, logPath

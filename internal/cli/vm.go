@@ -315,7 +315,7 @@ func newVMDeleteCmd(a *app) *cobra.Command {
 			var failed []string
 			for _, name := range args {
 				if err := c.VMDelete(cmd.Context(), api.VMDeleteParams{IDOrName: name, Force: f.force}); err != nil {
-					fmt.Fprintf(a.stderr, "banger: %s\n", safe(firstLine(err.Error())))
+					fmt.Fprintf(a.stderr, "banger: %s\n", safe(strings.SplitN(err.Error(), "\n", 2)[0]))
 					failed = append(failed, name)
 					continue
 				}

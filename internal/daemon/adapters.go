@@ -8,24 +8,23 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/authz"
+	"banger/internal/guest"
 	"banger/internal/model"
 	"banger/internal/paths"
-	"banger/internal/vm"
 	"banger/internal/workspace"
 )
 
 // workspaceService runs workspace prepare/export against a running VM's agent.
 type workspaceService struct {
-	vms   *vm.Manager
-	state paths.State
-	log   *slog.Logger
+	guests *guest.Service
+	log    *slog.Logger
 }
 
 func (w workspaceService) Prepare(ctx context.Context, p api.VMWorkspacePrepareParams) (model.WorkspacePrepareResult, error) {
 	if err := authz.CheckRead(ctx, p.SourcePath); err != nil {
 		return model.WorkspacePrepareResult{}, err
 	}
-	c, rec, err := w.vms.Guest(ctx, p.IDOrName)
+	c, rec, err := w.guests.Dial(ctx, p.IDOrName)
 	if err != nil {
 		return model.WorkspacePrepareResult{}, err
 	}
@@ -36,7 +35,7 @@ func (w workspaceService) Prepare(ctx context.Context, p api.VMWorkspacePrepareP
 }
 
 func (w workspaceService) Export(ctx context.Context, p api.WorkspaceExportParams, out io.Writer) (api.WorkspaceExportResult, error) {
-	c, rec, err := w.vms.Guest(ctx, p.IDOrName)
+	c, rec, err := w.guests.Dial(ctx, p.IDOrName)
 	if err != nil {
 		return api.WorkspaceExportResult{}, err
 	}

@@ -63,11 +63,13 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 			}
 		}()
 	}
+	guests := guest.NewService(vms, signer)
 	return server.Services{
 		Kernels:    kernels,
 		Images:     image.API{Service: images},
 		VMs:        vms,
-		Workspaces: workspaceService{vms: vms, state: d.state, log: d.log},
+		Guests:     guests,
+		Workspaces: workspaceService{guests: guests, log: d.log},
 		Owners:     owners{d.store},
 		Accel:      accel.Name(),
 		AccelWhy:   accel.Reason,

@@ -34,10 +34,13 @@ const (
 // readLine reads one newline-terminated line of at most max bytes
 // (newline included) from r.
 func readLine(r io.Reader, max int) ([]byte, error) {
-	line, err := bufio.NewReader(io.LimitReader(r, int64(max)+1)).ReadBytes('\n')
-	if len(line) > max {
-		return nil, fmt.Errorf("reply line longer than %d bytes: refused", max)
-	}
+	return readLineFrom(bufio.NewReader(r), max)
+}
+
+// readLineFrom reads one newline-terminated line of at most max bytes
+// (newline included) from br, leaving what follows it in br.
+func readLineFrom(br *bufio.Reader, max int) ([]byte, error) {
+	line, err := proto.ReadLine(br, max)
 	if err != nil {
 		return nil, err
 	}

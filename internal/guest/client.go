@@ -164,14 +164,25 @@ func (c *Client) Ping(ctx context.Context) error {
 	return c.call(ctx, proto.Request{Op: proto.OpPing}, nil)
 }
 
-// Health runs the agent's health checks. The clock check is decided here:
-// the guest's time must be within proto.MaxClockSkew of the host's. The
-// skew is measured NTP-style around the request line alone (not the
-// channel set-up), leaving out the time the agent spent on its checks.
-// The returned TimeUnixNano is the guest clock projected to the middle of
-// this call on the host's clock, so a caller that compares it with the
-// midpoint of its own call gets the same skew.
+// Health runs the agent's health checks. The clock check is decided here,
+// and only here (clockCheck): the guest's time must be within
+// proto.MaxClockSkew of the host's. The skew is measured NTP-style around
+// the request line alone (not the channel set-up), leaving out the time
+// the agent spent on its checks. The returned TimeUnixNano is the guest
+// clock projected to the middle of this call on the host's clock, so a
+// caller that compares it with the midpoint of its own call gets the same
+// skew.
 func (c *Client) Health(ctx context.Context) (proto.Health, error) {
+	return c.health(ctx, false)
+}
+
+// Checks is Health with the clock check always present: added when the
+// agent left it out.
+func (c *Client) Checks(ctx context.Context) (proto.Health, error) {
+	return c.health(ctx, true)
+}
+
+func (c *Client) health(ctx context.Context, addClock bool) (proto.Health, error) {
 	var h proto.Health
 	start := time.Now()
 	rt, err := c.exchange(ctx, proto.Request{Op: proto.OpHealth}, nil, &h)
@@ -184,16 +195,27 @@ func (c *Client) Health(ctx context.Context) (proto.Health, error) {
 	}
 	skew := clockSkew(rt, h)
 	h.TimeUnixNano = start.Add(end.Sub(start) / 2).Add(skew).UnixNano()
-	h.OK = true
+	clock := clockCheck(skew)
+	seen := false
 	for i := range h.Checks {
-		ch := &h.Checks[i]
-		if ch.Name == proto.CheckClock {
-			ch.OK = skew.Abs() <= proto.MaxClockSkew
-			ch.Detail = fmt.Sprintf("guest clock is %v off the host's (limit %v)", skew.Round(time.Millisecond), proto.MaxClockSkew)
+		if h.Checks[i].Name == proto.CheckClock {
+			h.Checks[i], seen = clock, true
 		}
+	}
+	if !seen && addClock {
+		h.Checks = append(h.Checks, clock)
+	}
+	h.OK = true
+	for _, ch := range h.Checks {
 		h.OK = h.OK && ch.OK
 	}
 	return h, nil
+}
+
+// clockCheck is the host's verdict on the guest clock.
+func clockCheck(skew time.Duration) proto.Check {
+	return proto.Check{Name: proto.CheckClock, OK: skew.Abs() <= proto.MaxClockSkew,
+		Detail: fmt.Sprintf("guest clock is %v off the host's (limit %v)", skew.Round(time.Millisecond), proto.MaxClockSkew)}
 }
 
 // clockSkew is how far the guest clock (read when the agent got the
@@ -296,19 +318,30 @@ func (c *Client) exchange(ctx context.Context, req proto.Request, beforeSend fun
 	if err != nil {
 		return rt, fmt.Errorf("agent %s: read response: %w", req.Op, ctxErr(ctx, err))
 	}
+	return rt, decodeResponse(req.Op, respLine, out)
+}
+
+// AgentError is an op the agent answered with an error (bounded).
+type AgentError struct{ Msg string }
+
+func (e *AgentError) Error() string { return "agent: " + e.Msg }
+
+// decodeResponse decodes an answer line: the op's error, or its result
+// into out (when not nil).
+func decodeResponse(op string, line []byte, out any) error {
 	var resp proto.Response
-	if err := json.Unmarshal(respLine, &resp); err != nil {
-		return rt, fmt.Errorf("agent %s: decode response: %w", req.Op, err)
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return fmt.Errorf("agent %s: decode response: %w", op, err)
 	}
 	if !resp.OK {
-		return rt, fmt.Errorf("agent: %s", clip(resp.Error, MaxMessageBytes))
+		return &AgentError{Msg: clip(resp.Error, MaxMessageBytes)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(resp.Result, out); err != nil {
-			return rt, fmt.Errorf("agent %s: decode result: %w", req.Op, err)
+			return fmt.Errorf("agent %s: decode result: %w", op, err)
 		}
 	}
-	return rt, nil
+	return nil
 }
 
 // ctxErr prefers the context's error when ctx ended (the cause of err).

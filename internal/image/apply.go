@@ -17,6 +17,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/oci"
+	"banger/internal/tarname"
 )
 
 // ApplyLayers unpacks layers, oldest first, into the directory root with our
@@ -111,7 +112,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeXGlobalHeader, tar.TypeXHeader:
 		return nil
 	}
-	rel, err := cleanName(hdr.Name)
+	rel, err := tarname.Clean(hdr.Name)
 	if err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func (a *applier) writeFile(full string, r io.Reader) error {
 
 // hardLink links full to the earlier entry named linkname.
 func (a *applier) hardLink(full, linkname string) error {
-	rel, err := cleanName(linkname)
+	rel, err := tarname.Clean(linkname)
 	if err != nil {
 		return fmt.Errorf("hard link target: %w", err)
 	}

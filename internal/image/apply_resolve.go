@@ -14,27 +14,6 @@ import (
 // ELOOP limit does).
 const maxLinks = 40
 
-// cleanName checks a tar entry name and returns it relative to the root,
-// slash-separated and cleaned ("." for the root itself). Absolute names and
-// ".." components are refused.
-func cleanName(name string) (string, error) {
-	if name == "" {
-		return "", errors.New("empty name")
-	}
-	if strings.HasPrefix(name, "/") {
-		return "", fmt.Errorf("absolute path %q refused", name)
-	}
-	for _, part := range strings.Split(name, "/") {
-		if part == ".." {
-			return "", fmt.Errorf("path %q escapes the root (..)", name)
-		}
-	}
-	if strings.ContainsRune(name, 0) {
-		return "", fmt.Errorf("path %q holds a NUL byte", name)
-	}
-	return path.Clean(name), nil
-}
-
 // resolveDir returns the real path of the directory rel (slash-separated,
 // relative to the root), following symlinks one component at a time and
 // never leaving the root: an absolute symlink target restarts from the root,

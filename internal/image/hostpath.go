@@ -10,6 +10,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/authz"
+	"banger/internal/iox"
 
 	"golang.org/x/sys/unix"
 )
@@ -136,21 +137,8 @@ func copyRange(ctx context.Context, dst, src *os.File, off, n int64) error {
 }
 
 func copyAll(ctx context.Context, dst, src *os.File, size int64) error {
-	_, err := io.Copy(io.NewOffsetWriter(dst, 0), ctxReader{ctx, io.NewSectionReader(src, 0, size)})
+	_, err := io.Copy(io.NewOffsetWriter(dst, 0), iox.ContextReader(ctx, io.NewSectionReader(src, 0, size)))
 	return err
-}
-
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // copyTreeAsCaller copies the tree dir, read as the caller, into the new

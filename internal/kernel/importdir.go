@@ -11,6 +11,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/authz"
+	"banger/internal/iox"
 )
 
 // importInclude names what Import reads from the source folder: the places
@@ -129,7 +130,7 @@ func (s *Service) copyAsCaller(ctx context.Context, from, dst string) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(out, ctxReader{ctx, io.LimitReader(e.File, fi.Size())})
+		_, err = io.Copy(out, iox.ContextReader(ctx, io.LimitReader(e.File, fi.Size())))
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}

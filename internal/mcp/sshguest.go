@@ -47,18 +47,6 @@ func NewSSHGuests(d sshDaemon, keyDir string) *SSHGuests {
 	return &SSHGuests{daemon: d, keyDir: keyDir, conns: map[string]*sshGuest{}}
 }
 
-// KeyDir is the invoking user's banger folder (their key), as the CLI uses.
-func KeyDir() (string, error) {
-	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
-		return filepath.Join(d, "banger"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("find home folder: %w", err)
-	}
-	return filepath.Join(home, ".config", "banger"), nil
-}
-
 type sshGuest struct {
 	id   string
 	ssh  *guest.Client

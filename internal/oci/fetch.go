@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"banger/internal/api"
+	"banger/internal/iox"
 )
 
 // fetchJobs is how many layers are downloaded at once.
@@ -200,20 +200,7 @@ func (c *Client) fetchBlob(ctx context.Context, p *remote.Puller, repo name.Repo
 	if size <= 0 {
 		size = -1
 	}
-	return c.cache.write(d.Digest, size, ctxReader{ctx: ctx, r: rc}, count)
-}
-
-// ctxReader stops a copy when the context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	return c.cache.write(d.Digest, size, iox.ContextReader(ctx, rc), count)
 }
 
 // isIndex tells an image index from an image manifest.

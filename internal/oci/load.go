@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"banger/internal/api"
+	"banger/internal/iox"
 )
 
 // Load reads an image from a local archive into the cache: a `docker save`
@@ -85,25 +86,9 @@ func (c *Client) loadLayout(ctx context.Context, dir, ref string) (*Image, error
 	if err != nil {
 		return nil, err
 	}
-	ls, err := img.Layers()
+	layers, err := c.cacheLayers(ctx, img, false)
 	if err != nil {
-		return nil, fmt.Errorf("read layers: %w", err)
-	}
-	var layers []Layer
-	for _, l := range ls {
-		h, err := l.Digest()
-		if err != nil {
-			return nil, err
-		}
-		mt, _ := l.MediaType()
-		if err := c.cacheLayer(ctx, h, l.Compressed); err != nil {
-			return nil, err
-		}
-		cl, err := c.layerFromCache(h, string(mt))
-		if err != nil {
-			return nil, err
-		}
-		layers = append(layers, cl)
+		return nil, err
 	}
 	return &Image{Ref: ref, Digest: digest.String(), Config: cfg, Layers: layers}, nil
 }
@@ -135,26 +120,46 @@ func (c *Client) loadTarball(ctx context.Context, path string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	layers, err := c.cacheLayers(ctx, img, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Image{Ref: ref, Digest: id.String(), Config: cfg, Layers: layers}, nil
+}
+
+// cacheLayers caches img's layers and returns them as cached: compressed
+// under their digests, or uncompressed under their diff IDs (a docker-save
+// tarball's layers).
+func (c *Client) cacheLayers(ctx context.Context, img v1.Image, uncompressed bool) ([]Layer, error) {
 	ls, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("read layers: %w", err)
 	}
 	var layers []Layer
 	for _, l := range ls {
-		h, err := l.DiffID()
+		var h v1.Hash
+		open, mt := l.Compressed, "application/vnd.oci.image.layer.v1.tar"
+		if uncompressed {
+			h, err = l.DiffID()
+			open = l.Uncompressed
+		} else {
+			h, err = l.Digest()
+			m, _ := l.MediaType()
+			mt = string(m)
+		}
 		if err != nil {
 			return nil, err
 		}
-		if err := c.cacheLayer(ctx, h, l.Uncompressed); err != nil {
+		if err := c.cacheLayer(ctx, h, open); err != nil {
 			return nil, err
 		}
-		cl, err := c.layerFromCache(h, "application/vnd.oci.image.layer.v1.tar")
+		cl, err := c.layerFromCache(h, mt)
 		if err != nil {
 			return nil, err
 		}
 		layers = append(layers, cl)
 	}
-	return &Image{Ref: ref, Digest: id.String(), Config: cfg, Layers: layers}, nil
+	return layers, nil
 }
 
 // cacheConfig stores the image's config blob and parses it.
@@ -193,7 +198,7 @@ func (c *Client) cacheLayer(ctx context.Context, h v1.Hash, open func() (io.Read
 		return fmt.Errorf("read layer %s: %w", h, err)
 	}
 	defer rc.Close()
-	if err := c.cache.write(h, -1, ctxReader{ctx: ctx, r: rc}, nil); err != nil {
+	if err := c.cache.write(h, -1, iox.ContextReader(ctx, rc), nil); err != nil {
 		return fmt.Errorf("cache layer: %w", err)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"banger/internal/tarname"
 )
 
 // loadLayoutTar unpacks an OCI layout tar into a temporary directory next to
@@ -50,12 +52,12 @@ func untarPlain(ctx context.Context, path, dir string, max int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		name := filepath.Clean(h.Name)
+		name, err := tarname.Clean(h.Name)
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
 		if name == "." {
 			continue
-		}
-		if !filepath.IsLocal(name) {
-			return fmt.Errorf("tar entry %q leaves the archive root", h.Name)
 		}
 		target := filepath.Join(dir, name)
 		switch h.Typeflag {

@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,36 +14,27 @@ import (
 	"testing"
 
 	"banger/internal/api"
+	"banger/internal/guest/agenttest"
 	"banger/internal/model"
 	"banger/internal/workspace"
 )
 
-// shellGuest runs guest commands on the host (as the workspace tests do).
-type shellGuest struct{}
+// hostGuest plays the guest agent on the host's files (as the workspace
+// tests do).
+var hostGuest = agenttest.Local{PATH: os.Getenv("PATH")}
 
-func (shellGuest) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	c := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
-	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
-	err := c.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), nil
-	}
-	return 0, err
-}
-
-// hostWorkspaces is the real workspace service against a shellGuest.
+// hostWorkspaces is the real workspace service against hostGuest.
 type hostWorkspaces struct {
 	s     *workspace.Service
 	state string
 }
 
 func (h hostWorkspaces) Prepare(ctx context.Context, p api.VMWorkspacePrepareParams) (model.WorkspacePrepareResult, error) {
-	return h.s.Prepare(ctx, shellGuest{}, h.state, workspace.Caller{UID: os.Getuid(), GID: os.Getgid()}, p, "bench")
+	return h.s.Prepare(ctx, hostGuest, h.state, workspace.Caller{UID: os.Getuid(), GID: os.Getgid()}, p, "bench")
 }
 
 func (h hostWorkspaces) Export(ctx context.Context, p api.WorkspaceExportParams, w io.Writer) (api.WorkspaceExportResult, error) {
-	return h.s.Export(ctx, shellGuest{}, h.state, workspace.Caller{UID: os.Getuid(), GID: os.Getgid()}, p, w)
+	return h.s.Export(ctx, hostGuest, h.state, workspace.Caller{UID: os.Getuid(), GID: os.Getgid()}, p, w)
 }
 
 // peakRSS returns VmHWM in bytes; resetPeakRSS starts a new measurement.
@@ -78,10 +68,8 @@ func resetPeakRSS(tb testing.TB) {
 // reports the peak RSS of this process (server and client) during the
 // export.
 func BenchmarkExportLargePatch(b *testing.B) {
-	for _, tool := range []string{"git", "tar"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			b.Skip(tool + " is not installed")
-		}
+	if _, err := exec.LookPath("git"); err != nil {
+		b.Skip("git is not installed")
 	}
 	mb := 256
 	if v, err := strconv.Atoi(os.Getenv("BANGER_BENCH_EXPORT_MB")); err == nil && v > 0 {
@@ -100,10 +88,7 @@ func BenchmarkExportLargePatch(b *testing.B) {
 	os.WriteFile(filepath.Join(repo, "README"), []byte("bench\n"), 0o644)
 	run("add", "-A")
 	run("commit", "-q", "-m", "init")
-	agent := filepath.Join(dir, "agent")
-	os.WriteFile(agent, []byte("#!/bin/sh\ncase \"$1\" in\ntar-x) exec tar -x -f - -C \"$2\" ;;\ntar-c) exec tar -c -f - -C \"$2\" --exclude=.git . ;;\nesac\nexit 2\n"), 0o755)
 	svc := workspace.New(nil)
-	svc.AgentPath = agent
 	hw := hostWorkspaces{s: svc, state: filepath.Join(dir, "state")}
 	c := serveSocket(b, Services{Workspaces: hw})
 	ctx := context.Background()

@@ -142,7 +142,7 @@ type fakes struct {
 }
 
 func (f *fakes) services() Services {
-	return Services{Kernels: &f.kernels, Images: &f.images, VMs: &f.vms,
+	return Services{Kernels: &f.kernels, Images: &f.images, VMs: &f.vms, Guests: &f.vms,
 		Workspaces: &f.workspaces, Shutdown: func() { f.shutdowns++ }}
 }
 

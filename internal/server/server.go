@@ -28,6 +28,7 @@ type Services struct {
 	Kernels    KernelService
 	Images     ImageService
 	VMs        VMService
+	Guests     GuestService
 	Workspaces WorkspaceService
 	// Owners finds who owns what a request names (see authorize.go); without
 	// it only root may call routes that name an object.

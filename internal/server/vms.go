@@ -21,11 +21,6 @@ type VMService interface {
 	Delete(ctx context.Context, p api.VMDeleteParams) error
 	Stats(ctx context.Context, ref string) (model.VMRecord, model.VMStats, error)
 	Logs(ctx context.Context, ref string) (string, error)
-	SSH(ctx context.Context, ref string) (api.VMSSHResult, error)
-	AuthorizeKey(ctx context.Context, p api.VMAuthorizeKeyParams) (api.VMAuthorizeKeyResult, error)
-	Health(ctx context.Context, ref string) (api.VMHealthResult, error)
-	Ping(ctx context.Context, ref string) (api.VMPingResult, error)
-	Ports(ctx context.Context, ref string) (api.VMPortsResult, error)
 }
 
 const vmsCap = "virtual machines"
@@ -155,55 +150,6 @@ func (s *Server) vmLogs(c *call) (any, error) {
 	}
 	path, err := s.svc.VMs.Logs(c.ctx, ref)
 	return api.VMLogsResult{LogPath: path}, err
-}
-
-func (s *Server) vmSSH(c *call) (any, error) {
-	ref, err := vmRef(s, c)
-	if err != nil {
-		return nil, err
-	}
-	return s.svc.VMs.SSH(c.ctx, ref)
-}
-
-func (s *Server) vmAuthorizeKey(c *call) (any, error) {
-	if s.svc.VMs == nil {
-		return nil, missing(vmsCap)
-	}
-	p, err := decode[api.VMAuthorizeKeyParams](c)
-	if err != nil {
-		return nil, err
-	}
-	if err := required("id_or_name", p.IDOrName); err != nil {
-		return nil, err
-	}
-	if err := required("public_key", p.PublicKey); err != nil {
-		return nil, err
-	}
-	return s.svc.VMs.AuthorizeKey(c.ctx, p)
-}
-
-func (s *Server) vmHealth(c *call) (any, error) {
-	ref, err := vmRef(s, c)
-	if err != nil {
-		return nil, err
-	}
-	return s.svc.VMs.Health(c.ctx, ref)
-}
-
-func (s *Server) vmPing(c *call) (any, error) {
-	ref, err := vmRef(s, c)
-	if err != nil {
-		return nil, err
-	}
-	return s.svc.VMs.Ping(c.ctx, ref)
-}
-
-func (s *Server) vmPorts(c *call) (any, error) {
-	ref, err := vmRef(s, c)
-	if err != nil {
-		return nil, err
-	}
-	return s.svc.VMs.Ports(c.ctx, ref)
 }
 
 func vmRef(s *Server, c *call) (string, error) {

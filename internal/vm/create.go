@@ -108,7 +108,7 @@ func (m *Manager) validateCreate(ctx context.Context, p api.VMCreateParams) (mod
 		return vm, model.Image{}, err
 	}
 	for _, k := range p.AuthorizedKeys {
-		line, err := authorizedKeyLine(k)
+		line, err := guest.AuthorizedKeyLine(k)
 		if err != nil {
 			return vm, model.Image{}, err
 		}

@@ -2,21 +2,14 @@ package vm
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"banger/internal/api"
 	"banger/internal/guest"
 	"banger/internal/model"
 	"banger/internal/paths"
-	"banger/internal/vmm/qemu"
-
-	"golang.org/x/crypto/ssh"
+	"banger/internal/vmm/vmmproc"
 )
 
 // List returns every VM; one its VMM paused on a host I/O error shows as
@@ -61,31 +54,45 @@ func (m *Manager) guestTimeout() time.Duration {
 	return guest.DefaultCallTimeout
 }
 
-// guestErr marks a guest round trip that ran out of time as unavailable
-// (a frozen or overloaded guest), keeping what was asked in the message.
-func guestErr(err error, format string, args ...any) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return api.Errorf(api.ErrUnavailable, "%s: %v", fmt.Sprintf(format, args...), err)
+// Running resolves a running VM for the guest service (guest.Resolver).
+func (m *Manager) Running(ctx context.Context, ref string) (guest.Target, error) {
+	vm, err := m.running(ctx, ref)
+	t := guest.Target{ID: vm.ID, Name: vm.Name, Addr: sshAddr(vm), HostKey: vm.SSHHostKey,
+		GuestIP: vm.GuestIP, DNSName: vm.DNSName, Dir: vm.Dir, Paused: vm.State == model.VMPaused}
+	if vm.Network == "user" {
+		t.Unreachable = "user-mode networking"
 	}
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+	return t, err
 }
 
-// Guest dials a running VM's agent. Every call on the returned client has
-// the manager's guest deadline; no manager-wide lock is held while a
-// guest answers, so a stuck guest holds only the requests about it.
-func (m *Manager) Guest(ctx context.Context, ref string) (*guest.Client, model.VMRecord, error) {
-	vm, err := m.running(ctx, ref)
+// RememberKey records an authorized_keys line for the VM's future boots
+// (guest.Resolver).
+func (m *Manager) RememberKey(ctx context.Context, id, line string) error {
+	unlock := m.lock(id)
+	defer unlock()
+	cur, err := m.store.GetVM(ctx, id)
 	if err != nil {
-		return nil, vm, err
+		return err
 	}
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	for _, k := range cur.AuthorizedKeys {
+		if guest.SameKey(k, line) {
+			return nil
+		}
+	}
+	cur.AuthorizedKeys = append(cur.AuthorizedKeys, line)
+	return m.store.UpdateVM(ctx, cur)
+}
+
+// dialGuest connects to a running VM's agent with the manager's deadline.
+func (m *Manager) dialGuest(ctx context.Context, vm model.VMRecord) (*guest.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, guest.DefaultDialTimeout)
 	defer cancel()
 	c, err := guest.Dial(dctx, sshAddr(vm), m.signer, vm.SSHHostKey)
 	if err != nil {
-		return nil, vm, api.Errorf(api.ErrUnavailable, "vm %q: guest agent unreachable: %v", vm.Name, err)
+		return nil, err
 	}
 	c.CallTimeout = m.guestTimeout()
-	return c, vm, nil
+	return c, nil
 }
 
 // Stats returns resource use.
@@ -105,9 +112,12 @@ func (m *Manager) Stats(ctx context.Context, ref string) (model.VMRecord, model.
 		st.UptimeSeconds = time.Since(*vm.StartedAt).Seconds()
 	}
 	if vm.PID > 0 {
-		st.VMMCPUSeconds, st.VMMRSSBytes, _ = qemu.ProcStats(vm.PID)
+		st.VMMCPUSeconds, st.VMMRSSBytes, _ = vmmproc.ProcStats(vm.PID)
 	}
-	if c, _, err := m.Guest(ctx, vm.ID); err == nil {
+	if vm.State != model.VMRunning {
+		return vm, st, nil
+	}
+	if c, err := m.dialGuest(ctx, vm); err == nil {
 		if du, err := c.DiskUsage(ctx); err == nil {
 			st.OverlayUsedBytes, st.WorkDiskUsedBytes = int64(du.Root.UsedBytes), int64(du.Work.UsedBytes)
 		}
@@ -123,154 +133,4 @@ func (m *Manager) Logs(ctx context.Context, ref string) (string, error) {
 		return "", err
 	}
 	return filepath.Join(vm.Dir, paths.VMSerialLog), nil
-}
-
-// SSH says where the guest's SSH server is.
-func (m *Manager) SSH(ctx context.Context, ref string) (api.VMSSHResult, error) {
-	vm, err := m.running(ctx, ref)
-	if err != nil {
-		return api.VMSSHResult{}, err
-	}
-	return api.VMSSHResult{Name: vm.Name, GuestIP: vm.GuestIP}, nil
-}
-
-// AuthorizeKey lets a caller's public key log in: recorded for future boots
-// and pushed to the running guest.
-func (m *Manager) AuthorizeKey(ctx context.Context, p api.VMAuthorizeKeyParams) (api.VMAuthorizeKeyResult, error) {
-	line, err := authorizedKeyLine(p.PublicKey)
-	if err != nil {
-		return api.VMAuthorizeKeyResult{}, err
-	}
-	c, vm, err := m.Guest(ctx, p.IDOrName)
-	if err != nil {
-		return api.VMAuthorizeKeyResult{}, err
-	}
-	defer c.Close()
-	if err := c.AuthorizeKey(ctx, line); err != nil {
-		return api.VMAuthorizeKeyResult{}, guestErr(err, "authorize key in vm %q", vm.Name)
-	}
-	unlock := m.lock(vm.ID)
-	if cur, err := m.store.GetVM(ctx, vm.ID); err == nil {
-		known := false
-		for _, k := range cur.AuthorizedKeys {
-			if sameKey(k, line) {
-				known = true
-			}
-		}
-		if !known {
-			cur.AuthorizedKeys = append(cur.AuthorizedKeys, line)
-			m.store.UpdateVM(ctx, cur)
-		}
-	}
-	unlock()
-	host, port, _ := net.SplitHostPort(sshAddr(vm))
-	pn, _ := strconv.Atoi(port)
-	return api.VMAuthorizeKeyResult{Name: vm.Name, Host: host, Port: pn, HostKey: vm.SSHHostKey, DNSName: vm.DNSName}, nil
-}
-
-// authorizedKeyLine validates one authorized_keys line and normalises it.
-func authorizedKeyLine(key string) (string, error) {
-	pub, comment, _, rest, err := ssh.ParseAuthorizedKey([]byte(key))
-	if err != nil || len(strings.TrimSpace(string(rest))) > 0 {
-		return "", api.Errorf(api.ErrInvalid, "public key %.40q is not one authorized_keys line", key)
-	}
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
-	if comment != "" {
-		line += " " + comment
-	}
-	return line, nil
-}
-
-func sameKey(a, b string) bool {
-	fa, fb := strings.Fields(a), strings.Fields(b)
-	return len(fa) >= 2 && len(fb) >= 2 && fa[0] == fb[0] && fa[1] == fb[1]
-}
-
-// MaxClockSkew is how far the guest clock may be from the host's.
-const MaxClockSkew = time.Second
-
-// Health runs the guest's checks and the clock comparison.
-func (m *Manager) Health(ctx context.Context, ref string) (api.VMHealthResult, error) {
-	vm, err := m.running(ctx, ref)
-	if vm.State == model.VMPaused {
-		return api.VMHealthResult{Name: vm.Name, Checks: []api.VMHealthCheck{{Name: "vm", OK: false, Detail: pausedError(vm).Error()}}}, nil
-	}
-	if err != nil {
-		return api.VMHealthResult{Name: vm.Name}, err
-	}
-	res := api.VMHealthResult{Name: vm.Name}
-	c, _, err := m.Guest(ctx, vm.ID)
-	if err != nil {
-		res.Checks = []api.VMHealthCheck{{Name: "agent", OK: false, Detail: err.Error()}}
-		return res, nil
-	}
-	defer c.Close()
-	sent := time.Now()
-	h, err := c.Health(ctx)
-	if err != nil {
-		res.Checks = []api.VMHealthCheck{{Name: "agent", OK: false, Detail: err.Error()}}
-		return res, nil
-	}
-	mid := sent.Add(time.Since(sent) / 2)
-	res.Healthy = true
-	for _, ch := range h.Checks {
-		if ch.Name == "clock" {
-			continue
-		}
-		res.Checks = append(res.Checks, api.VMHealthCheck{Name: ch.Name, OK: ch.OK, Detail: ch.Detail})
-		res.Healthy = res.Healthy && ch.OK
-	}
-	skew := time.Duration(h.TimeUnixNano - mid.UnixNano())
-	clock := api.VMHealthCheck{Name: "clock", OK: skew.Abs() <= MaxClockSkew, Detail: fmt.Sprintf("guest clock %+v from the host's", skew.Round(time.Millisecond))}
-	res.Checks = append(res.Checks, clock)
-	res.Healthy = res.Healthy && clock.OK
-	return res, nil
-}
-
-// Ping checks the VM answers on its network address (TCP to its SSH port).
-func (m *Manager) Ping(ctx context.Context, ref string) (api.VMPingResult, error) {
-	vm, err := m.running(ctx, ref)
-	if err != nil {
-		return api.VMPingResult{Name: vm.Name}, err
-	}
-	d := net.Dialer{Timeout: 3 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", sshAddr(vm))
-	if err != nil {
-		return api.VMPingResult{Name: vm.Name, Alive: false}, nil
-	}
-	conn.Close()
-	return api.VMPingResult{Name: vm.Name, Alive: true}, nil
-}
-
-// Ports lists the guest's listening sockets with endpoints.
-func (m *Manager) Ports(ctx context.Context, ref string) (api.VMPortsResult, error) {
-	c, vm, err := m.Guest(ctx, ref)
-	if err != nil {
-		return api.VMPortsResult{}, err
-	}
-	defer c.Close()
-	ports, err := c.Ports(ctx)
-	if err != nil {
-		return api.VMPortsResult{}, guestErr(err, "ports of vm %q", vm.Name)
-	}
-	host := vm.DNSName
-	if host == "" {
-		host = vm.GuestIP
-	}
-	for i := range ports {
-		switch {
-		case isLoopback(ports[i].BindAddress):
-			ports[i].Endpoint = "(guest loopback only: not reachable from the host)"
-		case vm.Network == "user":
-			ports[i].Endpoint = "(user-mode networking: not reachable from the host)"
-		default:
-			ports[i].Endpoint = net.JoinHostPort(host, strconv.Itoa(ports[i].Port))
-		}
-	}
-	return api.VMPortsResult{Name: vm.Name, DNSName: vm.DNSName, Ports: ports}, nil
-}
-
-func isLoopback(addr string) bool {
-	ip := net.ParseIP(addr)
-	return ip != nil && ip.IsLoopback()
 }

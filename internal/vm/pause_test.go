@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/guest"
 	"banger/internal/model"
 )
 
@@ -53,11 +54,12 @@ func TestPausedOnFullDisk(t *testing.T) {
 	if vm, _ := m.Show(ctx, "full"); vm.State != model.VMPaused || vm.PauseReason != "host disk full" {
 		t.Fatalf("show: %+v", vm)
 	}
-	h, err := m.Health(ctx, "full")
+	guests := guest.NewService(m, m.signer)
+	h, err := guests.Health(ctx, "full")
 	if err != nil || h.Healthy || len(h.Checks) != 1 || !strings.Contains(h.Checks[0].Detail, "paused: host disk full") {
 		t.Fatalf("health: %+v, %v", h, err)
 	}
-	if _, _, err := m.Guest(ctx, "full"); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "paused: host disk full") {
+	if _, _, err := guests.Dial(ctx, "full"); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "paused: host disk full") {
 		t.Fatalf("guest op on a paused vm: %v", err)
 	}
 	if rec, _ := st.GetVM(ctx, "full"); rec.State != model.VMRunning {

@@ -13,6 +13,7 @@ import (
 
 	"banger/internal/agent/proto"
 	"banger/internal/api"
+	"banger/internal/guest"
 	"banger/internal/guest/agenttest"
 	"banger/internal/model"
 
@@ -48,12 +49,16 @@ func healthyAgent(w io.Writer, req []byte, _ <-chan struct{}) {
 	w.Write(append(line, '\n'))
 }
 
+// The guest service (package guest) reaches these VMs through the manager
+// (guest.Resolver).
+
 // TestStuckGuestDoesNotBlockOthers: while one guest holds a health
 // request (it never answers), requests about another VM, and reads about
 // the stuck one, are answered.
 func TestStuckGuestDoesNotBlockOthers(t *testing.T) {
 	m, _, _ := newTestManager(t, &fakeBackend{})
-	m.cfg.GuestTimeout = time.Hour // the stuck call stays stuck for the whole test
+	g := guest.NewService(m, m.signer)
+	g.CallTimeout = time.Hour // the stuck call stays stuck for the whole test
 	got := make(chan struct{}, 8)
 	addFakeVM(t, m, "stuck", agenttest.Options{Handle: func(w io.Writer, req []byte, stop <-chan struct{}) {
 		got <- struct{}{}
@@ -65,17 +70,17 @@ func TestStuckGuestDoesNotBlockOthers(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.Health(ctx, "stuck")
+		g.Health(ctx, "stuck")
 	}()
-	go m.Ports(ctx, "stuck")
+	go g.Ports(ctx, "stuck")
 	<-got // the stuck guest holds a request now
 	<-got
 
-	res, err := m.Health(testCtx(t), "fine")
+	res, err := g.Health(testCtx(t), "fine")
 	if err != nil || !res.Healthy {
 		t.Fatalf("health of another vm while one is stuck: %+v, %v", res, err)
 	}
-	ports, err := m.Ports(testCtx(t), "fine")
+	ports, err := g.Ports(testCtx(t), "fine")
 	if err != nil || len(ports.Ports) != 1 {
 		t.Fatalf("ports of another vm while one is stuck: %+v, %v", ports, err)
 	}
@@ -98,18 +103,19 @@ func TestStuckGuestDoesNotBlockOthers(t *testing.T) {
 // unhealthy result and an unavailable error once the deadline passes.
 func TestStuckGuestTimesOut(t *testing.T) {
 	m, _, _ := newTestManager(t, &fakeBackend{})
-	m.cfg.GuestTimeout = 200 * time.Millisecond
+	g := guest.NewService(m, m.signer)
+	g.CallTimeout = 200 * time.Millisecond
 	addFakeVM(t, m, "stuck", agenttest.Options{Handle: agenttest.Never})
-	res, err := m.Health(context.Background(), "stuck")
+	res, err := g.Health(context.Background(), "stuck")
 	if err != nil || res.Healthy || len(res.Checks) != 1 || !strings.Contains(res.Checks[0].Detail, "no answer from the guest within 200ms") {
 		t.Fatalf("health of a stuck guest: %+v, %v", res, err)
 	}
-	_, err = m.Ports(context.Background(), "stuck")
+	_, err = g.Ports(context.Background(), "stuck")
 	if !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), `ports of vm "stuck"`) {
 		t.Fatalf("ports of a stuck guest: %v", err)
 	}
 	key := string(ssh.MarshalAuthorizedKey(m.signer.PublicKey()))
-	_, err = m.AuthorizeKey(context.Background(), api.VMAuthorizeKeyParams{IDOrName: "stuck", PublicKey: key})
+	_, err = g.AuthorizeKey(context.Background(), api.VMAuthorizeKeyParams{IDOrName: "stuck", PublicKey: key})
 	if !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("authorize-key on a stuck guest: %v", err)
 	}

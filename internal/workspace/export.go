@@ -51,15 +51,11 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 	if _, err := git.run(ctx, rec.SourcePath, nil, nil, "rev-parse", "--git-dir"); err != nil {
 		return res, api.Errorf(api.ErrUnavailable, "source repository %s of %s: %w", rec.SourcePath, rec.GuestPath, err)
 	}
-	tmp, priv, cleanup, err := scratchDirs(ctx, git, stateDir, "banger-export-")
+	st, cleanup, err := openScratchStore(ctx, git, stateDir, "banger-export-")
 	if err != nil {
 		return res, err
 	}
 	defer cleanup()
-	st, err := newStore(ctx, git, tmp, priv)
-	if err != nil {
-		return res, err
-	}
 	st.format = rec.ObjectFormat
 	for _, a := range rec.Alternates {
 		st.addAlt(a)

@@ -1,10 +1,9 @@
 package workspace
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 	"unicode"
@@ -14,11 +13,6 @@ import (
 
 // maxPathLen bounds guest and workspace path lengths.
 const maxPathLen = 4096
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
 
 // hasControl reports whether s holds a control character.
 func hasControl(s string) bool {
@@ -40,38 +34,11 @@ func cleanGuestPath(p string) (string, error) {
 	return c, nil
 }
 
-// guestRun runs cmd in the guest and fails unless it exits 0.
-func guestRun(ctx context.Context, g Guest, what, cmd string, stdin io.Reader, stdout io.Writer) error {
-	var errb bytes.Buffer
-	code, err := g.Run(ctx, cmd, stdin, stdout, &errb)
-	if err != nil {
-		return api.Errorf(api.ErrUnavailable, "%s in guest: %w", what, err)
+// guestErr wraps the failure of a guest op: a guest that did not answer
+// in time is unavailable.
+func guestErr(err error, what string) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return api.Errorf(api.ErrUnavailable, "%s in guest: %v", what, err)
 	}
-	if code != 0 {
-		msg := strings.TrimSpace(errb.String())
-		if i := strings.LastIndex(msg, "\n"); i >= 0 {
-			msg = msg[i+1:]
-		}
-		return fmt.Errorf("%s in guest: exit status %d: %s", what, code, msg)
-	}
-	return nil
-}
-
-// guestProbe reports the state of dir in the guest ("absent", "empty" or
-// "nonempty") and whether the guest has git.
-func guestProbe(ctx context.Context, g Guest, dir string) (string, bool, error) {
-	script := fmt.Sprintf(`d=%s
-if [ -L "$d" ] || [ -e "$d" ]; then
-  if [ -d "$d" ] && [ ! -L "$d" ] && [ -z "$(ls -A "$d")" ]; then echo empty; else echo nonempty; fi
-else echo absent; fi
-if command -v git >/dev/null 2>&1; then echo git; else echo nogit; fi`, shellQuote(dir))
-	var out bytes.Buffer
-	if err := guestRun(ctx, g, "inspect "+dir, script, nil, &out); err != nil {
-		return "", false, err
-	}
-	f := strings.Fields(out.String())
-	if len(f) != 2 {
-		return "", false, fmt.Errorf("inspect %s in guest: unexpected output %q", dir, out.String())
-	}
-	return f[0], f[1] == "git", nil
+	return fmt.Errorf("%s in guest: %w", what, err)
 }

@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -19,71 +17,28 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/guest/agenttest"
 )
 
-// testGuest runs guest commands on the host with sh -c and a chosen PATH.
-type testGuest struct {
-	path string
-}
+// testGuest plays the guest agent's workspace ops on the host's files.
+type testGuest = agenttest.Local
 
-func (g testGuest) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	c := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
-	c.Env = []string{"PATH=" + g.path, "HOME=/nonexistent", "LC_ALL=C"}
-	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
-	err := c.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), nil
-	}
-	if err != nil {
-		return -1, err
-	}
-	return 0, nil
-}
-
-// newTestService returns a Service whose agent is a stand-in built on GNU tar.
+// newTestService returns a Service for tests (git must be installed).
 func newTestService(t testing.TB) *Service {
 	t.Helper()
-	tarBin, err := exec.LookPath("tar")
-	if err != nil {
-		t.Skip("tar is not installed")
-	}
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}
-	agent := filepath.Join(t.TempDir(), "banger-agent")
-	script := fmt.Sprintf(`#!/bin/sh
-case "$1" in
-tar-x) exec %[1]s -x -f - -C "$2" ;;
-tar-c) exec %[1]s -c -f - -C "$2" --exclude=.git . ;;
-*) echo "unknown command $1" >&2; exit 2 ;;
-esac
-`, tarBin)
-	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	s := New(nil)
-	s.AgentPath = agent
-	return s
+	return New(nil)
 }
 
 // gitGuest has the host PATH (with git).
-func gitGuest() testGuest { return testGuest{path: os.Getenv("PATH")} }
+func gitGuest() testGuest { return testGuest{PATH: os.Getenv("PATH")} }
 
-// noGitGuest has a PATH with the basic tools but no git.
+// noGitGuest has a PATH without git.
 func noGitGuest(t testing.TB) testGuest {
 	t.Helper()
-	bin := t.TempDir()
-	for _, tool := range []string{"sh", "rm", "mkdir", "ls", "cat"} {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			t.Fatalf("find %s: %v", tool, err)
-		}
-		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return testGuest{path: bin}
+	return testGuest{PATH: t.TempDir()}
 }
 
 // git runs git in dir and returns trimmed stdout.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"banger/internal/agent/proto"
 	"banger/internal/api"
 	"banger/internal/model"
 )
@@ -41,15 +42,11 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 			return res, err
 		}
 	}
-	tmp, priv, cleanup, err := scratchDirs(ctx, git, stateDir, "banger-workspace-")
+	st, cleanup, err := openScratchStore(ctx, git, stateDir, "banger-workspace-")
 	if err != nil {
 		return res, err
 	}
 	defer cleanup()
-	st, err := newStore(ctx, git, tmp, priv)
-	if err != nil {
-		return res, err
-	}
 	src, err := st.openRepo(ctx, p.SourcePath)
 	if err != nil {
 		return res, err
@@ -78,11 +75,12 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 		return res, err
 	}
 
-	state, hasGit, err := guestProbe(ctx, g, guestPath)
+	probe, err := g.Probe(ctx, guestPath)
 	if err != nil {
-		return res, err
+		return res, guestErr(err, "inspect "+guestPath)
 	}
-	if state == "nonempty" {
+	hasGit := probe.Git
+	if probe.State == proto.PathNonEmpty {
 		if _, _, err := loadState(stateDir, guestPath); err != nil {
 			return res, api.Errorf(api.ErrConflict, "guest path %s already exists and is not an earlier workspace", guestPath)
 		}
@@ -116,12 +114,8 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 	}()
 	if err := s.sendTree(ctx, g, st, src.top, entries, gitDir, guestPath); err != nil {
 		// The guest folder was replaced: whatever was there is gone.
-		guestRun(context.WithoutCancel(ctx), g, "clean up "+guestPath, "rm -rf -- "+shellQuote(guestPath), nil, io.Discard)
+		g.Remove(context.WithoutCancel(ctx), guestPath)
 		return res, errors.Join(err, dropState(stateDir, guestPath))
-	}
-	if hasGit {
-		// Refresh the guest index so the first git status is fast; best effort.
-		guestRun(ctx, g, "refresh index", "cd "+shellQuote(guestPath)+" && git update-index -q --refresh >/dev/null 2>&1; true", nil, io.Discard)
 	}
 	if err := commitState(stateDir, staged, guestPath); err != nil {
 		return res, err
@@ -148,14 +142,14 @@ func (s *Service) sendTree(ctx context.Context, g Guest, st *store, dir string, 
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	q := shellQuote(guestPath)
-	cmd := fmt.Sprintf("rm -rf -- %s && mkdir -p -- %s && %s tar-x %s", q, q, shellQuote(s.agent()), q)
-	runErr := guestRun(ctx, g, "copy workspace to "+guestPath, cmd, pr, io.Discard)
+	// The guest refreshes its git index after extracting, so the first git
+	// status is fast.
+	_, runErr := g.Extract(ctx, guestPath, pr, gitDir != "")
 	pr.CloseWithError(errors.New("guest stopped reading"))
 	cancel()
 	tarErr := <-done
 	if runErr != nil {
-		return runErr
+		return guestErr(runErr, "copy workspace to "+guestPath)
 	}
 	if tarErr != nil && !errors.Is(tarErr, errTarTrailer) {
 		return fmt.Errorf("copy workspace to %s: %w", guestPath, tarErr)

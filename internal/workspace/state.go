@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/iox"
 )
 
 // Layout of a VM's workspace state folder:
@@ -176,24 +176,6 @@ func listState(stateDir string) ([]string, error) {
 	return paths, nil
 }
 
-// copyFile copies the daemon's file src to the new file dst (read-only).
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
 // savePacks hard-links (or copies) the packs the daemon wrote into the
 // staged state's objects/pack folder.
 func savePacks(packs []string, staged string) error {
@@ -206,7 +188,7 @@ func savePacks(packs []string, staged string) error {
 		if os.Link(p, target) == nil {
 			continue
 		}
-		if err := copyFile(p, target); err != nil {
+		if err := iox.CopyFile(p, target, 0o444); err != nil {
 			return err
 		}
 	}

@@ -45,6 +45,21 @@ func newStore(ctx context.Context, g *gitRunner, tmp, priv string) (*store, erro
 	return st, nil
 }
 
+// openScratchStore makes the scratch folders of one operation (see
+// scratchDirs) and a store in them; cleanup removes both.
+func openScratchStore(ctx context.Context, g *gitRunner, stateDir, prefix string) (*store, func(), error) {
+	tmp, priv, cleanup, err := scratchDirs(ctx, g, stateDir, prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := newStore(ctx, g, tmp, priv)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return st, cleanup, nil
+}
+
 // scratchDirs makes the caller's folder (as the caller) and the daemon's
 // (root-owned 0700, inside stateDir) for one operation; cleanup removes
 // both.

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"path"
 	"slices"
 	"strings"
 
 	"banger/internal/api"
+	"banger/internal/tarname"
 )
 
 // maxLinkTarget bounds a symlink target read from the guest.
@@ -29,17 +29,14 @@ func tarPath(name string) (p string, skip bool, err error) {
 	if len(name) > maxPathLen {
 		return "", false, api.Errorf(api.ErrInvalid, "member name of %d bytes (starting %q) is over the %d byte limit", len(name), name[:64], maxPathLen)
 	}
-	if strings.HasPrefix(name, "/") || strings.ContainsRune(name, 0) {
-		return "", false, fmt.Errorf("unsafe path %q", name)
+	p, err = tarname.Clean(name)
+	if err != nil {
+		return "", false, fmt.Errorf("unsafe path: %w", err)
 	}
-	p = path.Clean(strings.TrimPrefix(name, "./"))
 	if p == "." {
 		return "", true, nil
 	}
 	for c := range strings.SplitSeq(p, "/") {
-		if c == ".." {
-			return "", false, fmt.Errorf("unsafe path %q", name)
-		}
 		if isGitName(c) {
 			return "", true, nil
 		}
@@ -127,10 +124,11 @@ func (s *Service) readGuest(ctx context.Context, g Guest, st *store, dir, guestP
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	q := shellQuote(guestPath)
 	go func() {
-		cmd := fmt.Sprintf("cd %s && %s tar-c %s --exclude .git", q, shellQuote(s.agent()), q)
-		err := guestRun(ctx, g, "read workspace "+guestPath, cmd, nil, pw)
+		err := g.Archive(ctx, guestPath, []string{".git"}, pw)
+		if err != nil {
+			err = guestErr(err, "read workspace "+guestPath)
+		}
 		pw.CloseWithError(err)
 		done <- err
 	}()

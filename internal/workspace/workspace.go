@@ -15,10 +15,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
-)
 
-// DefaultAgentPath is where every banger guest has its agent binary.
-const DefaultAgentPath = "/run/banger/banger-agent"
+	"banger/internal/agent/proto"
+)
 
 // Mode names accepted in VMWorkspacePrepareParams.Mode.
 const (
@@ -26,10 +25,21 @@ const (
 	ModeCommit   = "commit"
 )
 
-// Guest runs commands inside a VM.
+// Guest is a VM's agent as the workspace uses it: typed ops on guest
+// folders (guest.Client implements it; agenttest.Local plays it on the
+// host's files). What comes back is the guest's and bounded here.
 type Guest interface {
-	// Run runs a shell command in the guest, as root, wiring stdin/stdout/stderr; returns the exit code.
-	Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	// Probe says whether dir is absent, an empty directory or anything
+	// else, and whether the guest has git.
+	Probe(ctx context.Context, dir string) (proto.Probe, error)
+	// Extract replaces dir by the tar stream r; with gitRefresh the guest
+	// then refreshes dir's git index (best effort).
+	Extract(ctx context.Context, dir string, r io.Reader, gitRefresh bool) (proto.Extracted, error)
+	// Archive writes a tar of dir to w, leaving out what matches exclude;
+	// it fails unless the guest says the archive is complete.
+	Archive(ctx context.Context, dir string, exclude []string, w io.Writer) error
+	// Remove removes dir and everything below it.
+	Remove(ctx context.Context, dir string) error
 }
 
 // Caller is the user on whose behalf host-side git commands run. The zero
@@ -78,8 +88,6 @@ func (l Limits) withDefaults() Limits {
 // Service prepares and exports workspaces. Set the exported fields before
 // first use; they are not changed afterwards.
 type Service struct {
-	// AgentPath is the guest agent binary (tar-x / tar-c subcommands).
-	AgentPath string
 	// Git is the host git binary.
 	Git string
 	// Limits bound workspace sizes.
@@ -88,22 +96,15 @@ type Service struct {
 	log *slog.Logger
 }
 
-// New returns a Service with the default agent path, git and limits.
+// New returns a Service with the default git and limits.
 func New(log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{AgentPath: DefaultAgentPath, Git: "git", Limits: DefaultLimits(), log: log}
+	return &Service{Git: "git", Limits: DefaultLimits(), log: log}
 }
 
 func (s *Service) limits() Limits { return s.Limits.withDefaults() }
-
-func (s *Service) agent() string {
-	if s.AgentPath == "" {
-		return DefaultAgentPath
-	}
-	return s.AgentPath
-}
 
 func (s *Service) gitBin() string {
 	if s.Git == "" {

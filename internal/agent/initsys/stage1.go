@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"banger/internal/bootcfg"
+	"banger/internal/iox"
 )
 
 // NewRoot is where stage 1 assembles the VM's root before switching to it.
@@ -177,30 +177,13 @@ func installAgent(cfg *bootcfg.Config) error {
 		self = "/init"
 	}
 	dst := filepath.Join(NewRoot, AgentPath)
-	if err := copyFile(self, dst, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("install agent: %w", err)
+	}
+	if err := iox.CopyFile(self, dst, 0o755); err != nil {
 		return fmt.Errorf("install agent: %w", err)
 	}
 	return WriteConfigFile(filepath.Join(NewRoot, ConfigPath), cfg)
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // switchRoot moves the API filesystems into newRoot and makes it "/".

@@ -13,10 +13,27 @@
 //
 // A failed op answers ok=false with a one-line error; the channel stays
 // usable for further requests.
+//
+// The workspace ops move files and own their channel (send them alone):
+//
+//	-> {"op":"probe","path":"/root/proj"}
+//	<- {"ok":true,"result":{"state":"absent","git":true}}
+//	-> {"op":"extract","path":"/root/proj","git_refresh":true}
+//	   then a tar stream until the host closes its side
+//	<- {"ok":true,"result":{"files":12,"dirs":3,"bytes":4096,"skipped":0}}
+//	-> {"op":"archive","path":"/root/proj","exclude":[".git"]}
+//	<- {"ok":true}
+//	   then a tar stream; the channel's exit status is 0 when the archive
+//	   is complete, else 1 with a one-line error on stderr
+//	-> {"op":"remove","path":"/root/proj"}
+//	<- {"ok":true}
 package proto
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -32,6 +49,17 @@ const (
 	OpPoweroff     = "poweroff"      // result: none; the guest powers off after replying
 	OpDiskUsage    = "disk_usage"    // result: DiskUsage
 	OpSetTime      = "set_time"      // needs TimeUnixNano; sets the guest clock; result: none
+	OpProbe        = "probe"         // needs Path; result: Probe
+	OpExtract      = "extract"       // needs Path; a tar stream follows; replaces Path; result: Extracted
+	OpArchive      = "archive"       // needs Path; answer, then a tar stream of Path (see above)
+	OpRemove       = "remove"        // needs Path; removes it and everything below; result: none
+)
+
+// States of a probed path.
+const (
+	PathAbsent   = "absent"
+	PathEmpty    = "empty"    // an empty directory
+	PathNonEmpty = "nonempty" // anything else: a file, a symlink, a directory with entries
 )
 
 // Names of the health checks the agent runs.
@@ -57,6 +85,28 @@ type Request struct {
 	// TimeUnixNano is the host clock for OpSetTime, in nanoseconds since
 	// the Unix epoch.
 	TimeUnixNano int64 `json:"time_unix_nano,omitempty"`
+	// Path is the absolute guest path of the workspace ops.
+	Path string `json:"path,omitempty"`
+	// Exclude lists base-name patterns (filepath.Match) OpArchive leaves
+	// out with everything below them.
+	Exclude []string `json:"exclude,omitempty"`
+	// GitRefresh asks OpExtract to refresh the git index of Path after
+	// extracting (when Path has a .git and the guest has git; best effort).
+	GitRefresh bool `json:"git_refresh,omitempty"`
+}
+
+// Probe is the answer to OpProbe.
+type Probe struct {
+	State string `json:"state"` // PathAbsent, PathEmpty or PathNonEmpty
+	Git   bool   `json:"git"`   // the guest has git on its PATH
+}
+
+// Extracted is the answer to OpExtract.
+type Extracted struct {
+	Files   int   `json:"files"`   // regular files, symlinks and hard links written
+	Dirs    int   `json:"dirs"`    // directories created or updated
+	Bytes   int64 `json:"bytes"`   // bytes of regular file content
+	Skipped int   `json:"skipped"` // entries of other types (devices, fifos)
 }
 
 // Response is one line sent back by the agent. Result holds the op's
@@ -104,4 +154,21 @@ type DiskStat struct {
 	UsedBytes  uint64 `json:"used_bytes"`
 	SizeBytes  uint64 `json:"size_bytes"`
 	AvailBytes uint64 `json:"avail_bytes"`
+}
+
+// ReadLine reads one line of at most max bytes (its newline included) from
+// br, leaving what follows in br; a longer line is refused. A last line
+// without its newline comes back with io.EOF.
+func ReadLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > max {
+			return nil, fmt.Errorf("line longer than %d bytes: refused", max)
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/pkg/sftp"
 
@@ -33,10 +34,11 @@ func (ss *session) runSubsystem(name string) exitInfo {
 		}
 		return exitInfo{code: 0}
 	}
-	if err := ss.srv.serveAgent(ss.ch, ss.ch); err != nil {
+	code, err := ss.srv.serveAgent(ss.ch, ss.ch, ss.ch.Stderr())
+	if err != nil {
 		ss.log.Debug("agent session ended", "err", err)
 	}
-	return exitInfo{code: 0}
+	return exitInfo{code: code}
 }
 
 // keepOpen is a stream whose Close does nothing.
@@ -44,43 +46,76 @@ type keepOpen struct{ io.ReadWriter }
 
 func (keepOpen) Close() error { return nil }
 
-// serveAgent answers newline-delimited JSON requests from r on w until r ends.
-func (s *server) serveAgent(r io.Reader, w io.Writer) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxRequestLine)
-	enc := json.NewEncoder(w)
-	for sc.Scan() {
-		var req proto.Request
-		var resp proto.Response
-		var after func()
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			resp.Error = fmt.Sprintf("decode request: %v", err)
-		} else {
-			result, then, err := s.agentOp(req)
-			after = then
-			switch {
-			case err != nil:
-				resp.Error = fmt.Sprintf("%s: %v", req.Op, err)
-			case result != nil:
-				raw, err := json.Marshal(result)
-				if err != nil {
-					resp.Error = fmt.Sprintf("%s: encode result: %v", req.Op, err)
-					break
-				}
-				resp.OK, resp.Result = true, raw
-			default:
-				resp.OK = true
-			}
+// serveAgent answers newline-delimited JSON requests from r on w until r
+// ends, or until a workspace op that owns the channel (extract, archive)
+// is done. It returns the channel's exit status.
+func (s *server) serveAgent(r io.Reader, w, stderr io.Writer) (int, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := readRequest(br)
+		if errors.Is(err, io.EOF) {
+			return 0, nil
 		}
-		if err := enc.Encode(resp); err != nil {
-			return fmt.Errorf("write agent response: %w", err)
+		if err != nil {
+			return 0, fmt.Errorf("read agent request: %w", err)
+		}
+		var req proto.Request
+		if err := json.Unmarshal(line, &req); err != nil {
+			if err := writeResponse(w, "", nil, fmt.Errorf("decode request: %v", err)); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if req.Op == proto.OpExtract || req.Op == proto.OpArchive {
+			return s.serveStream(req, br, w, stderr)
+		}
+		result, after, err := s.agentOp(req)
+		if err := writeResponse(w, req.Op, result, err); err != nil {
+			return 0, err
 		}
 		if after != nil {
 			go after()
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read agent request: %w", err)
+}
+
+// readRequest reads one request line (at most maxRequestLine bytes; a last
+// line may lack its newline); io.EOF when no line is left.
+func readRequest(br *bufio.Reader) ([]byte, error) {
+	line, err := proto.ReadLine(br, maxRequestLine)
+	if errors.Is(err, io.EOF) && len(line) > 0 {
+		return line, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return line[:len(line)-1], nil
+}
+
+// writeResponse writes one answer line: the op's result, or its error.
+func writeResponse(w io.Writer, op string, result any, opErr error) error {
+	var resp proto.Response
+	switch {
+	case opErr != nil && op == "":
+		resp.Error = opErr.Error()
+	case opErr != nil:
+		resp.Error = fmt.Sprintf("%s: %v", op, opErr)
+	case result != nil:
+		raw, err := json.Marshal(result)
+		if err != nil {
+			resp.Error = fmt.Sprintf("%s: encode result: %v", op, err)
+			break
+		}
+		resp.OK, resp.Result = true, raw
+	default:
+		resp.OK = true
+	}
+	line, err := json.Marshal(resp)
+	if err != nil {
+		return fmt.Errorf("write agent response: %w", err)
+	}
+	if _, err := w.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("write agent response: %w", err)
 	}
 	return nil
 }
@@ -117,6 +152,19 @@ func (s *server) agentOp(req proto.Request) (any, func(), error) {
 	case proto.OpDiskUsage:
 		du, err := s.diskUsage()
 		return du, nil, err
+	case proto.OpProbe:
+		p, err := opPath(req.Path)
+		if err != nil {
+			return nil, nil, err
+		}
+		res, err := s.probe(p)
+		return res, nil, err
+	case proto.OpRemove:
+		p, err := opPath(req.Path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, os.RemoveAll(p)
 	case "":
 		return nil, nil, errors.New("missing op")
 	default:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func newTestAgent(t *testing.T, cfg Config) *server {
 func agentExchange(t *testing.T, s *server, lines ...string) []proto.Response {
 	t.Helper()
 	var out strings.Builder
-	if err := s.serveAgent(strings.NewReader(strings.Join(lines, "\n")+"\n"), &out); err != nil {
+	if _, err := s.serveAgent(strings.NewReader(strings.Join(lines, "\n")+"\n"), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var resps []proto.Response

@@ -1,4 +1,4 @@
-package main
+package tarstream
 
 import (
 	"archive/tar"
@@ -9,17 +9,22 @@ import (
 	"path/filepath"
 )
 
-// writeTar writes a tar of dir's contents to w, names relative to dir.
+// Write writes a tar of dir's contents to w, names relative to dir.
 // Symlinks are stored as symlinks, never followed; entries whose base name
 // matches one of the exclude patterns (filepath.Match) are left out with
 // everything below them. Sockets and other special files are skipped.
-func writeTar(w io.Writer, dir string, excludes []string) error {
+func Write(w io.Writer, dir string, excludes []string) error {
+	for _, p := range excludes {
+		if _, err := filepath.Match(p, ""); err != nil {
+			return fmt.Errorf("archive: bad exclude pattern %q: %w", p, err)
+		}
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("tar-c: %w", err)
+		return fmt.Errorf("archive: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("tar-c: %s is not a directory", dir)
+		return fmt.Errorf("archive: %s is not a directory", dir)
 	}
 	tw := tar.NewWriter(w)
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -82,10 +87,10 @@ func writeTar(w io.Writer, dir string, excludes []string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("tar-c: %w", err)
+		return fmt.Errorf("archive: %w", err)
 	}
 	if err := tw.Close(); err != nil {
-		return fmt.Errorf("tar-c: %w", err)
+		return fmt.Errorf("archive: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,8 @@
-package main
+// Package tarstream is the guest agent's tar code: Extract unpacks a
+// stream from the host under a folder, confined to it; Write archives a
+// folder for the host. The host is trusted here (the guest is not), but the
+// extraction is confined all the same.
+package tarstream
 
 import (
 	"archive/tar"
@@ -10,33 +14,30 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"banger/internal/agent/proto"
+	"banger/internal/tarname"
 )
 
-// extractSummary is printed as JSON by tar-x.
-type extractSummary struct {
-	Files   int   `json:"files"`   // regular files, symlinks and hard links written
-	Dirs    int   `json:"dirs"`    // directories created or updated
-	Bytes   int64 `json:"bytes"`   // bytes of regular file content
-	Skipped int   `json:"skipped"` // entries of other types (devices, fifos)
-}
+// Summary is what Extract wrote.
+type Summary = proto.Extracted
 
-// extractTar unpacks the tar stream r under dir. Every path stays inside dir:
+// Extract unpacks the tar stream r under dir. Every path stays inside dir:
 // names are checked and all file operations go through an os.Root, so a
 // symlink in the archive can never redirect a later entry outside dir.
 // Modes (permission, setuid/setgid/sticky) and mtimes are kept; ownership is
 // not (files belong to the extracting user).
-func extractTar(r io.Reader, dir string) (extractSummary, error) {
-	var sum extractSummary
+func Extract(r io.Reader, dir string) (Summary, error) {
+	var sum Summary
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return sum, fmt.Errorf("tar-x: %w", err)
+		return sum, fmt.Errorf("extract: %w", err)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return sum, fmt.Errorf("tar-x: %w", err)
+		return sum, fmt.Errorf("extract: %w", err)
 	}
 	defer root.Close()
 
@@ -53,11 +54,11 @@ func extractTar(r io.Reader, dir string) (extractSummary, error) {
 			break
 		}
 		if err != nil {
-			return sum, fmt.Errorf("tar-x: read archive: %w", err)
+			return sum, fmt.Errorf("extract: read archive: %w", err)
 		}
-		name, err := entryName(hdr.Name)
+		name, err := tarname.Clean(hdr.Name)
 		if err != nil {
-			return sum, fmt.Errorf("tar-x: %w", err)
+			return sum, fmt.Errorf("extract: %w", err)
 		}
 		if name == "." {
 			if hdr.Typeflag == tar.TypeDir {
@@ -67,42 +68,42 @@ func extractTar(r io.Reader, dir string) (extractSummary, error) {
 		}
 		if dir := path.Dir(name); dir != "." {
 			if err := root.MkdirAll(dir, 0o755); err != nil {
-				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 		}
 		mode := fs.FileMode(hdr.Mode).Perm() | modeBits(hdr.Mode)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := makeDir(root, name, mode); err != nil {
-				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			dirs = append(dirs, dirTime{name, hdr.ModTime})
 			sum.Dirs++
 		case tar.TypeReg, tar.TypeRegA:
 			n, err := writeFile(root, name, tr, mode, hdr.ModTime, buf)
 			if err != nil {
-				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			sum.Files++
 			sum.Bytes += n
 		case tar.TypeSymlink:
 			if err := clear(root, name); err != nil {
-				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			if err := root.Symlink(hdr.Linkname, name); err != nil {
-				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			sum.Files++
 		case tar.TypeLink:
-			target, err := entryName(hdr.Linkname)
+			target, err := tarname.Clean(hdr.Linkname)
 			if err != nil {
-				return sum, fmt.Errorf("tar-x: hard link %s: %w", name, err)
+				return sum, fmt.Errorf("extract: hard link %s: %w", name, err)
 			}
 			if err := clear(root, name); err != nil {
-				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			if err := root.Link(target, name); err != nil {
-				return sum, fmt.Errorf("tar-x: %s: %w", name, err)
+				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			sum.Files++
 		default:
@@ -112,25 +113,10 @@ func extractTar(r io.Reader, dir string) (extractSummary, error) {
 	// Directory mtimes last: creating entries inside changes them.
 	for _, d := range slices.Backward(dirs) {
 		if err := root.Chtimes(d.name, d.mtime, d.mtime); err != nil {
-			return sum, fmt.Errorf("tar-x: %s: %w", d.name, err)
+			return sum, fmt.Errorf("extract: %s: %w", d.name, err)
 		}
 	}
 	return sum, nil
-}
-
-// entryName cleans an archive path and refuses absolute or escaping ones.
-func entryName(name string) (string, error) {
-	if name == "" {
-		return "", errors.New("empty name in archive")
-	}
-	if strings.HasPrefix(name, "/") {
-		return "", fmt.Errorf("absolute path %q in archive", name)
-	}
-	clean := path.Clean(name)
-	if clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", fmt.Errorf("path %q leaves the target directory", name)
-	}
-	return clean, nil
 }
 
 // modeBits converts tar's setuid/setgid/sticky bits to fs.FileMode ones.
