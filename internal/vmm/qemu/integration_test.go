@@ -159,7 +159,7 @@ func TestQEMUStartAdoptQuit(t *testing.T) {
 	if s, err := status(ctx, spec.RunDir); err != nil || s.Status != "running" {
 		t.Errorf("Status = %+v, %v; want running", s, err)
 	}
-	if _, rss, err := ProcStats(p.PID); err != nil || rss <= 0 {
+	if _, rss, err := vmmproc.ProcStats(p.PID); err != nil || rss <= 0 {
 		t.Errorf("ProcStats = rss %d, %v", rss, err)
 	}
 	// The guest kernel runs, with the TCG TSC hint on its command line.
