@@ -85,6 +85,8 @@ func main() {
 			os.Exit(probeKVMMain(os.Args[2:]))
 		case "make-image":
 			os.Exit(makeImageMain(os.Args[2:]))
+		case "soak":
+			os.Exit(soakMain(os.Args[2:]))
 		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -238,7 +238,7 @@ func (m *Manager) stepVMM(ctx context.Context, b *bootRun) error {
 	spec := vmm.Spec{
 		ID: b.vm.ID, Name: b.vm.Name, RunDir: filepath.Join(dir, paths.VMRunDir),
 		Kernel: b.kernel, Initrd: b.initrd,
-		Cmdline: "console=ttyS0 reboot=t panic=-1 quiet loglevel=4",
+		Cmdline: guestCmdline(),
 		VCPUs:   b.vm.VCPUCount, MemoryMiB: b.vm.MemoryMiB,
 		SerialLog: filepath.Join(dir, paths.VMSerialLog),
 		Disks: []vmm.Disk{
