@@ -135,10 +135,10 @@ func soakMain(args []string) int {
 	}
 	capStop()
 	<-capDone
-	d.close()
 	if data, err := os.ReadFile(d.logf.Name()); err == nil {
 		os.WriteFile(filepath.Join(out, "bangerd.log"), data, 0o644)
 	}
+	d.close()
 	js, _ := json.MarshalIndent(map[string]any{"summary": sums, "creates": all, "accel": e.accel(),
 		"kernel_args": os.Getenv("SOAK_KERNEL_ARGS")}, "", "  ")
 	os.WriteFile(filepath.Join(out, "soak.json"), js, 0o644)
