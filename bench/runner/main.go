@@ -41,6 +41,7 @@ type config struct {
 	image    string // prebuilt busybox rootfs (portable bundle)
 	microvm  string // folder holding a built microvm-6.1 kernel, if any
 	keep     bool
+	debug    bool // bangerd --debug (the breakdown reads its debug log)
 	portable bool // running from the portable bundle
 	log      *slog.Logger
 }
@@ -87,6 +88,8 @@ func main() {
 			os.Exit(makeImageMain(os.Args[2:]))
 		case "soak":
 			os.Exit(soakMain(os.Args[2:]))
+		case "breakdown":
+			os.Exit(breakdownMain(os.Args[2:]))
 		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
