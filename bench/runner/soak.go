@@ -117,7 +117,8 @@ func soakMain(args []string) int {
 		captureStalls(capCtx, filepath.Join(d.state, "vms"), filepath.Join(out, "stalled"))
 		close(capDone)
 	}()
-	log.Info("soak", "accel", e.accel(), "n", n, "par", par, "modes", modes, "out", out)
+	accel := e.accel()
+	log.Info("soak", "accel", accel, "n", n, "par", par, "modes", modes, "out", out)
 	var all []soakResult
 	var sums []soakSummary
 	for _, mode := range modes {
@@ -139,12 +140,12 @@ func soakMain(args []string) int {
 		os.WriteFile(filepath.Join(out, "bangerd.log"), data, 0o644)
 	}
 	d.close()
-	js, _ := json.MarshalIndent(map[string]any{"summary": sums, "creates": all, "accel": e.accel(),
+	js, _ := json.MarshalIndent(map[string]any{"summary": sums, "creates": all, "accel": accel,
 		"kernel_args": os.Getenv("SOAK_KERNEL_ARGS")}, "", "  ")
 	os.WriteFile(filepath.Join(out, "soak.json"), js, 0o644)
 	var md bytes.Buffer
 	fmt.Fprintf(&md, "soak %s, accel %s, %d MiB guests, extra kernel args %q\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		e.accel(), mem, os.Getenv("SOAK_KERNEL_ARGS"))
+		accel, mem, os.Getenv("SOAK_KERNEL_ARGS"))
 	fmt.Fprintln(&md, "| mode | creates | at a time | failures | boot restarts | ready median | p90 | max | wall | load at end |")
 	fmt.Fprintln(&md, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range sums {
@@ -187,9 +188,12 @@ func soakRun(ctx context.Context, e *env, mode string, n, k int, mem string) []s
 				if err != nil {
 					r.Err = firstLine(err.Error())
 				}
+				e.d.deleteVM(context.Background(), name)
+				if ctx.Err() != nil {
+					continue // interrupted: not a result
+				}
 				res[i] = r
 				e.cfg.log.Info("soak", "name", name, "s", fmt.Sprintf("%.2f", r.Seconds), "restarts", r.Restarts, "err", r.Err)
-				e.d.deleteVM(context.Background(), name)
 			}
 		}()
 	}
