@@ -286,9 +286,8 @@ func captureStalls(ctx context.Context, vmsDir, outDir string) {
 		}
 		select {
 		case <-ctx.Done():
-			for id, t := range seen {
-				flush(id, t)
-			}
+			// Boots still running were cut short (the soak was
+			// interrupted), not stalled: nothing to keep.
 			return
 		case <-tick.C:
 		}
