@@ -18,7 +18,8 @@ const floorMarker = "banger-init:"
 func benchBoot(ctx context.Context, e *env) ([]Row, error) {
 	row, err := bootRow(ctx, e, e.image, "debian-12-cloud")
 	if err != nil {
-		return nil, err
+		// The other kernel's row is still worth running.
+		row = failedRow("B1", "vm create to ready, debian-12-cloud kernel", err)
 	}
 	rows := []Row{row}
 	dir := microvmDir(e.cfg)
@@ -35,7 +36,7 @@ func benchBoot(ctx context.Context, e *env) ([]Row, error) {
 	}
 	row, err = bootRow(ctx, e, "bb-microvm", "microvm-6.1")
 	if err != nil {
-		return rows, err
+		row = failedRow("B1", "vm create to ready, microvm-6.1 kernel", err)
 	}
 	return append(rows, row), nil
 }
@@ -86,6 +87,7 @@ func bootRow(ctx context.Context, e *env, image, kernel string) (Row, error) {
 		return Row{}, err
 	}
 	var banger, base []float64
+	var fails runFailures
 	for i := 0; i < e.cfg.runs; i++ {
 		var b, f float64
 		var errB, errF error
@@ -96,17 +98,21 @@ func bootRow(ctx context.Context, e *env, image, kernel string) (Row, error) {
 			f, errF = bootFloor()
 			b, errB = bootBanger(i)
 		}
-		if errB != nil {
-			return Row{}, errB
-		}
-		if errF != nil {
-			return Row{}, errF
+		// A failed run is reported, and its pair left out of the ratios.
+		fails.add(errB)
+		fails.add(errF)
+		if errB != nil || errF != nil {
+			e.cfg.log.Warn("B1 run failed", "kernel", kernel, "run", i, "create_err", errB, "floor_err", errF)
+			continue
 		}
 		banger, base = append(banger, b), append(base, f)
 		e.cfg.log.Info("B1", "kernel", kernel, "run", i, "create_s", b, "floor_s", f)
 	}
+	if len(banger) == 0 {
+		return Row{}, fmt.Errorf("every run failed: %w", fails.first)
+	}
 	r := pairRow("B1", "vm create to ready, "+kernel+" kernel", "s", banger, "bare QEMU, same kernel+initrd+root disk, to init's first line", base)
-	r.Goal = "ratio ≤ 1.25 (TCG); < 0.15 s on KVM"
-	r.Note = "banger: CLI wall time, create to agent answering (1024 MiB, 2 vCPUs)"
+	r.Goal = "ratio ≤ 1.10 (TCG); < 0.15 s on KVM"
+	r.Note = joinNotes("banger: CLI wall time, create to agent answering (1024 MiB, 2 vCPUs)", fails.note(e.cfg.runs), noisyBaseline(r))
 	return r, nil
 }

@@ -39,7 +39,11 @@ func startDaemon(ctx context.Context, cfg *config) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.proc = exec.Command(filepath.Join(cfg.bin, "bangerd"), "--socket", d.socket, "--state-dir", d.state, "--accel", cfg.accel)
+	args := []string{"--socket", d.socket, "--state-dir", d.state, "--accel", cfg.accel}
+	if cfg.debug {
+		args = append(args, "--debug")
+	}
+	d.proc = exec.Command(filepath.Join(cfg.bin, "bangerd"), args...)
 	d.proc.Env = d.env()
 	d.proc.Stdout, d.proc.Stderr = d.logf, d.logf
 	d.proc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -41,6 +41,7 @@ type config struct {
 	image    string // prebuilt busybox rootfs (portable bundle)
 	microvm  string // folder holding a built microvm-6.1 kernel, if any
 	keep     bool
+	debug    bool // bangerd --debug (the breakdown reads its debug log)
 	portable bool // running from the portable bundle
 	log      *slog.Logger
 }
@@ -63,7 +64,7 @@ Environment:
   BENCH_B5_VMS       VM records for B5 (default 200)
   BENCH_B5_CALLS     calls per B5 run (default 100)
   BENCH_B6_VMS       running VMs for B6 (default 10)
-  BENCH_B7_COUNT     VMs per B7 run (default 4)
+  BENCH_B7_COUNT     VMs per B7 run (default 10)
   BENCH_KERNEL_DIR   import the kernel from this folder instead of pulling it
   BENCH_IMAGE        busybox ext4 rootfs to use instead of building one
   BENCH_MICROVM_DIR  folder of a built microvm-6.1 kernel (B1 also runs with it)
@@ -85,6 +86,10 @@ func main() {
 			os.Exit(probeKVMMain(os.Args[2:]))
 		case "make-image":
 			os.Exit(makeImageMain(os.Args[2:]))
+		case "soak":
+			os.Exit(soakMain(os.Args[2:]))
+		case "breakdown":
+			os.Exit(breakdownMain(os.Args[2:]))
 		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -119,7 +124,7 @@ func loadConfig(log *slog.Logger) (*config, error) {
 		def  int
 	}{{&cfg.runs, "BENCH_RUNS", 5}, {&cfg.memory, "BENCH_VM_MEMORY", 256}, {&cfg.b3MB, "BENCH_B3_MB", 300},
 		{&cfg.b4Files, "BENCH_B4_FILES", 0}, {&cfg.b4MB, "BENCH_B4_MB", 0}, {&cfg.b5VMs, "BENCH_B5_VMS", 200},
-		{&cfg.b5Calls, "BENCH_B5_CALLS", 100}, {&cfg.b6VMs, "BENCH_B6_VMS", 10}, {&cfg.b7Count, "BENCH_B7_COUNT", 4}} {
+		{&cfg.b5Calls, "BENCH_B5_CALLS", 100}, {&cfg.b6VMs, "BENCH_B6_VMS", 10}, {&cfg.b7Count, "BENCH_B7_COUNT", 10}} {
 		if *v.p, err = envInt(v.name, v.def); err != nil {
 			return nil, err
 		}

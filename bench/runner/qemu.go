@@ -92,24 +92,40 @@ type bareVM struct {
 // startBare starts argv and waits until its console prints marker; it
 // returns the time from exec to the marker.
 func startBare(ctx context.Context, argv []string, marker string, timeout time.Duration) (*bareVM, time.Duration, error) {
+	r, d, err := startBareLine(ctx, argv, marker, timeout)
+	return r.vm, d, err
+}
+
+// bareRun is a started bare QEMU and the console line holding the marker.
+type bareRun struct {
+	vm   *bareVM
+	line string
+}
+
+// startBareLine is startBare that also returns the marker's line.
+func startBareLine(ctx context.Context, argv []string, marker string, timeout time.Duration) (bareRun, time.Duration, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, 0, err
+		return bareRun{}, 0, err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
-		return nil, 0, fmt.Errorf("start %s: %w", argv[0], err)
+		return bareRun{}, 0, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	pw.Close()
 	vm := &bareVM{cmd: cmd, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(vm.done) }()
-	found := make(chan time.Duration, 1)
+	type hit struct {
+		d    time.Duration
+		line string
+	}
+	found := make(chan hit, 1)
 	var tail strings.Builder
 	go func() {
 		r := bufio.NewReader(pr)
@@ -118,7 +134,7 @@ func startBare(ctx context.Context, argv []string, marker string, timeout time.D
 			line, err := r.ReadString('\n')
 			if !got && strings.Contains(line, marker) {
 				got = true
-				found <- time.Since(t0)
+				found <- hit{time.Since(t0), strings.TrimSpace(line)}
 			}
 			if !got && tail.Len() < 8192 {
 				tail.WriteString(line)
@@ -130,16 +146,16 @@ func startBare(ctx context.Context, argv []string, marker string, timeout time.D
 		}
 	}()
 	select {
-	case d := <-found:
-		return vm, d, nil
+	case h := <-found:
+		return bareRun{vm, h.line}, h.d, nil
 	case <-vm.done:
 		time.Sleep(100 * time.Millisecond)
-		return nil, 0, fmt.Errorf("bare qemu exited before %q: %s", marker, lastLines(tail.String(), 8))
+		return bareRun{}, 0, fmt.Errorf("bare qemu exited before %q: %s", marker, lastLines(tail.String(), 8))
 	case <-time.After(timeout):
 	case <-ctx.Done():
 	}
 	vm.stop()
-	return nil, 0, fmt.Errorf("bare qemu: no %q within %s: %s", marker, timeout, lastLines(tail.String(), 8))
+	return bareRun{}, 0, fmt.Errorf("bare qemu: no %q within %s: %s", marker, timeout, lastLines(tail.String(), 8))
 }
 
 // stop kills the QEMU and waits for it.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -60,5 +61,29 @@ func TestNewcArchive(t *testing.T) {
 	data := c.bytes()
 	if !bytes.HasPrefix(data, []byte("070701")) || len(data)%4 != 0 || !bytes.Contains(data, []byte("TRAILER!!!")) {
 		t.Fatalf("bad newc archive: %q", data)
+	}
+}
+
+func TestRunFailuresAndNoisyBaseline(t *testing.T) {
+	var f runFailures
+	if f.note(5) != "" {
+		t.Fatal("no failures should give no note")
+	}
+	f.add(nil)
+	f.add(errors.New("guest agent did not answer\nmore"))
+	f.add(errors.New("second"))
+	if got := f.note(5); got != "2 of 5 runs failed (first: guest agent did not answer)" {
+		t.Fatalf("note: %q", got)
+	}
+	tight := Row{Base: summarize([]float64{2.7, 2.75, 2.9})}
+	if noisyBaseline(tight) != "" {
+		t.Fatalf("tight baseline flagged: %q", noisyBaseline(tight))
+	}
+	wide := Row{Base: summarize([]float64{2.59, 3.85, 4.90})}
+	if !strings.Contains(noisyBaseline(wide), "not meaningful") {
+		t.Fatalf("wide baseline not flagged: %q", noisyBaseline(wide))
+	}
+	if got := joinNotes("a", "", "b"); got != "a; b" {
+		t.Fatalf("joinNotes: %q", got)
 	}
 }

@@ -120,7 +120,7 @@ func (a *app) waitCreate(ctx context.Context, op api.VMCreateOperation, timeout 
 		select {
 		case <-ctx.Done():
 			return op, fmt.Errorf("stopped waiting; the create goes on: 'banger vm create-status %s'", op.ID)
-		case <-time.After(150 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 		next, err := c.VMCreateStatus(ctx, op.ID)
 		if err != nil {

@@ -75,7 +75,9 @@ func (m *Manager) runSteps(ctx context.Context, b *bootRun, steps []step) error 
 	b.vm.BootRestarts = 0
 	for i := 0; i < len(steps); i++ {
 		s := steps[i]
+		t0 := time.Now()
 		err := s.run(ctx, b)
+		m.log.Debug("boot step", "vm", b.vm.Name, "step", s.name, "took", time.Since(t0), "err", err)
 		if errors.Is(err, errBootStalled) && b.vm.BootRestarts < maxStallRestarts {
 			b.vm.BootRestarts++
 			m.log.Warn("guest boot stalled; restarting its vmm", "vm", b.vm.Name, "restart", b.vm.BootRestarts, "reason", err)
@@ -220,7 +222,7 @@ func (m *Manager) stepVMM(ctx context.Context, b *bootRun) error {
 	spec := vmm.Spec{
 		RunDir: filepath.Join(dir, paths.VMRunDir),
 		Kernel: b.kernel, Initrd: b.initrd,
-		Cmdline: "console=ttyS0 reboot=t panic=-1 quiet loglevel=4",
+		Cmdline: guestCmdline(),
 		VCPUs:   b.vm.VCPUCount, MemoryMiB: b.vm.MemoryMiB,
 		SerialLog: filepath.Join(dir, paths.VMSerialLog),
 		Disks: []vmm.Disk{
@@ -279,12 +281,14 @@ func (m *Manager) stepAgent(ctx context.Context, b *bootRun) error {
 		return fmt.Errorf("guest agent: %w", err)
 	}
 	defer c.Close()
+	m.log.Debug("guest agent answered", "vm", b.vm.Name)
 	// The guest clock only has a floor from the boot config and the RTC's
 	// whole seconds; set it from the host so health's clock check holds.
 	// A failure leaves a working VM whose health reports the clock.
 	if err := c.SetTime(ctx, time.Now()); err != nil {
 		m.log.Warn("set the guest clock", "vm", b.vm.Name, "err", err)
 	}
+	m.log.Debug("guest clock set", "vm", b.vm.Name)
 	return nil
 }
 

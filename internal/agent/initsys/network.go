@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -49,6 +50,12 @@ func ConfigureNetwork(ctx context.Context, n *bootcfg.Network, log *slog.Logger)
 	if err := netlink.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("network: add %s to %s: %w", n.Address, name, err)
 	}
+	// Announce the address when the link comes up (gratuitous ARP): the
+	// host has been trying to reach the guest since the VMM started, and an
+	// unanswered ARP of its is retried only once a second.
+	if err := announceOnUp(name); err != nil {
+		log.Warn("network: gratuitous ARP not enabled", "interface", name, "err", err)
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("network: bring up %s: %w", name, err)
 	}
@@ -64,6 +71,17 @@ func ConfigureNetwork(ctx context.Context, n *bootcfg.Network, log *slog.Logger)
 	}
 	log.Info("network configured", "interface", name, "address", n.Address, "gateway", n.Gateway)
 	return nil
+}
+
+// announceOnUp sets arp_notify on the interface name, so the kernel sends a
+// gratuitous ARP for its addresses when it comes up. The host's pending
+// neighbour entry for the guest is then resolved at once, instead of at its
+// next ARP retry (up to a second later).
+func announceOnUp(name string) error {
+	if strings.ContainsAny(name, "/") || name == "" || name == "." || name == ".." {
+		return fmt.Errorf("bad interface name %q", name)
+	}
+	return os.WriteFile("/proc/sys/net/ipv4/conf/"+name+"/arp_notify", []byte("1\n"), 0o644)
 }
 
 // linkByMAC polls the interface list until one has mac or ctx ends.

@@ -36,6 +36,7 @@ func Stage1(log *slog.Logger) error {
 	log.Info("stage 1 started", "kernel", kernelRelease())
 
 	modErr := LoadModules("/", log)
+	tunePageReporting(log)
 
 	cmdline, err := os.ReadFile("/proc/cmdline")
 	if err != nil {

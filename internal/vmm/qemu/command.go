@@ -13,6 +13,9 @@ import (
 // virtio-mmio devices only through ACPI), the PIT and an RTC.
 const Machine = "microvm,acpi=on,pit=on,rtc=on"
 
+// BalloonDevice is the virtio balloon with free page reporting every VM gets.
+const BalloonDevice = "virtio-balloon-device,free-page-reporting=on"
+
 // Command builds the argv of one QEMU run. Every With method returns a
 // modified copy and leaves its receiver unchanged, so a partly configured
 // Command can be shared. Start from NewCommand.
@@ -39,6 +42,7 @@ type Command struct {
 	chroot     string
 	sandbox    bool
 	tapFD      int
+	balloon    bool
 }
 
 // NewCommand starts a Command for the given QEMU binary (TCG, no devices).
@@ -126,6 +130,12 @@ func (c Command) WithChroot(dir string) Command { c.chroot = dir; return c }
 // allowed, and banger does not use -daemonize (spawn=deny needs that).
 const SandboxArg = "on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny"
 
+// WithBalloon adds BalloonDevice: the guest reports the pages it frees and
+// QEMU drops them (free page reporting), so an idle guest holds host memory
+// for what it uses, not for everything it touched while booting. The balloon
+// is never inflated.
+func (c Command) WithBalloon(on bool) Command { c.balloon = on; return c }
+
 // WithSandbox adds -sandbox SandboxArg.
 func (c Command) WithSandbox(on bool) Command { c.sandbox = on; return c }
 
@@ -184,6 +194,9 @@ func (c Command) Build() []string {
 			dev += ",mac=" + c.net.MAC
 		}
 		a = append(a, "-device", dev)
+	}
+	if c.balloon {
+		a = append(a, "-device", BalloonDevice)
 	}
 	switch {
 	case c.serialSock != "":

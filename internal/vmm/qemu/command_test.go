@@ -118,6 +118,7 @@ func TestBackendCommandFromSpec(t *testing.T) {
 		"-device", "virtio-blk-device,drive=d0,serial=banger-rootfs",
 		"-netdev", "tap,id=n0,ifname=tap1,script=no,downscript=no",
 		"-device", "virtio-net-device,netdev=n0,mac=02:00:00:00:00:01",
+		"-device", BalloonDevice,
 		"-chardev", "socket,id=ser0,path=/run/banger/vm1/serial.sock,server=on,wait=off", "-serial", "chardev:ser0",
 		"-qmp", "unix:/run/banger/vm1/qmp.sock,server=on,wait=off",
 		"-pidfile", "/run/banger/vm1/vmm.pid", "-S")

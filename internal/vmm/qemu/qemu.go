@@ -208,7 +208,8 @@ func (b *Backend) command(spec vmm.Spec) Command {
 		WithDiskCache(b.diskCache).
 		WithQMPSocket(filepath.Join(spec.RunDir, QMPSocket)).
 		WithPIDFile(filepath.Join(spec.RunDir, PIDFile)).
-		WithPaused(true)
+		WithPaused(true).
+		WithBalloon(true)
 	if spec.SerialLog != "" {
 		c = c.WithSerialSocket(filepath.Join(spec.RunDir, SerialSocket))
 	}

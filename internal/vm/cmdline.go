@@ -1,0 +1,23 @@
+package vm
+
+import (
+	"os"
+	"strings"
+)
+
+// EnvGuestKernelArgs names extra guest kernel arguments appended to banger's
+// command line, for debugging boots (e.g. "loglevel=7 initcall_debug"). The
+// daemon's environment is root's, so this gives callers nothing.
+const EnvGuestKernelArgs = "BANGER_GUEST_KERNEL_ARGS"
+
+// baseCmdline is the guest kernel command line banger boots with.
+const baseCmdline = "console=ttyS0 reboot=t panic=-1 quiet loglevel=4"
+
+// guestCmdline is baseCmdline plus EnvGuestKernelArgs, when set.
+func guestCmdline() string {
+	extra := strings.Join(strings.Fields(os.Getenv(EnvGuestKernelArgs)), " ")
+	if extra == "" {
+		return baseCmdline
+	}
+	return baseCmdline + " " + extra
+}
