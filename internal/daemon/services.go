@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"banger/internal/authz"
+	"banger/internal/forward"
 	"banger/internal/guest"
 	"banger/internal/image"
 	"banger/internal/kernel"
@@ -73,10 +74,12 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 			}
 		}()
 	}
+	fw, vmService := d.forwards(ctx, vms, d.store, forward.SSHDialer(signer))
 	return server.Services{
 		Kernels:    kernels,
 		Images:     imageService{images},
-		VMs:        vms,
+		VMs:        vmService,
+		Forwards:   fw,
 		Workspaces: workspaceService{vms: vms, state: d.state, log: d.log},
 		Owners:     owners{d.store},
 		Accel:      accel.Name(),
