@@ -120,7 +120,26 @@ func (m *Manager) Load(ctx context.Context) error {
 		}
 		m.mu.Unlock()
 	}
-	return m.syncRules()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.syncRulesLocked(); err != nil {
+		// Without the owner rules no forward may listen.
+		for _, st := range m.byVM {
+			for _, l := range st.fixed {
+				l.close()
+				l.conflict = err.Error()
+			}
+		}
+		return err
+	}
+	for _, st := range m.byVM {
+		for _, l := range st.fixed {
+			if l.conflict == "" {
+				l.serve()
+			}
+		}
+	}
+	return nil
 }
 
 // state returns (making it) the state of vm; m.mu held.
@@ -182,18 +201,19 @@ func (m *Manager) Add(ctx context.Context, p api.VMForwardParams) (api.VMForward
 		}
 		return api.VMForward{}, fmt.Errorf("forward host port %d to vm %q: %w", p.HostPort, vm.Name, err)
 	}
-	if err := m.syncRulesLocked(); err != nil {
-		l.close()
-		return api.VMForward{}, err
-	}
-	l.serve()
 	sf.HostPort = l.hostPort
 	st.fixed = append(st.fixed, l)
 	st.saved.Forwards = append(st.saved.Forwards, sf)
-	if err := writeState(st.dir, st.saved); err != nil {
+	if err := m.syncRulesLocked(); err != nil {
 		m.removeFixed(st, l.hostPort)
 		return api.VMForward{}, err
 	}
+	if err := writeState(st.dir, st.saved); err != nil {
+		m.removeFixed(st, l.hostPort)
+		m.syncRulesLocked()
+		return api.VMForward{}, err
+	}
+	l.serve()
 	m.log.Info("forward added", "vm", vm.Name, "host", l.hostPort, "guest", l.guestPort)
 	return l.view(), nil
 }
