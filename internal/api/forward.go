@@ -18,12 +18,16 @@ type VMForwardParams struct {
 	HostPort  int    `json:"host_port,omitempty"`
 	GuestPort int    `json:"guest_port"`
 	Remap     bool   `json:"remap,omitempty"`
+	// UnixPath, instead of a host port, makes the forward a Unix socket at
+	// that absolute path, mode 0600, created as the caller.
+	UnixPath string `json:"unix_path,omitempty"`
 }
 
 // VMForwardRemoveParams removes the explicit forward on HostPort.
 type VMForwardRemoveParams struct {
 	IDOrName string `json:"id_or_name"`
-	HostPort int    `json:"host_port"`
+	HostPort int    `json:"host_port,omitempty"`
+	UnixPath string `json:"unix_path,omitempty"` // or the Unix socket forward at this path
 }
 
 // VMForward is one forward. HostAddrs are the loopback addresses the daemon
@@ -33,6 +37,7 @@ type VMForwardRemoveParams struct {
 type VMForward struct {
 	HostAddrs []string `json:"host_addrs,omitempty"`
 	HostPort  int      `json:"host_port"`
+	UnixPath  string   `json:"unix_path,omitempty"`
 	GuestPort int      `json:"guest_port"`
 	Auto      bool     `json:"auto,omitempty"`
 	Conflict  string   `json:"conflict,omitempty"`

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -12,7 +13,10 @@ import (
 )
 
 func newVMForwardCmd(a *app) *cobra.Command {
-	var f struct{ list, remove, remap bool }
+	var f struct {
+		list, remove, remap bool
+		unix                string
+	}
 	cmd := &cobra.Command{
 		Use:   "forward NAME [HOST_ADDR:]HOST_PORT:GUEST_PORT | GUEST_PORT",
 		Short: "Forward a port on the host's loopback to a guest port (only you and root may connect)",
@@ -23,8 +27,10 @@ others). GUEST_PORT alone forwards the same host port. Forwards persist with the
 
   banger vm forward dev 3000              # localhost:3000 -> guest port 3000
   banger vm forward dev 8080:80 --remap   # a free host port when 8080 is busy
+  banger vm forward dev --unix /run/user/1000/dev.sock 5432   # a 0600 Unix socket, made as you
   banger vm forward dev --list
-  banger vm forward dev 8080 --remove     # by host port`,
+  banger vm forward dev 8080 --remove     # by host port
+  banger vm forward dev --remove --unix /run/user/1000/dev.sock`,
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: a.completeVMs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,8 +46,37 @@ others). GUEST_PORT alone forwards the same host port. Forwards persist with the
 					return err
 				}
 				return a.output(res, func(w io.Writer) error { return forwardTable(w, res) })
+			case f.remove && f.unix != "":
+				if len(args) != 1 {
+					return usagef("--remove --unix PATH takes only the VM name")
+				}
+				if err := c.VMForwardRemove(cmd.Context(), api.VMForwardRemoveParams{IDOrName: name, UnixPath: f.unix}); err != nil {
+					return err
+				}
+				return a.output(api.Empty{}, func(w io.Writer) error { return nil })
 			case len(args) != 2:
 				return usagef("give a port: [HOST_ADDR:]HOST_PORT:GUEST_PORT or GUEST_PORT (or --list)")
+			}
+			if f.unix != "" {
+				guest, err := strconv.Atoi(args[1])
+				if err != nil {
+					return usagef("with --unix give the guest port alone, not %q", args[1])
+				}
+				if !filepath.IsAbs(f.unix) {
+					abs, err := filepath.Abs(f.unix)
+					if err != nil {
+						return err
+					}
+					f.unix = abs
+				}
+				fw, err := c.VMForwardAdd(cmd.Context(), api.VMForwardParams{IDOrName: name, UnixPath: f.unix, GuestPort: guest})
+				if err != nil {
+					return err
+				}
+				return a.output(fw, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "%s -> %s guest port %d\n", safe(fw.UnixPath), name, fw.GuestPort)
+					return err
+				})
 			}
 			addr, host, guest, err := parseForwardSpec(args[1])
 			if err != nil {
@@ -66,6 +101,7 @@ others). GUEST_PORT alone forwards the same host port. Forwards persist with the
 	cmd.Flags().BoolVar(&f.list, "list", false, "list the VM's forwards (explicit and automatic) and conflicts")
 	cmd.Flags().BoolVar(&f.remove, "remove", false, "remove the forward on HOST_PORT")
 	cmd.Flags().BoolVar(&f.remap, "remap", false, "pick a free host port when HOST_PORT is busy (shown)")
+	cmd.Flags().StringVar(&f.unix, "unix", "", "forward a Unix socket at this path (mode 0600, made as you) instead of a host port")
 	return cmd
 }
 
@@ -99,6 +135,9 @@ func parseForwardSpec(s string) (addr string, host, guest int, err error) {
 }
 
 func forwardAddrs(f api.VMForward) string {
+	if f.UnixPath != "" {
+		return "unix:" + safe(f.UnixPath)
+	}
 	if len(f.HostAddrs) == 0 {
 		return fmt.Sprintf("port %d", f.HostPort)
 	}

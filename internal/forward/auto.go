@@ -309,6 +309,9 @@ func (m *Manager) Annotate(vmID string, ports []api.VMPort) {
 }
 
 func hostAddrText(l *listener) string {
+	if l.unixPath != "" {
+		return "unix:" + l.unixPath
+	}
 	ap := netip.AddrPortFrom(l.addrs[0], uint16(l.hostPort))
 	return ap.String()
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -108,6 +109,16 @@ func (m *Manager) Load(ctx context.Context) error {
 		st := m.state(vm)
 		st.saved = saved
 		for _, f := range saved.Forwards {
+			if f.UnixPath != "" {
+				l := m.newListener(st, nil, 0, f.GuestPort, false)
+				l.unixPath = f.UnixPath
+				if err := m.listenUnix(ctx, l, f.unixCaller()); err != nil {
+					l.conflict = err.Error()
+					m.log.Warn("forward not restored", "vm", vm.Name, "unix", f.UnixPath, "err", err)
+				}
+				st.fixed = append(st.fixed, l)
+				continue
+			}
 			l := m.newListener(st, f.addrs(m.has6), f.HostPort, f.GuestPort, false)
 			if err := m.open(l); err != nil {
 				l.conflict = conflictText(err, f.HostPort, m.holder(f.HostPort, st.owner))
@@ -126,15 +137,17 @@ func (m *Manager) Load(ctx context.Context) error {
 		// Without the owner rules no forward may listen.
 		for _, st := range m.byVM {
 			for _, l := range st.fixed {
-				l.close()
-				l.conflict = err.Error()
+				if l.unixPath == "" {
+					l.close()
+					l.conflict = err.Error()
+				}
 			}
 		}
 		return err
 	}
 	for _, st := range m.byVM {
 		for _, l := range st.fixed {
-			if l.conflict == "" {
+			if l.conflict == "" && l.unixPath == "" {
 				l.serve()
 			}
 		}
@@ -161,11 +174,19 @@ func (m *Manager) Add(ctx context.Context, p api.VMForwardParams) (api.VMForward
 	if err != nil {
 		return api.VMForward{}, err
 	}
-	if p.HostPort == 0 && !p.Remap {
-		p.HostPort = p.GuestPort
-	}
 	if err := checkPort("guest port", p.GuestPort, false); err != nil {
 		return api.VMForward{}, err
+	}
+	if p.UnixPath != "" {
+		if p.HostPort != 0 || p.HostAddr != "" || p.Remap {
+			return api.VMForward{}, api.Errorf(api.ErrInvalid, "a unix socket forward takes no host address, host port or remap")
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.addUnix(ctx, m.state(vm), p)
+	}
+	if p.HostPort == 0 && !p.Remap {
+		p.HostPort = p.GuestPort
 	}
 	if err := checkPort("host port", p.HostPort, true); err != nil {
 		return api.VMForward{}, err
@@ -185,7 +206,7 @@ func (m *Manager) Add(ctx context.Context, p api.VMForwardParams) (api.VMForward
 	defer m.mu.Unlock()
 	st := m.state(vm)
 	for _, l := range st.fixed {
-		if l.hostPort == p.HostPort && p.HostPort != 0 {
+		if l.unixPath == "" && l.hostPort == p.HostPort && p.HostPort != 0 {
 			return api.VMForward{}, api.Errorf(api.ErrExists, "vm %q already forwards host port %d (to guest port %d)", vm.Name, l.hostPort, l.guestPort)
 		}
 	}
@@ -204,12 +225,13 @@ func (m *Manager) Add(ctx context.Context, p api.VMForwardParams) (api.VMForward
 	sf.HostPort = l.hostPort
 	st.fixed = append(st.fixed, l)
 	st.saved.Forwards = append(st.saved.Forwards, sf)
+	byPort := func(x *listener) bool { return x == l }
 	if err := m.syncRulesLocked(); err != nil {
-		m.removeFixed(st, l.hostPort)
+		m.removeFixed(ctx, st, byPort)
 		return api.VMForward{}, err
 	}
 	if err := writeState(st.dir, st.saved); err != nil {
-		m.removeFixed(st, l.hostPort)
+		m.removeFixed(ctx, st, byPort)
 		m.syncRulesLocked()
 		return api.VMForward{}, err
 	}
@@ -227,8 +249,15 @@ func (m *Manager) Remove(ctx context.Context, p api.VMForwardRemoveParams) error
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.byVM[vm.ID]
-	if st == nil || !m.removeFixed(st, p.HostPort) {
-		return api.Errorf(api.ErrNotFound, "vm %q has no forward on host port %d", vm.Name, p.HostPort)
+	match := func(l *listener) bool { return l.unixPath == "" && l.hostPort == p.HostPort }
+	what := fmt.Sprintf("host port %d", p.HostPort)
+	if p.UnixPath != "" {
+		path := filepath.Clean(p.UnixPath)
+		match = func(l *listener) bool { return l.unixPath == path }
+		what = path
+	}
+	if st == nil || !m.removeFixed(ctx, st, match) {
+		return api.Errorf(api.ErrNotFound, "vm %q has no forward on %s", vm.Name, what)
 	}
 	if err := writeState(st.dir, st.saved); err != nil {
 		return err
@@ -236,24 +265,29 @@ func (m *Manager) Remove(ctx context.Context, p api.VMForwardRemoveParams) error
 	return m.syncRulesLocked()
 }
 
-// removeFixed closes and forgets the explicit forward on port; m.mu held.
-func (m *Manager) removeFixed(st *vmState, port int) bool {
-	found := false
+// removeFixed closes and forgets the explicit forward match picks (a Unix
+// socket forward's socket is removed as its maker); m.mu held.
+func (m *Manager) removeFixed(ctx context.Context, st *vmState, match func(*listener) bool) bool {
 	for i, l := range st.fixed {
-		if l.hostPort == port {
-			l.close()
-			st.fixed = append(st.fixed[:i], st.fixed[i+1:]...)
-			found = true
-			break
+		if !match(l) {
+			continue
 		}
-	}
-	for i, f := range st.saved.Forwards {
-		if f.HostPort == port {
-			st.saved.Forwards = append(st.saved.Forwards[:i], st.saved.Forwards[i+1:]...)
-			break
+		l.close()
+		st.fixed = append(st.fixed[:i], st.fixed[i+1:]...)
+		for j, f := range st.saved.Forwards {
+			if (l.unixPath != "" && f.UnixPath == l.unixPath) || (l.unixPath == "" && f.UnixPath == "" && f.HostPort == l.hostPort) {
+				st.saved.Forwards = append(st.saved.Forwards[:j], st.saved.Forwards[j+1:]...)
+				if l.unixPath != "" {
+					if err := authz.RemoveSocket(ctx, f.unixCaller(), l.unixPath); err != nil {
+						m.log.Warn("remove forward socket", "path", l.unixPath, "err", err)
+					}
+				}
+				break
+			}
 		}
+		return true
 	}
-	return found
+	return false
 }
 
 // List returns a VM's forwards.
@@ -299,6 +333,13 @@ func (m *Manager) DropVM(id string) {
 	m.stopAutoLocked(st)
 	for _, l := range st.fixed {
 		l.close()
+		if l.unixPath != "" {
+			for _, f := range st.saved.Forwards {
+				if f.UnixPath == l.unixPath {
+					authz.RemoveSocket(m.base, f.unixCaller(), l.unixPath)
+				}
+			}
+		}
 	}
 	st.guest.reset()
 	delete(m.byVM, id)
@@ -335,7 +376,7 @@ func (m *Manager) syncRulesLocked() error {
 	var owners []network.PortOwner
 	for _, st := range m.byVM {
 		for _, l := range st.all() {
-			if l.reserved() {
+			if l.unixPath == "" && l.reserved() {
 				owners = append(owners, network.PortOwner{Port: uint16(l.hostPort), UID: uint32(st.owner)})
 			}
 		}
@@ -359,7 +400,7 @@ func (st *vmState) all() []*listener {
 func (m *Manager) holder(port, uid int) string {
 	for _, st := range m.byVM {
 		for _, l := range st.all() {
-			if l.hostPort == port && l.reserved() {
+			if l.unixPath == "" && l.hostPort == port && l.reserved() {
 				if st.owner != uid {
 					return "another user's vm"
 				}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -285,4 +286,45 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestUnixSocketForward(t *testing.T) {
+	r := newRig(t)
+	r.vm("dev", 1000)
+	gp := guestServer(t, "127.0.0.1:0")
+	path := t.TempDir() + "/fwd.sock"
+	f, err := r.m.Add(context.Background(), api.VMForwardParams{IDOrName: "dev", UnixPath: path, GuestPort: gp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.UnixPath != path || f.HostPort != 0 {
+		t.Fatalf("forward %+v", f)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v %v, want mode 0600", fi, err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("abc"))
+	c.(*net.UnixConn).CloseWrite()
+	got, _ := io.ReadAll(c)
+	c.Close()
+	if string(got) != "3:abc" {
+		t.Fatalf("through the socket: %q", got)
+	}
+	if len(r.rules.owners()) != 0 {
+		t.Errorf("a unix forward got a port rule: %v", r.rules.owners())
+	}
+	if _, err := r.m.Add(context.Background(), api.VMForwardParams{IDOrName: "dev", UnixPath: path, GuestPort: gp}); !errors.Is(err, api.ErrExists) {
+		t.Errorf("the same path twice: %v", err)
+	}
+	if err := r.m.Remove(context.Background(), api.VMForwardRemoveParams{IDOrName: "dev", UnixPath: path}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		t.Error("the socket is left after remove")
+	}
 }

@@ -33,6 +33,7 @@ type listener struct {
 	hostPort  int
 	guestPort int
 	auto      bool
+	unixPath  string // a Unix socket forward (no host port)
 	// guestHost is the guest address to connect to ("" until known: tried
 	// on loopback, then at the address the guest binds).
 	mu        sync.Mutex
@@ -100,7 +101,7 @@ func (l *listener) close() {
 }
 
 func (l *listener) view() api.VMForward {
-	f := api.VMForward{HostPort: l.hostPort, GuestPort: l.guestPort, Auto: l.auto, Conflict: l.conflict}
+	f := api.VMForward{HostPort: l.hostPort, UnixPath: l.unixPath, GuestPort: l.guestPort, Auto: l.auto, Conflict: l.conflict}
 	if l.conflict == "" {
 		for _, a := range l.addrs {
 			f.HostAddrs = append(f.HostAddrs, a.String())

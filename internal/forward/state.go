@@ -27,8 +27,13 @@ type savedState struct {
 // ::1 (when the host has it). HostPort is the port in use (after a remap).
 type savedForward struct {
 	HostAddr  string `json:"host_addr,omitempty"`
-	HostPort  int    `json:"host_port"`
+	HostPort  int    `json:"host_port,omitempty"`
 	GuestPort int    `json:"guest_port"`
+	// A Unix socket forward: its path and who made it (it is made again
+	// as them after a daemon restart).
+	UnixPath string `json:"unix_path,omitempty"`
+	UnixUID  int    `json:"unix_uid,omitempty"`
+	UnixGID  int    `json:"unix_gid,omitempty"`
 }
 
 func (f savedForward) addrs(has6 bool) []netip.Addr {
