@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -230,6 +232,23 @@ func TestForward(t *testing.T) {
 			t.Errorf("--remap kept the busy port: %s", out)
 		}
 		guestShell(t, d, "fwb", "busybox killall httpd")
+	})
+
+	t.Run("a unix socket forward is 0600 and made as the caller", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "fwa.sock")
+		d.must(t, "vm", "forward", "fwa", "--unix", sock, "9000")
+		fi, err := os.Lstat(sock)
+		if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("socket %v, %v: want a 0600 socket", fi, err)
+		}
+		out, err := exec.Command("curl", "-sS", "--max-time", "60", "--unix-socket", sock, "http://fwa/index.html").Output()
+		if err != nil || strings.TrimSpace(string(out)) != "hello from fwa" {
+			t.Fatalf("curl --unix-socket: %v %q", err, out)
+		}
+		d.must(t, "vm", "forward", "fwa", "--remove", "--unix", sock)
+		if _, err := os.Lstat(sock); err == nil {
+			t.Errorf("the socket is left after --remove")
+		}
 	})
 
 	t.Run("forwards end with their VM", func(t *testing.T) {
