@@ -24,6 +24,13 @@ func autoAllowed(p int) bool { return p >= 1024 && p <= 65535 && !autoExcluded[p
 // maxSnapshotLine bounds one line of the agent's watch stream.
 const maxSnapshotLine = 1 << 20
 
+// MaxAuto bounds the auto forwards of one VM: a guest cannot take more
+// host ports than this; further listeners are reported as conflicts.
+const MaxAuto = 64
+
+// minApplyGap spaces the snapshots a guest can make the host act on.
+const minApplyGap = 100 * time.Millisecond
+
 // retryEvery is how long the watcher waits before watching again (the VM
 // was stopped, or the stream broke). It reads only the host's store.
 const retryEvery = 2 * time.Second
@@ -169,7 +176,12 @@ func (m *Manager) watchOnce(ctx context.Context, st *vmState) error {
 	}
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 0, 64<<10), maxSnapshotLine)
+	var last time.Time
 	for sc.Scan() {
+		if gap := time.Since(last); gap < minApplyGap {
+			time.Sleep(minApplyGap - gap)
+		}
+		last = time.Now()
 		var snap proto.ListenSnapshot
 		if err := json.Unmarshal(sc.Bytes(), &snap); err != nil {
 			return fmt.Errorf("port watch: bad line from the agent: %w", err)
@@ -244,6 +256,10 @@ func (m *Manager) applyAuto(ctx context.Context, st *vmState, ls []proto.Listene
 	var fresh []*listener
 	for _, p := range ports {
 		if _, ok := st.auto[p]; ok {
+			continue
+		}
+		if len(st.auto) >= MaxAuto {
+			st.conflict[p] = api.VMForward{HostPort: p, GuestPort: p, Auto: true, Conflict: fmt.Sprintf("not forwarded: a vm has at most %d auto forwards", MaxAuto)}
 			continue
 		}
 		w := wants[p]

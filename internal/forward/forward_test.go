@@ -328,3 +328,36 @@ func TestUnixSocketForward(t *testing.T) {
 		t.Error("the socket is left after remove")
 	}
 }
+
+func TestAutoModeBoundsWhatAGuestCanTake(t *testing.T) {
+	r := newRig(t)
+	vm := r.vm("dev", 1000)
+	if err := r.m.SetMode(context.Background(), "dev", api.ForwardAuto, nil); err != nil {
+		t.Fatal(err)
+	}
+	var ls []proto.Listener
+	for p := 40000; p < 40000+MaxAuto+10; p++ {
+		ls = append(ls, proto.Listener{BindAddress: "127.0.0.2", Port: p})
+	}
+	r.agents[vm.ID].snaps <- proto.ListenSnapshot{Listeners: ls}
+	waitFor(t, "auto forwards", func() bool {
+		res, _ := r.m.List(context.Background(), "dev")
+		return len(res.Forwards) == len(ls)
+	})
+	res, _ := r.m.List(context.Background(), "dev")
+	made := 0
+	for _, f := range res.Forwards {
+		if f.Conflict == "" {
+			made++
+		}
+	}
+	if made > MaxAuto {
+		t.Fatalf("%d auto forwards made, at most %d allowed", made, MaxAuto)
+	}
+	if err := r.m.SetMode(context.Background(), "dev", api.ForwardOff, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := r.m.List(context.Background(), "dev"); len(res.Forwards) != 0 || len(r.rules.owners()) != 0 {
+		t.Fatalf("after --forward off: %+v, rules %v", res.Forwards, r.rules.owners())
+	}
+}
