@@ -101,6 +101,7 @@ func (m *Manager) stopAutoLocked(st *vmState) {
 		delete(st.auto, p)
 	}
 	clear(st.conflict)
+	st.lastSnap = nil
 }
 
 func (m *Manager) watch(ctx context.Context, st *vmState) {
@@ -153,6 +154,7 @@ func (m *Manager) watchOnce(ctx context.Context, st *vmState) error {
 				st.guest.drop(gc)
 				return
 			}
+			m.retryConflicts(wctx, st)
 		}
 	}()
 	go func() {
@@ -235,6 +237,23 @@ func (m *Manager) applyAuto(ctx context.Context, st *vmState, ls []proto.Listene
 	if ctx.Err() != nil {
 		return // stopped: stopAutoLocked cleaned up
 	}
+	st.lastSnap = ls
+	m.applyAutoLocked(st, ls)
+}
+
+// retryConflicts applies the last snapshot again when some of its ports
+// were not forwarded (their host port may be free now): a local bind
+// attempt, nothing asked of the guest.
+func (m *Manager) retryConflicts(ctx context.Context, st *vmState) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ctx.Err() != nil || len(st.conflict) == 0 {
+		return
+	}
+	m.applyAutoLocked(st, st.lastSnap)
+}
+
+func (m *Manager) applyAutoLocked(st *vmState, ls []proto.Listener) {
 	wants := autoWants(ls)
 	for _, l := range st.fixed {
 		delete(wants, l.guestPort)

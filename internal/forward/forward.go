@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"sync"
 
+	"banger/internal/agent/proto"
 	"banger/internal/api"
 	"banger/internal/authz"
 	"banger/internal/guest"
@@ -67,6 +68,7 @@ type vmState struct {
 	auto     map[int]*listener     // guest port -> auto forward
 	conflict map[int]api.VMForward // guest port -> auto forward not made
 	stopAuto context.CancelFunc
+	lastSnap []proto.Listener // the guest's listeners as last reported
 	guest    guestCache
 	sem      semaphore
 }

@@ -361,3 +361,29 @@ func TestAutoModeBoundsWhatAGuestCanTake(t *testing.T) {
 		t.Fatalf("after --forward off: %+v, rules %v", res.Forwards, r.rules.owners())
 	}
 }
+
+func TestAutoConflictIsRetriedWhenTheHostPortFrees(t *testing.T) {
+	r := newRig(t)
+	vm := r.vm("dev", 1000)
+	gp := guestServer(t, "127.0.0.2:0")
+	host, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(gp)))
+	if err != nil {
+		t.Skipf("port %d taken on 127.0.0.1 too: %v", gp, err)
+	}
+	if err := r.m.SetMode(context.Background(), "dev", api.ForwardAuto, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.agents[vm.ID].snaps <- proto.ListenSnapshot{Listeners: []proto.Listener{{BindAddress: "127.0.0.2", Port: gp}}}
+	waitFor(t, "the conflict", func() bool {
+		res, _ := r.m.List(context.Background(), "dev")
+		return len(res.Forwards) == 1 && strings.Contains(res.Forwards[0].Conflict, "a host process")
+	})
+	host.Close()
+	waitFor(t, "the forward once the host port is free", func() bool {
+		res, _ := r.m.List(context.Background(), "dev")
+		return len(res.Forwards) == 1 && res.Forwards[0].Conflict == ""
+	})
+	if got := roundTrip(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(gp)), []byte("z")); string(got) != "1:z" {
+		t.Fatalf("through the retried forward: %q", got)
+	}
+}
