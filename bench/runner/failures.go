@@ -1,6 +1,9 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // runFailures collects the runs of one row that failed: a failed run is a
 // result (reported in the row's note), not a reason to drop the row.
@@ -59,3 +62,6 @@ func joinNotes(notes ...string) string {
 	}
 	return out
 }
+
+// firstLine is s up to its first newline: one line of an error for a table cell.
+func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }

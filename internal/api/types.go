@@ -32,6 +32,10 @@ type VMCreateParams struct {
 	// AuthorizedKeys (added to the seed): extra public keys (authorized_keys
 	// lines) allowed to log in as root, e.g. the user's ~/.ssh/*.pub.
 	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
+	// Forward is the forward mode, "auto" or "off" (default; see forward.go);
+	// ForwardRemap picks free host ports for busy ones in auto mode.
+	Forward      string `json:"forward,omitempty"`
+	ForwardRemap bool   `json:"forward_remap,omitempty"`
 }
 type VMCreateStatusParams struct {
 	ID string `json:"id"`
@@ -70,6 +74,9 @@ type VMSetParams struct {
 	MemoryMiB    *int   `json:"memory_mib,omitempty"`
 	WorkDiskSize string `json:"work_disk_size,omitempty"`
 	NATEnabled   *bool  `json:"nat_enabled,omitempty"`
+	// Forward sets the forward mode ("auto" or "off"), live.
+	Forward      string `json:"forward,omitempty"`
+	ForwardRemap *bool  `json:"forward_remap,omitempty"`
 }
 type VMListResult struct {
 	VMs []model.VMRecord `json:"vms"`
@@ -106,6 +113,10 @@ type VMPort struct {
 	Process     string `json:"process,omitempty"`
 	Command     string `json:"command,omitempty"`
 	Endpoint    string `json:"endpoint,omitempty"`
+	// Forwarded is the host loopback address forwarding to this port
+	// ("127.0.0.1:3000"); ForwardConflict says why it is not forwarded.
+	Forwarded       string `json:"forwarded,omitempty"`
+	ForwardConflict string `json:"forward_conflict,omitempty"`
 }
 type VMPortsResult struct {
 	Name    string   `json:"name"`

@@ -328,6 +328,10 @@ func serve(op, path string, include []string, emit func(message, *os.File) error
 		return walk(path, include, emit)
 	case "write":
 		return emit(checkWrite(path), nil)
+	case "listen":
+		return listenSocket(path, emit)
+	case "unlink-socket":
+		return unlinkSocket(path, emit)
 	}
 	return fmt.Errorf("unknown helper operation %q", op)
 }

@@ -25,7 +25,7 @@ func newVMCmd(a *app) *cobra.Command {
 		newVMStateCmd(a, "restart", "Stop and start a VM"),
 		newVMKillCmd(a), newVMSetCmd(a), newVMDeleteCmd(a), newVMStatsCmd(a), newVMLogsCmd(a),
 		newVMSSHCmd(a), newVMExecCmd(a), newVMSSHConfigCmd(a), newVMHealthCmd(a), newVMPingCmd(a),
-		newVMPortsCmd(a), newWorkspaceCmd(a))
+		newVMPortsCmd(a), newWorkspaceCmd(a), newVMForwardCmd(a))
 	return cmd
 }
 
@@ -88,6 +88,8 @@ func newVMCreateCmd(a *app) *cobra.Command {
 	fl.BoolVar(&f.detach, "detach", false, "print the operation id and return at once")
 	fl.BoolVar(&f.sshKeys, "ssh-keys", false, "also authorize your ~/.ssh/*.pub keys for root (plain ssh root@IP works)")
 	fl.DurationVar(&f.timeout, "timeout", 10*time.Minute, "how long to wait for ready")
+	fl.StringVar(&p.Forward, "forward", "", "auto: forward the guest's new TCP listeners to the same host loopback port; off (default)")
+	fl.BoolVar(&p.ForwardRemap, "remap", false, "with --forward auto: a busy host port gets a free one instead of a conflict")
 	cmd.RegisterFlagCompletionFunc("image", a.completeImages)
 	return cmd
 }
@@ -254,7 +256,7 @@ func newVMSetCmd(a *app) *cobra.Command {
 	var p api.VMSetParams
 	var f struct {
 		vcpus, memory int
-		nat           bool
+		nat, remap    bool
 	}
 	cmd := &cobra.Command{
 		Use:               "set NAME",
@@ -272,8 +274,11 @@ func newVMSetCmd(a *app) *cobra.Command {
 			if cmd.Flags().Changed("nat") {
 				p.NATEnabled = &f.nat
 			}
-			if p.VCPUCount == nil && p.MemoryMiB == nil && p.WorkDiskSize == "" && p.NATEnabled == nil {
-				return usagef("nothing to set: use --vcpus, --memory, --work-disk-size or --nat")
+			if cmd.Flags().Changed("remap") {
+				p.ForwardRemap = &f.remap
+			}
+			if p.VCPUCount == nil && p.MemoryMiB == nil && p.WorkDiskSize == "" && p.NATEnabled == nil && p.Forward == "" && p.ForwardRemap == nil {
+				return usagef("nothing to set: use --vcpus, --memory, --work-disk-size, --nat, --forward or --remap")
 			}
 			vm, err := a.client().VMSet(cmd.Context(), p)
 			if err != nil {
@@ -289,6 +294,8 @@ func newVMSetCmd(a *app) *cobra.Command {
 	cmd.Flags().IntVar(&f.memory, "memory", 0, "memory in MiB (next start)")
 	cmd.Flags().StringVar(&p.WorkDiskSize, "work-disk-size", "", "grow the work disk (the guest grows its filesystem at next boot)")
 	cmd.Flags().BoolVar(&f.nat, "nat", false, "NAT on or off (--nat=true|false), applies live")
+	cmd.Flags().StringVar(&p.Forward, "forward", "", "auto|off: forward the guest's TCP listeners automatically, applies live")
+	cmd.Flags().BoolVar(&f.remap, "remap", false, "auto forwards: a busy host port gets a free one (--remap=true|false)")
 	return cmd
 }
 

@@ -182,9 +182,9 @@ func newVMPortsCmd(a *app) *cobra.Command {
 			return a.output(res, func(w io.Writer) error {
 				rows := [][]string{}
 				for _, p := range res.Ports {
-					rows = append(rows, []string{safe(p.Proto), dash(safe(p.BindAddress)), fmt.Sprint(p.Port), pidText(p.PID), dash(safe(p.Process)), safe(p.Endpoint)})
+					rows = append(rows, []string{safe(p.Proto), dash(safe(p.BindAddress)), fmt.Sprint(p.Port), pidText(p.PID), dash(safe(p.Process)), safe(p.Endpoint), forwardedText(p)})
 				}
-				return table(w, []string{"PROTO", "ADDRESS", "PORT", "PID", "PROCESS", "ENDPOINT"}, rows)
+				return table(w, []string{"PROTO", "ADDRESS", "PORT", "PID", "PROCESS", "ENDPOINT", "FORWARDED"}, rows)
 			})
 		},
 	}

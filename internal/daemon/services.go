@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"banger/internal/authz"
+	"banger/internal/forward"
 	"banger/internal/guest"
 	"banger/internal/image"
 	"banger/internal/kernel"
@@ -64,11 +65,13 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		}()
 	}
 	guests := guest.NewService(vms, signer)
+	fw, vmService := d.forwards(ctx, vms, d.store, forward.SSHDialer(signer))
 	return server.Services{
 		Kernels:    kernels,
 		Images:     image.API{Service: images},
-		VMs:        vms,
-		Guests:     guests,
+		VMs:        vmService,
+		Guests:     forwardGuests{GuestService: guests, fw: fw, vms: vms},
+		Forwards:   fw,
 		Workspaces: workspaceService{guests: guests, log: d.log},
 		Owners:     owners{d.store},
 		Accel:      accel.Name(),

@@ -167,7 +167,7 @@ func (s *server) startJob(ctx context.Context, g Guest, line string) (ExecResult
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	dir := shellQuote(s.JobDir)
-	script := fmt.Sprintf(`D=%s; mkdir -p "$D" && echo $$ >"$D/%s.pgid" || exit 1; { (%s) </dev/null >"$D/%[2]s.out" 2>"$D/%[2]s.err"; echo $? >"$D/%[2]s.rc"; } </dev/null >/dev/null 2>&1 &`,
+	script := fmt.Sprintf(`D=%s; mkdir -p "$D" && echo $$ >"$D/%s.pgid" || exit 1; { (%s) </dev/null >"$D/%[2]s.out" 2>"$D/%[2]s.err"; echo $? >"$D/%[2]s.rc.tmp" && mv -f "$D/%[2]s.rc.tmp" "$D/%[2]s.rc"; } </dev/null >/dev/null 2>&1 &`,
 		dir, id, line)
 	var errOut bytes.Buffer
 	// sh whatever root's login shell is: $$ and the group need a POSIX shell.

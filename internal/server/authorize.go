@@ -84,6 +84,10 @@ var doors = map[string]door{
 	"/v1/vm/ping":          existing(authz.VM, authz.See, byIDOrName),
 	"/v1/vm/ports":         existing(authz.VM, authz.See, byIDOrName),
 
+	"/v1/vm/forward/add":    existing(authz.VM, authz.Use, byIDOrName),
+	"/v1/vm/forward/list":   existing(authz.VM, authz.See, byIDOrName),
+	"/v1/vm/forward/remove": existing(authz.VM, authz.Use, byIDOrName),
+
 	"/v1/vm/workspace/prepare": existing(authz.VM, authz.Use, byIDOrName),
 	"/v1/vm/workspace/export":  existing(authz.VM, authz.Use, byIDOrName),
 }

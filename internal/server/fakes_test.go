@@ -138,12 +138,13 @@ type fakes struct {
 	images     fakeImages
 	vms        fakeVMs
 	workspaces fakeWorkspaces
+	forwards   fakeForwards
 	shutdowns  int
 }
 
 func (f *fakes) services() Services {
 	return Services{Kernels: &f.kernels, Images: &f.images, VMs: &f.vms, Guests: &f.vms,
-		Workspaces: &f.workspaces, Shutdown: func() { f.shutdowns++ }}
+		Workspaces: &f.workspaces, Forwards: &f.forwards, Shutdown: func() { f.shutdowns++ }}
 }
 
 // last returns what the service behind path received.
@@ -155,6 +156,8 @@ func (f *fakes) last(path string) any {
 		return f.images.got
 	case strings.HasPrefix(path, "/v1/vm/workspace/"):
 		return f.workspaces.got
+	case strings.HasPrefix(path, "/v1/vm/forward/"):
+		return f.forwards.got
 	case strings.HasPrefix(path, "/v1/vm/"):
 		return f.vms.got
 	}

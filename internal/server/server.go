@@ -30,6 +30,7 @@ type Services struct {
 	VMs        VMService
 	Guests     GuestService
 	Workspaces WorkspaceService
+	Forwards   ForwardService
 	// Owners finds who owns what a request names (see authorize.go); without
 	// it only root may call routes that name an object.
 	Owners Owners
@@ -102,6 +103,10 @@ func New(svc Services, log *slog.Logger) *Server {
 		"/v1/vm/health":        {h: s.vmHealth},
 		"/v1/vm/ping":          {h: s.vmPing},
 		"/v1/vm/ports":         {h: s.vmPorts},
+
+		"/v1/vm/forward/add":    {h: s.vmForwardAdd},
+		"/v1/vm/forward/list":   {h: s.vmForwardList},
+		"/v1/vm/forward/remove": {h: s.vmForwardRemove},
 
 		"/v1/vm/workspace/prepare": {h: s.workspacePrepare},
 		"/v1/vm/workspace/export":  {h: s.workspaceExport},

@@ -34,6 +34,12 @@ func (ss *session) runSubsystem(name string) exitInfo {
 		}
 		return exitInfo{code: 0}
 	}
+	if name == proto.WatchSubsystem {
+		if err := ss.srv.watchPorts(ss.ch); err != nil {
+			ss.log.Debug("port watch ended", "err", err)
+		}
+		return exitInfo{code: 0}
+	}
 	code, err := ss.srv.serveAgent(ss.ch, ss.ch, ss.ch.Stderr())
 	if err != nil {
 		ss.log.Debug("agent session ended", "err", err)

@@ -147,7 +147,7 @@ func (ss *session) start(req *ssh.Request, done chan struct{}) bool {
 	if req.Type != "shell" && ssh.Unmarshal(req.Payload, &arg) != nil {
 		return false
 	}
-	if req.Type == "subsystem" && arg.Value != "sftp" && arg.Value != agentSubsystem {
+	if req.Type == "subsystem" && arg.Value != "sftp" && arg.Value != agentSubsystem && arg.Value != watchSubsystem {
 		ss.log.Debug("unknown subsystem", "name", arg.Value)
 		return false
 	}
