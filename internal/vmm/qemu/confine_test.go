@@ -171,8 +171,16 @@ func TestQEMUConfinedTap(t *testing.T) {
 	if !vmmproc.Exited(p.PID) {
 		t.Errorf("pid %d still running after Quit", p.PID)
 	}
-	if _, err := os.Stat("/sys/class/net/" + tap); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("tap %s outlived qemu (stat: %v)", tap, err)
+	// The kernel unregisters a closed tap asynchronously: give it a moment.
+	var statErr error
+	for i := 0; i < 50; i++ {
+		if _, statErr = os.Stat("/sys/class/net/" + tap); errors.Is(statErr, os.ErrNotExist) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !errors.Is(statErr, os.ErrNotExist) {
+		t.Errorf("tap %s outlived qemu (stat: %v)", tap, statErr)
 	}
 }
 
