@@ -32,6 +32,8 @@ type VMCreateParams struct {
 	// AuthorizedKeys (added to the seed): extra public keys (authorized_keys
 	// lines) allowed to log in as root, e.g. the user's ~/.ssh/*.pub.
 	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
+	// Egress (added) is the outbound policy; nil: as NATEnabled says.
+	Egress *model.EgressPolicy `json:"egress,omitempty"`
 }
 type VMCreateStatusParams struct {
 	ID string `json:"id"`
@@ -70,6 +72,8 @@ type VMSetParams struct {
 	MemoryMiB    *int   `json:"memory_mib,omitempty"`
 	WorkDiskSize string `json:"work_disk_size,omitempty"`
 	NATEnabled   *bool  `json:"nat_enabled,omitempty"`
+	// Egress (added) replaces the outbound policy, live.
+	Egress *model.EgressPolicy `json:"egress,omitempty"`
 }
 type VMListResult struct {
 	VMs []model.VMRecord `json:"vms"`

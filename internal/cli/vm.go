@@ -25,7 +25,7 @@ func newVMCmd(a *app) *cobra.Command {
 		newVMStateCmd(a, "restart", "Stop and start a VM"),
 		newVMKillCmd(a), newVMSetCmd(a), newVMDeleteCmd(a), newVMStatsCmd(a), newVMLogsCmd(a),
 		newVMSSHCmd(a), newVMExecCmd(a), newVMSSHConfigCmd(a), newVMHealthCmd(a), newVMPingCmd(a),
-		newVMPortsCmd(a), newWorkspaceCmd(a))
+		newVMPortsCmd(a), newWorkspaceCmd(a), newVMEgressCmd(a))
 	return cmd
 }
 
@@ -39,6 +39,7 @@ func newVMCreateCmd(a *app) *cobra.Command {
 		detach        bool
 		timeout       time.Duration
 		sshKeys       bool
+		egress        egressFlags
 	}
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -51,6 +52,11 @@ func newVMCreateCmd(a *app) *cobra.Command {
 			if cmd.Flags().Changed("memory") {
 				p.MemoryMiB = &f.memory
 			}
+			eg, err := f.egress.policy(cmd.Flags(), &p.NATEnabled)
+			if err != nil {
+				return err
+			}
+			p.Egress = eg
 			if f.sshKeys {
 				keys, err := userPublicKeys()
 				if err != nil {
@@ -84,6 +90,7 @@ func newVMCreateCmd(a *app) *cobra.Command {
 	fl.StringVar(&p.SystemOverlaySize, "system-overlay-size", "", "size of the copy-on-write system overlay (default 8G)")
 	fl.StringVar(&p.WorkDiskSize, "work-disk-size", "", "size of the persistent work disk at /root (default 8G)")
 	fl.BoolVar(&p.NATEnabled, "nat", false, "let the VM reach beyond the host (NAT)")
+	addEgressFlags(fl, &f.egress)
 	fl.BoolVar(&p.NoStart, "no-start", false, "create the disks but do not boot")
 	fl.BoolVar(&f.detach, "detach", false, "print the operation id and return at once")
 	fl.BoolVar(&f.sshKeys, "ssh-keys", false, "also authorize your ~/.ssh/*.pub keys for root (plain ssh root@IP works)")
@@ -255,10 +262,11 @@ func newVMSetCmd(a *app) *cobra.Command {
 	var f struct {
 		vcpus, memory int
 		nat           bool
+		egress        egressFlags
 	}
 	cmd := &cobra.Command{
 		Use:               "set NAME",
-		Short:             "Change vCPUs, memory (next start), work disk size (grows only) or NAT (live)",
+		Short:             "Change vCPUs, memory (next start), work disk size (grows only), NAT or egress (live)",
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: a.completeVMs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -272,8 +280,13 @@ func newVMSetCmd(a *app) *cobra.Command {
 			if cmd.Flags().Changed("nat") {
 				p.NATEnabled = &f.nat
 			}
-			if p.VCPUCount == nil && p.MemoryMiB == nil && p.WorkDiskSize == "" && p.NATEnabled == nil {
-				return usagef("nothing to set: use --vcpus, --memory, --work-disk-size or --nat")
+			eg, err := f.egress.policy(cmd.Flags(), &f.nat)
+			if err != nil {
+				return err
+			}
+			p.Egress = eg
+			if p.VCPUCount == nil && p.MemoryMiB == nil && p.WorkDiskSize == "" && p.NATEnabled == nil && p.Egress == nil {
+				return usagef("nothing to set: use --vcpus, --memory, --work-disk-size, --nat or --egress")
 			}
 			vm, err := a.client().VMSet(cmd.Context(), p)
 			if err != nil {
@@ -289,6 +302,7 @@ func newVMSetCmd(a *app) *cobra.Command {
 	cmd.Flags().IntVar(&f.memory, "memory", 0, "memory in MiB (next start)")
 	cmd.Flags().StringVar(&p.WorkDiskSize, "work-disk-size", "", "grow the work disk (the guest grows its filesystem at next boot)")
 	cmd.Flags().BoolVar(&f.nat, "nat", false, "NAT on or off (--nat=true|false), applies live")
+	addEgressFlags(cmd.Flags(), &f.egress)
 	return cmd
 }
 
@@ -452,7 +466,7 @@ func vmText(w io.Writer, v model.VMRecord) error {
 		{"name", v.Name}, {"id", v.ID}, {"state", stateText(v)}, {"image", v.ImageName}, {"kernel", v.KernelName},
 		{"backend", v.Backend}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
 		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
-		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)},
+		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)}, {"egress", egressWord(v)},
 		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", safe(v.StopReason)}, {"last error", safeText(v.LastError)},
 		{"pending restart", strings.Join(v.PendingRestart, ", ")}, {"boot restarts", bootRestartsText(v.BootRestarts)},
 	})

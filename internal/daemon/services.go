@@ -67,6 +67,14 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		if err := nm.Reconcile(ctx, live); err != nil {
 			d.log.Warn("network reconcile", "err", err)
 		}
+		if err := vms.ReapplyEgress(ctx); err != nil {
+			d.log.Warn("egress policies", "err", err)
+		}
+		go func() {
+			if err := nm.ServeEgress(ctx, nil); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Warn("egress proxy stopped", "err", err)
+			}
+		}()
 		go func() {
 			if err := nm.ServeDNS(ctx, vms.Lookup); err != nil && !errors.Is(err, context.Canceled) {
 				d.log.Warn("dns server stopped", "err", err)
@@ -77,6 +85,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		Kernels:    kernels,
 		Images:     imageService{images},
 		VMs:        vms,
+		Egress:     vms,
 		Workspaces: workspaceService{vms: vms, state: d.state, log: d.log},
 		Owners:     owners{d.store},
 		Accel:      accel.Name(),

@@ -29,6 +29,7 @@ type Services struct {
 	Images     ImageService
 	VMs        VMService
 	Workspaces WorkspaceService
+	Egress     EgressService
 	// Owners finds who owns what a request names (see authorize.go); without
 	// it only root may call routes that name an object.
 	Owners Owners
@@ -101,6 +102,7 @@ func New(svc Services, log *slog.Logger) *Server {
 		"/v1/vm/health":        {h: s.vmHealth},
 		"/v1/vm/ping":          {h: s.vmPing},
 		"/v1/vm/ports":         {h: s.vmPorts},
+		"/v1/vm/egress":        {h: s.vmEgress},
 
 		"/v1/vm/workspace/prepare": {h: s.workspacePrepare},
 		"/v1/vm/workspace/export":  {h: s.workspaceExport},

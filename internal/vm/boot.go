@@ -134,6 +134,9 @@ func (m *Manager) stepNetwork(ctx context.Context, b *bootRun) error {
 	if err != nil {
 		return err
 	}
+	if err := m.applyEgress(ctx, *b.vm); err != nil {
+		return err
+	}
 	b.vm.Network, b.vm.SSHPort = "bridge", 0
 	b.vm.TapDevice, b.vm.MAC = att.Tap, att.MAC
 	b.vm.GuestIP, b.vm.GatewayIP = att.Address.Addr().String(), att.Gateway.String()
