@@ -130,7 +130,45 @@ func egressGuardRules(g guard) [][]expr.Any {
 		}
 		rules = append(rules, join(rule, accept))
 	}
+	// TCP segments without SYN go on to the inet table, which forwards
+	// them only for connections it tracks (opened by a SYN one of the rules
+	// above accepted): a connection outlives its learned address, and a
+	// segment that opens nothing is dropped there.
+	rules = append(rules, join(tcp, tcpFlags(tcpSYN, 0), accept))
 	return rules
+}
+
+// TCP flag bits.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+// tcpFlags matches TCP segments whose flags under mask equal want.
+func tcpFlags(mask, want byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{mask}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{want}},
+	}
+}
+
+// ctNewNotSYN matches TCP segments conntrack sees as new that are not a
+// plain SYN (with loose tracking, a mid-stream segment would otherwise open
+// a connection no rule allowed).
+func ctNewNotSYN() []expr.Any {
+	return join(l4proto(unix.IPPROTO_TCP), []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW),
+			Xor:  binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpFIN | tcpSYN | tcpRST | tcpACK}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{tcpSYN}},
+	})
 }
 
 // queueEgressSet queues the learned set of g's tap when its policy needs
@@ -171,6 +209,7 @@ func (m *Manager) addEgressRules(conn *nftables.Conn, t *nftables.Table, gw neti
 	for _, p := range []uint16{80, 443} {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(fromBridge, saddrIn(set), l4proto(unix.IPPROTO_TCP), dport(p), drop)})
 	}
+	conn.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(fromBridge, saddrIn(set), ctNewNotSYN(), drop)})
 	conn.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(fromBridge, toOutside, saddrIn(set), l4proto(unix.IPPROTO_TCP), accept)})
 	conn.AddRule(&nftables.Rule{Table: t, Chain: &nftables.Chain{Name: "postrouting", Table: t},
 		Exprs: join(saddrIn(set), toOutside, []expr.Any{&expr.Masq{}})})
@@ -214,6 +253,9 @@ func (m *Manager) SetEgress(ctx context.Context, vmID string, p model.EgressPoli
 	}
 	if err == nil {
 		err = m.setForwarding(n > 0 || m.egress.CountAllow() > 0)
+	}
+	if err == nil && pol.Mode == model.EgressAllow {
+		err = forgetConnections(ip, pol)
 	}
 	if err != nil {
 		return fmt.Errorf("set egress for vm %s: %w", vmID, err)
