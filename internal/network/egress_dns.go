@@ -12,7 +12,11 @@ import (
 // dnsGate lets banger's DNS server follow the egress policies: a VM under
 // an allowlist resolves only allowed names, and their answers open the
 // addresses for the ports the policy allows them on.
-type dnsGate struct{ m *Manager }
+// It never waits on the Manager's lock.
+type dnsGate struct {
+	m      *Manager
+	subnet netip.Prefix
+}
 
 func (g dnsGate) Governs(client netip.Addr) bool {
 	_, pol, ok := g.m.egress.Lookup(client)
@@ -27,7 +31,7 @@ func (g dnsGate) AllowsName(client netip.Addr, name string) bool {
 func (g dnsGate) Answered(client netip.Addr, name string, answer *mdns.Msg) {
 	addrs, ttl := egress.AnswerAddrs(answer)
 	if len(addrs) > 0 {
-		g.m.learn(client, name, addrs, ttl)
+		g.m.learn(client, g.subnet, name, addrs, ttl)
 	}
 }
 

@@ -332,7 +332,7 @@ func (m *Manager) detachEgress(vmID string, ip netip.Addr) error {
 // (other than 80 and 443, which go through the proxy). Addresses the
 // proxy would refuse (inside the host or its networks) or the policy
 // denies are not learned.
-func (m *Manager) learn(client netip.Addr, name string, addrs []netip.Addr, ttl time.Duration) {
+func (m *Manager) learn(client netip.Addr, subnet netip.Prefix, name string, addrs []netip.Addr, ttl time.Duration) {
 	id, pol, ok := m.egress.Lookup(client)
 	if !ok {
 		return
@@ -342,7 +342,6 @@ func (m *Manager) learn(client netip.Addr, name string, addrs []netip.Addr, ttl 
 		return
 	}
 	ttl = min(max(ttl, MinLearnedTTL), MaxLearnedTTL)
-	subnet := m.Subnet()
 	var elems []nftables.SetElement
 	for _, a := range addrs {
 		if egress.Refused(a, subnet, nil) != "" || pol.Denies(a) {
