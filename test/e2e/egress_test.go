@@ -101,14 +101,16 @@ func TestEgress(t *testing.T) {
 		t.Fatalf("guest /etc/hosts: %s", o)
 	}
 	for _, url := range []string{"http://good.test/", "https://good.test/"} {
-		o, _ := curl(url)
+		o, code := curl(url)
 		if strings.Contains(o, "world bad") {
 			t.Errorf("%s with good.test pointed at the denied address in /etc/hosts reached it: %q", url, o)
+		} else if code != 0 || !strings.Contains(o, "world good") {
+			t.Errorf("%s with good.test pointed elsewhere in /etc/hosts: exit %d %q, want the real good.test", url, code, o)
 		}
 	}
 	guest("sed -i '/good.test/d' /etc/hosts")
 	// An allowed name resolving to a private address is refused.
-	if o, code := curl("http://private.test/"); code == 0 {
+	if o, code := curl("http://private.test/"); code == 0 || strings.Contains(o, "world") {
 		t.Errorf("http://private.test/ (a private address): exit 0 %q", o)
 	}
 	// Other TCP: only to the network rule and to learned names' ports.
@@ -149,6 +151,7 @@ func TestEgress(t *testing.T) {
 		} `json:"denials"`
 	}
 	d.mustJSON(t, &eg, "vm", "egress", "eg")
+	t.Logf("denials: %+v", eg.Denials)
 	seen := map[string]bool{}
 	for _, dn := range eg.Denials {
 		seen[dn.Via+" "+dn.Name] = true
