@@ -36,6 +36,8 @@ type VMCreateParams struct {
 	// ForwardRemap picks free host ports for busy ones in auto mode.
 	Forward      string `json:"forward,omitempty"`
 	ForwardRemap bool   `json:"forward_remap,omitempty"`
+	// Egress (added) is the outbound policy; nil: as NATEnabled says.
+	Egress *model.EgressPolicy `json:"egress,omitempty"`
 }
 type VMCreateStatusParams struct {
 	ID string `json:"id"`
@@ -77,6 +79,8 @@ type VMSetParams struct {
 	// Forward sets the forward mode ("auto" or "off"), live.
 	Forward      string `json:"forward,omitempty"`
 	ForwardRemap *bool  `json:"forward_remap,omitempty"`
+	// Egress (added) replaces the outbound policy, live.
+	Egress *model.EgressPolicy `json:"egress,omitempty"`
 }
 type VMListResult struct {
 	VMs []model.VMRecord `json:"vms"`

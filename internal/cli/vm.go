@@ -25,7 +25,7 @@ func newVMCmd(a *app) *cobra.Command {
 		newVMStateCmd(a, "restart", "Stop and start a VM"),
 		newVMKillCmd(a), newVMSetCmd(a), newVMDeleteCmd(a), newVMStatsCmd(a), newVMLogsCmd(a),
 		newVMSSHCmd(a), newVMExecCmd(a), newVMSSHConfigCmd(a), newVMHealthCmd(a), newVMPingCmd(a),
-		newVMPortsCmd(a), newWorkspaceCmd(a), newVMForwardCmd(a))
+		newVMPortsCmd(a), newWorkspaceCmd(a), newVMForwardCmd(a), newVMEgressCmd(a))
 	return cmd
 }
 
@@ -39,6 +39,7 @@ func newVMCreateCmd(a *app) *cobra.Command {
 		detach        bool
 		timeout       time.Duration
 		sshKeys       bool
+		egress        egressFlags
 	}
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -51,6 +52,11 @@ func newVMCreateCmd(a *app) *cobra.Command {
 			if cmd.Flags().Changed("memory") {
 				p.MemoryMiB = &f.memory
 			}
+			eg, err := f.egress.policy(cmd.Flags(), &p.NATEnabled)
+			if err != nil {
+				return err
+			}
+			p.Egress = eg
 			if f.sshKeys {
 				keys, err := userPublicKeys()
 				if err != nil {
@@ -84,6 +90,7 @@ func newVMCreateCmd(a *app) *cobra.Command {
 	fl.StringVar(&p.SystemOverlaySize, "system-overlay-size", "", "size of the copy-on-write system overlay (default 8G)")
 	fl.StringVar(&p.WorkDiskSize, "work-disk-size", "", "size of the persistent work disk at /root (default 8G)")
 	fl.BoolVar(&p.NATEnabled, "nat", false, "let the VM reach beyond the host (NAT)")
+	addEgressFlags(fl, &f.egress)
 	fl.BoolVar(&p.NoStart, "no-start", false, "create the disks but do not boot")
 	fl.BoolVar(&f.detach, "detach", false, "print the operation id and return at once")
 	fl.BoolVar(&f.sshKeys, "ssh-keys", false, "also authorize your ~/.ssh/*.pub keys for root (plain ssh root@IP works)")
@@ -257,10 +264,11 @@ func newVMSetCmd(a *app) *cobra.Command {
 	var f struct {
 		vcpus, memory int
 		nat, remap    bool
+		egress        egressFlags
 	}
 	cmd := &cobra.Command{
 		Use:               "set NAME",
-		Short:             "Change vCPUs, memory (next start), work disk size (grows only) or NAT (live)",
+		Short:             "Change vCPUs, memory (next start), work disk size (grows only), NAT or egress (live)",
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: a.completeVMs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -277,8 +285,13 @@ func newVMSetCmd(a *app) *cobra.Command {
 			if cmd.Flags().Changed("remap") {
 				p.ForwardRemap = &f.remap
 			}
-			if p.VCPUCount == nil && p.MemoryMiB == nil && p.WorkDiskSize == "" && p.NATEnabled == nil && p.Forward == "" && p.ForwardRemap == nil {
-				return usagef("nothing to set: use --vcpus, --memory, --work-disk-size, --nat, --forward or --remap")
+			eg, err := f.egress.policy(cmd.Flags(), &f.nat)
+			if err != nil {
+				return err
+			}
+			p.Egress = eg
+			if p.VCPUCount == nil && p.MemoryMiB == nil && p.WorkDiskSize == "" && p.NATEnabled == nil && p.Forward == "" && p.ForwardRemap == nil && p.Egress == nil {
+				return usagef("nothing to set: use --vcpus, --memory, --work-disk-size, --nat, --egress, --forward or --remap")
 			}
 			vm, err := a.client().VMSet(cmd.Context(), p)
 			if err != nil {
@@ -296,6 +309,7 @@ func newVMSetCmd(a *app) *cobra.Command {
 	cmd.Flags().BoolVar(&f.nat, "nat", false, "NAT on or off (--nat=true|false), applies live")
 	cmd.Flags().StringVar(&p.Forward, "forward", "", "auto|off: forward the guest's TCP listeners automatically, applies live")
 	cmd.Flags().BoolVar(&f.remap, "remap", false, "auto forwards: a busy host port gets a free one (--remap=true|false)")
+	addEgressFlags(cmd.Flags(), &f.egress)
 	return cmd
 }
 
@@ -459,7 +473,7 @@ func vmText(w io.Writer, v model.VMRecord) error {
 		{"name", v.Name}, {"id", v.ID}, {"state", stateText(v)}, {"image", v.ImageName}, {"kernel", v.KernelName},
 		{"backend", v.Backend}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
 		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
-		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)},
+		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)}, {"egress", egressWord(v)},
 		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", safe(v.StopReason)}, {"last error", safeText(v.LastError)},
 		{"pending restart", strings.Join(v.PendingRestart, ", ")}, {"boot restarts", bootRestartsText(v.BootRestarts)},
 	})

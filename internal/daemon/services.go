@@ -58,6 +58,14 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		if err := nm.Reconcile(ctx, live); err != nil {
 			d.log.Warn("network reconcile", "err", err)
 		}
+		if err := vms.ReapplyEgress(ctx); err != nil {
+			d.log.Warn("egress policies", "err", err)
+		}
+		go func() {
+			if err := nm.ServeEgress(ctx, nil); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Warn("egress proxy stopped", "err", err)
+			}
+		}()
 		go func() {
 			if err := nm.ServeDNS(ctx, vms.Lookup); err != nil && !errors.Is(err, context.Canceled) {
 				d.log.Warn("dns server stopped", "err", err)
@@ -73,6 +81,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		Guests:     forwardGuests{GuestService: guests, fw: fw, vms: vms},
 		Forwards:   fw,
 		Workspaces: workspaceService{guests: guests, log: d.log},
+		Egress:     vms,
 		Owners:     owners{d.store},
 		Accel:      accel.Name(),
 		AccelWhy:   accel.Reason,

@@ -34,6 +34,8 @@ type VMRecord struct {
 	SystemOverlayBytes int64 `json:"system_overlay_bytes"`
 	WorkDiskBytes      int64 `json:"work_disk_bytes"`
 	NATEnabled         bool  `json:"nat_enabled"`
+	// Egress is the outbound policy (nil: as NATEnabled says; see EffectiveEgress).
+	Egress *EgressPolicy `json:"egress,omitempty"`
 	// Network mode: "bridge" (tap on the host bridge) or "user" (QEMU user-mode).
 	Network   string `json:"network,omitempty"`
 	GuestIP   string `json:"guest_ip,omitempty"`

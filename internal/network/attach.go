@@ -106,7 +106,7 @@ func (m *Manager) Attach(ctx context.Context, vmID string, nat bool) (att Attach
 	}()
 	// The guard goes on before the tap joins the bridge: no frame of the
 	// guest ever passes unchecked.
-	if err = m.setGuard(guardFor(link, vmID, ip, nat), subnet); err != nil {
+	if err = m.setGuard(m.guardOf(link, vmID, ip, nat), subnet); err != nil {
 		return Attachment{}, err
 	}
 	defer func() {
@@ -190,7 +190,7 @@ func (m *Manager) applyNAT(vmID string, ip netip.Addr, on bool) error {
 	if err != nil {
 		return err
 	}
-	return m.setForwarding(n > 0)
+	return m.setForwarding(n > 0 || m.egress.CountAllow() > 0)
 }
 
 // Detach deletes vmID's tap, takes it out of NAT and releases its address.
@@ -221,6 +221,9 @@ func (m *Manager) Detach(ctx context.Context, vmID string) error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list addresses: %w", err))
 	} else if ip, ok := all[vmID]; ok {
+		if err := m.detachEgress(vmID, ip); err != nil {
+			errs = append(errs, err)
+		}
 		if err := m.applyNAT(vmID, ip, false); err != nil {
 			errs = append(errs, err)
 		}

@@ -56,7 +56,7 @@ func TestSetupCreatesBridgeAndTable(t *testing.T) {
 			names = append(names, c.Name)
 		}
 	}
-	if strings.Join(names, ",") != "forward,postrouting,input" {
+	if strings.Join(names, ",") != "forward,postrouting,input,egress-redirect" {
 		t.Errorf("chains of inet banger: %v", names)
 	}
 }

@@ -31,6 +31,7 @@ func (m *Manager) ServeDNS(ctx context.Context, lookup func(name string) (netip.
 		Lookup:    lookup,
 		Upstreams: dns.HostUpstreams(m.cfg.ResolvConf, resolvedConf),
 		Forward:   m.hasNAT,
+		Egress:    dnsGate{m: m, subnet: subnet},
 		Log:       m.log,
 	})
 	if err != nil {

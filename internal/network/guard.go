@@ -49,6 +49,7 @@ type guard struct {
 	mac    net.HardwareAddr // the guest's MAC
 	ip     netip.Addr       // the guest's address; invalid: drop everything
 	nat    bool
+	egress *egressGuard // nil: no egress policy beyond nat (egress_nft.go)
 }
 
 // guardNet is what every guard of a bridge shares.
@@ -121,6 +122,7 @@ func guardRules(g guard, n guardNet) (rules [][]expr.Any) {
 		join(etherType(etherTypeIPv4), ethDaddr(expr.CmpOpEq, etherBroadcast), drop),
 		join(etherType(etherTypeIPv4), nhCmp(12, ip[:]), ipDaddrIn(n.subnet), accept),
 	)
+	rules = append(rules, egressGuardRules(g)...)
 	if g.nat {
 		rules = append(rules, join(etherType(etherTypeIPv4), nhCmp(12, ip[:]), accept))
 	}
@@ -188,6 +190,7 @@ func ipDaddrIn(p netip.Prefix) []expr.Any {
 // queueGuard queues g's chain, replacing its rules when it exists. The
 // tap must exist.
 func queueGuard(conn *nftables.Conn, t *nftables.Table, g guard, n guardNet) {
+	queueEgressSet(conn, t, g)
 	policy := nftables.ChainPolicyDrop
 	c := conn.AddChain(&nftables.Chain{Name: guardChainName(g.tap), Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityFilter, Policy: &policy, Device: g.tap})

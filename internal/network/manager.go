@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"banger/internal/api"
+	"banger/internal/egress"
 )
 
 // IPStore keeps VM address allocations (banger's SQLite store implements
@@ -47,6 +48,10 @@ type Manager struct {
 	natMu   sync.RWMutex
 	natView map[netip.Addr]bool
 
+	// egress holds the VMs' egress policies, for the guards, the DNS
+	// server and the egress proxy.
+	egress *egress.Registry
+
 	// newPort makes the host side of a VM's link (a tap; tests use veths).
 	newPort func(name string) (netlink.Link, error)
 	// forwardPath is the IPv4 forwarding sysctl.
@@ -71,6 +76,7 @@ func New(cfg Config, ips IPStore, log *slog.Logger) (*Manager, error) {
 		log:         log,
 		table:       TableName(cfg.Bridge),
 		newPort:     createTap,
+		egress:      egress.NewRegistry(),
 		forwardPath: "/proc/sys/net/ipv4/ip_forward",
 	}, nil
 }

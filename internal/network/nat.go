@@ -89,7 +89,7 @@ func (m *Manager) setNATMember(vmID string, ip netip.Addr, on bool) (int, error)
 	if link != nil && m.subnet.IsValid() {
 		gt := m.guardTable()
 		conn.AddTable(gt)
-		queueGuard(conn, gt, guardFor(link, vmID, ip, on), m.guardNet(m.subnet))
+		queueGuard(conn, gt, m.guardOf(link, vmID, ip, on), m.guardNet(m.subnet))
 	}
 	if err := conn.Flush(); err != nil {
 		return 0, fmt.Errorf("update nftables set %s with %s: %w", natSetName, ip, err)
@@ -159,7 +159,7 @@ func (m *Manager) portGuards(ctx context.Context, subnet netip.Prefix, nat []net
 			out = append(out, guard{tap: name, tapMAC: p.link.Attrs().HardwareAddr})
 			continue
 		}
-		out = append(out, guardFor(p.link, id, ip, slices.Contains(nat, ip)))
+		out = append(out, m.guardOf(p.link, id, ip, slices.Contains(nat, ip)))
 	}
 	return out, nil
 }

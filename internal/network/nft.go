@@ -80,6 +80,9 @@ func (m *Manager) installTable(ctx context.Context, subnet netip.Prefix) error {
 		return fmt.Errorf("nftables set %s: %w", natSetName, err)
 	}
 	m.addRules(conn, t, set, gatewayOf(subnet))
+	if err := m.addEgressRules(conn, t, gatewayOf(subnet)); err != nil {
+		return err
+	}
 	queueGuardTable(conn, m.guardTable(), guards, m.guardNet(subnet))
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("install nftables tables inet and netdev %s: %w", t.Name, err)

@@ -67,3 +67,6 @@ func freeLoopbackPort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Why says why bridge networking is not in use.
+func (u *UserMode) Why() string { return u.Reason }

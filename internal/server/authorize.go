@@ -83,6 +83,7 @@ var doors = map[string]door{
 	"/v1/vm/health":        existing(authz.VM, authz.See, byIDOrName),
 	"/v1/vm/ping":          existing(authz.VM, authz.See, byIDOrName),
 	"/v1/vm/ports":         existing(authz.VM, authz.See, byIDOrName),
+	"/v1/vm/egress":        existing(authz.VM, authz.See, byIDOrName),
 
 	"/v1/vm/forward/add":    existing(authz.VM, authz.Use, byIDOrName),
 	"/v1/vm/forward/list":   existing(authz.VM, authz.See, byIDOrName),

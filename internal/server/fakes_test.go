@@ -113,6 +113,10 @@ func (f *fakeVMs) Health(_ context.Context, ref string) (api.VMHealthResult, err
 func (f *fakeVMs) Ping(_ context.Context, ref string) (api.VMPingResult, error) {
 	return api.VMPingResult{Name: ref, Alive: true}, f.note(ref)
 }
+func (f *fakeVMs) Egress(_ context.Context, ref string) (api.VMEgressResult, error) {
+	return api.VMEgressResult{Name: ref, Policy: model.EgressPolicy{Mode: model.EgressNone}, Denials: []model.EgressDenial{}}, f.note(ref)
+}
+
 func (f *fakeVMs) Ports(_ context.Context, ref string) (api.VMPortsResult, error) {
 	return api.VMPortsResult{Name: ref, Ports: []api.VMPort{}}, f.note(ref)
 }
@@ -144,7 +148,7 @@ type fakes struct {
 
 func (f *fakes) services() Services {
 	return Services{Kernels: &f.kernels, Images: &f.images, VMs: &f.vms, Guests: &f.vms,
-		Workspaces: &f.workspaces, Forwards: &f.forwards, Shutdown: func() { f.shutdowns++ }}
+		Workspaces: &f.workspaces, Forwards: &f.forwards, Egress: &f.vms, Shutdown: func() { f.shutdowns++ }}
 }
 
 // last returns what the service behind path received.

@@ -31,6 +31,7 @@ type Services struct {
 	Guests     GuestService
 	Workspaces WorkspaceService
 	Forwards   ForwardService
+	Egress     EgressService
 	// Owners finds who owns what a request names (see authorize.go); without
 	// it only root may call routes that name an object.
 	Owners Owners
@@ -103,6 +104,7 @@ func New(svc Services, log *slog.Logger) *Server {
 		"/v1/vm/health":        {h: s.vmHealth},
 		"/v1/vm/ping":          {h: s.vmPing},
 		"/v1/vm/ports":         {h: s.vmPorts},
+		"/v1/vm/egress":        {h: s.vmEgress},
 
 		"/v1/vm/forward/add":    {h: s.vmForwardAdd},
 		"/v1/vm/forward/list":   {h: s.vmForwardList},

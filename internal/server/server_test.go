@@ -83,6 +83,7 @@ var routeCases = []routeCase{
 		keys: []string{"name", "host", "port", "host_key"}, required: []string{"id_or_name", "public_key"}, capab: vmsCap},
 	{path: "/v1/vm/health", body: map[string]any{"id_or_name": "v"}, want: "v", keys: []string{"name", "healthy"}, required: []string{"id_or_name"}, capab: vmsCap},
 	{path: "/v1/vm/ping", body: map[string]any{"id_or_name": "v"}, want: "v", keys: []string{"name", "alive"}, required: []string{"id_or_name"}, capab: vmsCap},
+	{path: "/v1/vm/egress", body: map[string]any{"id_or_name": "v"}, want: "v", keys: []string{"name", "policy", "denials"}, required: []string{"id_or_name"}, capab: egressCap},
 	{path: "/v1/vm/ports", body: map[string]any{"id_or_name": "v"}, want: "v", keys: []string{"name", "ports"}, required: []string{"id_or_name"}, capab: vmsCap},
 
 	{path: "/v1/vm/workspace/prepare", body: map[string]any{"id_or_name": "v", "source_path": "/src", "branch": "b", "include_untracked": true},

@@ -127,6 +127,9 @@ func (m *Manager) stepNetwork(ctx context.Context, b *bootRun) error {
 	if err != nil {
 		return err
 	}
+	if err := m.applyEgress(ctx, *b.vm); err != nil {
+		return err
+	}
 	b.vm.Network, b.vm.SSHPort = att.Mode, att.SSHHostPort
 	b.vm.TapDevice, b.vm.MAC = att.Tap, att.MAC
 	b.vm.GuestIP, b.vm.GatewayIP = att.Address.Addr().String(), att.Gateway.String()
@@ -231,7 +234,8 @@ func (m *Manager) stepVMM(ctx context.Context, b *bootRun) error {
 			{Path: filepath.Join(dir, paths.VMWorkDisk), Serial: bootcfg.SerialWork},
 			{Path: filepath.Join(dir, paths.VMConfig), Serial: bootcfg.SerialConfig, ReadOnly: true},
 		},
-		Net: &vmm.Net{Tap: b.vm.TapDevice, MAC: b.vm.MAC, SSHHostPort: b.vm.SSHPort},
+		Net: &vmm.Net{Tap: b.vm.TapDevice, MAC: b.vm.MAC, SSHHostPort: b.vm.SSHPort,
+			Isolated: b.vm.EffectiveEgress().Mode == model.EgressNone},
 	}
 	os.Remove(spec.SerialLog)
 	proc, err := m.backend.Start(ctx, spec)

@@ -67,6 +67,9 @@ func (m *Manager) validateCreate(ctx context.Context, p api.VMCreateParams) (mod
 	vm := model.VMRecord{ID: newID(), Name: p.Name, State: model.VMCreating, VCPUCount: DefaultVCPUs,
 		MemoryMiB: DefaultMemoryMiB, SystemOverlayBytes: DefaultOverlaySize, WorkDiskBytes: DefaultWorkSize,
 		NATEnabled: p.NATEnabled, OwnerUID: caller.UID, OwnerGID: caller.GID, CreatedAt: time.Now().UTC()}
+	if err := m.egressForCreate(p, &vm); err != nil {
+		return vm, model.Image{}, err
+	}
 	if vm.Name == "" {
 		for i := 0; i < 20; i++ {
 			vm.Name = generateName()

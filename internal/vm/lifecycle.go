@@ -239,6 +239,9 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 		next.WorkDiskBytes = size
 		pending = append(pending, "work_disk_size")
 	}
+	if err := m.setEgress(ctx, &p, vm, &next); err != nil {
+		return vm, err
+	}
 	if p.NATEnabled != nil && *p.NATEnabled != vm.NATEnabled {
 		if running {
 			if err := m.net.SetNAT(ctx, vm.ID, *p.NATEnabled); err != nil {

@@ -30,6 +30,9 @@ type Net struct {
 	MAC string
 	// SSHHostPort, in user-mode networking, is the loopback port forwarded to the guest's 22.
 	SSHHostPort int
+	// Isolated, in user-mode networking, keeps the guest from reaching the
+	// host and the outside (only SSHHostPort is forwarded in): no NAT.
+	Isolated bool
 }
 
 // Spec is everything needed to start one VM.

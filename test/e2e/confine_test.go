@@ -244,7 +244,7 @@ func TestQEMUConfinedUserNetDNS(t *testing.T) {
 	defer d.cleanup()
 	d.must(t, "kernel", "pull", "debian-12-cloud")
 	registerBusybox(t, d, "bb")
-	d.must(t, "vm", "create", "--name", "dns", "--image", "bb", "--memory", "256", "--vcpus", "1")
+	d.must(t, "vm", "create", "--name", "dns", "--image", "bb", "--memory", "256", "--vcpus", "1", "--nat")
 	vm := showVM(t, d, "dns")
 	st := confineStatus(t, vm.PID)
 	if u, err := user.Lookup("banger-vmm"); err != nil || !strings.HasPrefix(st["Uid"], u.Uid+"\t") {

@@ -39,7 +39,10 @@ type Config struct {
 	// host. Nil: no client may. The client is known by its source address,
 	// which banger's tap guards bind to the VM.
 	Forward func(client netip.Addr) bool
-	Log     *slog.Logger
+	// Egress, when set, decides instead of Forward for the clients it
+	// governs (VMs under an allowlist; see egress.go).
+	Egress Egress
+	Log    *slog.Logger
 }
 
 // localTTL is the TTL of answers for VM names: short, as VMs come and go.
@@ -166,6 +169,8 @@ func (s *Server) handle(ctx context.Context, w mdns.ResponseWriter, r *mdns.Msg)
 		switch {
 		case local:
 			m = s.answerLocal(r, label)
+		case s.cfg.Egress != nil && s.cfg.Egress.Governs(src):
+			m = s.answerGoverned(ctx, w.LocalAddr().Network(), r, src, name)
 		case s.cfg.Forward != nil && s.cfg.Forward(src):
 			m = s.forward(ctx, w.LocalAddr().Network(), r)
 		default:

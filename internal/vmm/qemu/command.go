@@ -236,6 +236,9 @@ func netdev(n vmm.Net, tapFD int) string {
 		return "tap,id=n0,ifname=" + optValue(n.Tap) + ",script=no,downscript=no"
 	}
 	s := "user,id=n0"
+	if n.Isolated {
+		s += ",restrict=on"
+	}
 	if n.SSHHostPort > 0 {
 		s += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", n.SSHHostPort)
 	}

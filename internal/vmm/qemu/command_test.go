@@ -57,6 +57,10 @@ func TestCommandBuild(t *testing.T) {
 			argv(append(slices.Clone(tcg),
 				"-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22",
 				"-device", "virtio-net-device,netdev=n0,mac=02:00:0a:00:00:03")...)},
+		{"user net isolated (no NAT)", base.WithNet(vmm.Net{SSHHostPort: 2222, Isolated: true}),
+			argv(append(slices.Clone(tcg),
+				"-netdev", "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22",
+				"-device", "virtio-net-device,netdev=n0")...)},
 		{"user net bare", base.WithNet(vmm.Net{}),
 			argv(append(slices.Clone(tcg), "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0")...)},
 		{"serial qmp pidfile daemonize", base.WithSerialLog("/run/vm,a/serial.log").
