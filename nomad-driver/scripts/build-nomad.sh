@@ -2,10 +2,12 @@
 # Builds the Nomad binary used by the driver's end-to-end test, from the Go
 # module proxy, at one pinned version, in a scratch module (Nomad's own
 # replace directives do not apply to a dependency, so they are repeated here).
-# Usage: build-nomad.sh VERSION OUTPUT. Nomad is a test tool: it is not shipped.
+# Usage: build-nomad.sh OUTPUT [VERSION]; the version defaults to the one the
+# driver is built against (nomad-driver/go.mod). Nomad is a test tool: it is
+# not shipped.
 set -euo pipefail
-version=${1:?usage: build-nomad.sh VERSION OUTPUT}
-out=${2:?usage: build-nomad.sh VERSION OUTPUT}
+out=${1:?usage: build-nomad.sh OUTPUT [VERSION]}
+version=${2:-$(awk '$1 == "github.com/hashicorp/nomad" { print $2 }' "$(dirname "$0")/../go.mod")}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
