@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 )
 
 // nomadVersion is the Nomad the driver is built against (nomad-driver/go.mod),
@@ -210,6 +213,33 @@ func waitFor(t *testing.T, a *nomadAgent, what string, bound time.Duration, cond
 	t.Fatalf("%s: not reached (last: %s)\nagent log tail:\n%s", what, last, a.logTail())
 }
 
+// execTTY runs `nomad alloc exec -i -t` on a terminal of its own, as a
+// user at a shell would, and returns what it printed.
+func (a *nomadAgent) execTTY(t *testing.T, allocID string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(a.bin, append([]string{"alloc", "exec", "-i", "-t", "-task", "vm", allocID}, args...)...)
+	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+a.addr)
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	done := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(tty, 1<<20)) // ends with EIO once the command exits
+		done <- b
+	}()
+	select {
+	case out := <-done:
+		cmd.Wait()
+		return string(out)
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("nomad alloc exec -t did not finish")
+		return ""
+	}
+}
+
 type nomadAlloc struct {
 	ID           string
 	ClientStatus string
@@ -256,12 +286,12 @@ func TestNomadDriver(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build banger-nomad-driver: %v\n%s", err, out)
 	}
-	a := newNomadAgent(t, nomad, pluginDir, d.socket)
-	t.Cleanup(func() {
+	t.Cleanup(func() { // runs after the agent's own cleanup stopped it
 		for _, vm := range nomadVMs(t, d) {
 			d.run("vm", "delete", "--force", vm.Name)
 		}
 	})
+	a := newNomadAgent(t, nomad, pluginDir, d.socket)
 
 	waitFor(t, a, "banger driver healthy on the Nomad node", 3*time.Minute, func() (bool, string) {
 		var nodes []struct {
@@ -298,18 +328,18 @@ func TestNomadDriver(t *testing.T) {
 		t.Errorf("VM memory = %d MiB, want the task's 256", vm.MemoryMiB)
 	}
 
-	allocExec := func(tty bool, args ...string) string {
+	allocExec := func(args ...string) string {
 		t.Helper()
-		out, err := a.cli(t, append([]string{"alloc", "exec", "-i=false", fmt.Sprintf("-t=%v", tty), "-task", "vm", alloc.ID}, args...)...)
+		out, err := a.cli(t, append([]string{"alloc", "exec", "-i=false", "-t=false", "-task", "vm", alloc.ID}, args...)...)
 		if err != nil {
 			t.Fatalf("nomad alloc exec %v: %v\n%s", args, err, out)
 		}
 		return out
 	}
-	if out := allocExec(false, "/bin/sh", "-c", "echo hello from $(hostname)"); !strings.Contains(out, "hello from "+vm.Name) {
+	if out := allocExec("/bin/sh", "-c", "echo hello from $(hostname)"); !strings.Contains(out, "hello from "+vm.Name) {
 		t.Fatalf("alloc exec output %q, want the VM's hostname %s", out, vm.Name)
 	}
-	if out := allocExec(true, "tty"); !strings.Contains(out, "/dev/pts/") {
+	if out := a.execTTY(t, alloc.ID, "tty"); !strings.Contains(out, "/dev/pts/") {
 		t.Errorf("alloc exec -t: tty said %q, want a PTY", out)
 	}
 
@@ -343,7 +373,7 @@ func TestNomadDriver(t *testing.T) {
 	if allocs := a.allocs(t); len(allocs) != 1 || allocs[0].TaskStates["vm"].Restarts != 0 {
 		t.Fatalf("after the agent restart allocations = %+v, want the same one, not restarted", allocs)
 	}
-	if out := allocExec(false, "/bin/sh", "-c", "echo still $(hostname)"); !strings.Contains(out, "still "+vm.Name) {
+	if out := allocExec("/bin/sh", "-c", "echo still $(hostname)"); !strings.Contains(out, "still "+vm.Name) {
 		t.Fatalf("alloc exec after the restart: %q", out)
 	}
 
