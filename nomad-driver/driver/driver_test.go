@@ -69,10 +69,10 @@ func TestStartRecoverStopDestroy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fake.creates) != 1 {
-		t.Fatalf("creates = %d, want 1", len(fake.creates))
+	if len(fake.snap().creates) != 1 {
+		t.Fatalf("creates = %d, want 1", len(fake.snap().creates))
 	}
-	p := fake.creates[0]
+	p := fake.snap().creates[0]
 	if p.Name != "nomad-6f1c2d3e-sandbox" || p.ImageName != "debian-bookworm" || !p.NATEnabled ||
 		p.VCPUCount == nil || *p.VCPUCount != 2 || p.MemoryMiB == nil || *p.MemoryMiB != 768 || p.WorkDiskSize != "2G" {
 		t.Fatalf("create params = %+v", p)
@@ -98,7 +98,7 @@ func TestStartRecoverStopDestroy(t *testing.T) {
 	if st.State != drivers.TaskStateRunning || st.DriverAttributes["vm_id"] != "vm1" || st.NetworkOverride.IP != "172.30.0.7" {
 		t.Fatalf("recovered status = %+v", st)
 	}
-	if len(fake.creates) != 1 {
+	if len(fake.snap().creates) != 1 {
 		t.Fatal("recover created a VM")
 	}
 
@@ -115,14 +115,14 @@ func TestStartRecoverStopDestroy(t *testing.T) {
 	if res := waitExit(t, wait); res.ExitCode != 0 || res.Err != nil {
 		t.Fatalf("exit = %+v, want 0", res)
 	}
-	if fake.stops != 1 {
-		t.Fatalf("stops = %d, want 1", fake.stops)
+	if fake.snap().stops != 1 {
+		t.Fatalf("stops = %d, want 1", fake.snap().stops)
 	}
 	if err := d2.DestroyTask(cfg.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	if len(fake.vms) != 0 {
-		t.Fatalf("vms left after destroy: %v", fake.vms)
+	if len(fake.snap().vms) != 0 {
+		t.Fatalf("vms left after destroy: %v", fake.snap().vms)
 	}
 	if _, err := d2.InspectTask(cfg.ID); !errors.Is(err, drivers.ErrTaskNotFound) {
 		t.Fatalf("inspect after destroy: %v", err)
@@ -179,9 +179,9 @@ func TestWorkspaceCopiedFromTaskDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := filepath.Join(cfg.AllocDir, "sandbox", "local", "repo")
-	if len(fake.workspace) != 1 || fake.workspace[0].SourcePath != want || fake.workspace[0].GuestPath != "/root/repo" ||
-		fake.workspace[0].IDOrName != "nomad-6f1c2d3e-sandbox" {
-		t.Fatalf("workspace requests = %+v, want source %s", fake.workspace, want)
+	if len(fake.snap().workspace) != 1 || fake.snap().workspace[0].SourcePath != want || fake.snap().workspace[0].GuestPath != "/root/repo" ||
+		fake.snap().workspace[0].IDOrName != "nomad-6f1c2d3e-sandbox" {
+		t.Fatalf("workspace requests = %+v, want source %s", fake.snap().workspace, want)
 	}
 }
 
@@ -197,8 +197,8 @@ func TestSignalAndStats(t *testing.T) {
 	if err := d.SignalTask(cfg.ID, "SIGSTOP"); err != nil {
 		t.Fatal(err)
 	}
-	if len(fake.kills) != 1 || fake.kills[0].Signal != "SIGSTOP" || fake.kills[0].IDOrName != "vm1" {
-		t.Fatalf("kills = %+v", fake.kills)
+	if len(fake.snap().kills) != 1 || fake.snap().kills[0].Signal != "SIGSTOP" || fake.snap().kills[0].IDOrName != "vm1" {
+		t.Fatalf("kills = %+v", fake.snap().kills)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

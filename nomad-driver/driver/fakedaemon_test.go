@@ -40,6 +40,27 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 	return f
 }
 
+// fakeSnapshot is a copy of what the fake recorded, read under its lock.
+type fakeSnapshot struct {
+	vms       map[string]model.VMRecord
+	creates   []api.VMCreateParams
+	kills     []api.VMKillParams
+	stops     int
+	workspace []api.VMWorkspacePrepareParams
+}
+
+func (f *fakeDaemon) snap() fakeSnapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := fakeSnapshot{vms: map[string]model.VMRecord{}, creates: append([]api.VMCreateParams(nil), f.creates...),
+		kills: append([]api.VMKillParams(nil), f.kills...), stops: f.stops,
+		workspace: append([]api.VMWorkspacePrepareParams(nil), f.workspace...)}
+	for id, vm := range f.vms {
+		s.vms[id] = *vm
+	}
+	return s
+}
+
 func (f *fakeDaemon) find(ref string) *model.VMRecord {
 	for _, vm := range f.vms {
 		if vm.ID == ref || vm.Name == ref {
