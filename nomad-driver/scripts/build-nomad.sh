@@ -8,6 +8,13 @@
 set -euo pipefail
 out=${1:?usage: build-nomad.sh OUTPUT [VERSION]}
 version=${2:-$(awk '$1 == "github.com/hashicorp/nomad" { print $2 }' "$(dirname "$0")/../go.mod")}
+# Nomad builds against the api module of its own commit (a replace to ./api
+# in its go.mod); outside its repository that must be required explicitly,
+# as the pseudo-version of the release's commit.
+case "$version" in
+v1.6.1) api=v0.0.0-20230721134942-515895c7690c ;;
+*) api=${NOMAD_API_VERSION:?set NOMAD_API_VERSION to the nomad/api pseudo-version of Nomad $version} ;;
+esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -18,7 +25,7 @@ go mod edit \
 	-replace github.com/hashicorp/hcl=github.com/hashicorp/hcl@v1.0.1-0.20201016140508-a07e7d50bbee \
 	-replace github.com/armon/go-metrics=github.com/armon/go-metrics@v0.0.0-20230509193637-d9ca9af9f1f9
 printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/hashicorp/nomad"\n' >tools.go
-go get "github.com/hashicorp/nomad@$version" 2>&1 | grep -v -e '^go: downloading' -e 'retracted' -e 'to switch to the latest' -e 'go get .*@latest' >&2 || true
+go get "github.com/hashicorp/nomad@$version" "github.com/hashicorp/nomad/api@$api" 2>&1 | grep -v -e '^go: downloading' -e 'retracted' -e 'to switch to the latest' -e 'go get .*@latest' >&2 || true
 mkdir -p "$(dirname "$out")"
 go build -trimpath -o "$out.tmp" github.com/hashicorp/nomad
 mv "$out.tmp" "$out"
