@@ -126,7 +126,7 @@ func (d *Driver) runWatch(h *taskHandle) {
 // A VM the daemon no longer knows is an error (Nomad then reschedules); an
 // unreachable daemon is not: the VM outlives it and the watcher retries.
 func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
-	if handle == nil {
+	if handle == nil || handle.Config == nil {
 		return errors.New("banger: recover: no task handle")
 	}
 	if _, ok := d.tasks.get(handle.Config.ID); ok {
