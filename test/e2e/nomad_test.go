@@ -99,6 +99,11 @@ func newNomadAgent(t *testing.T, bin, pluginDir, socket string) *nomadAgent {
 data_dir   = %q
 plugin_dir = %q
 bind_addr  = "127.0.0.1"
+advertise {
+  http = "127.0.0.1"
+  rpc  = "127.0.0.1"
+  serf = "127.0.0.1"
+}
 log_level  = "INFO"
 ports {
   http = %d
@@ -116,7 +121,7 @@ client {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
   }
 }
-plugin "banger" {
+plugin "banger-nomad-driver" {
   config {
     socket             = %q
     fingerprint_period = "2s"
