@@ -4,24 +4,22 @@
 # SPDX headers are checked (Nomad marks BSL files "BUSL-1.1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mods=$(go list -deps -f '{{with .Module}}{{.Dir}}{{end}}' ./cmd/banger-nomad-driver | sort -u)
+pkgs=$(go list -deps -f '{{.ImportPath}} {{.Dir}} {{join .GoFiles " "}}' ./cmd/banger-nomad-driver)
 bad=0
-while read -r dir; do
-	[ -n "$dir" ] || continue
+for dir in $mods; do
 	if grep -lqs -e 'Business Source License' -e 'BUSL-1.1' "$dir"/LICENSE* "$dir"/LICENCE* "$dir"/COPYING* 2>/dev/null; then
 		echo "BSL licence file in module at $dir" >&2
 		bad=1
 	fi
-done < <(go list -deps -f '{{with .Module}}{{.Dir}}{{end}}' ./cmd/banger-nomad-driver | sort -u)
+done
 while read -r pkg dir files; do
-	[ -n "$files" ] || continue
 	for f in $files; do
 		if grep -qs 'SPDX-License-Identifier: BUSL' "$dir/$f"; then
 			echo "BSL source linked: $pkg/$f" >&2
 			bad=1
 		fi
 	done
-done < <(go list -deps -f '{{.ImportPath}} {{.Dir}} {{join .GoFiles " "}}' ./cmd/banger-nomad-driver)
-if [ "$bad" = 0 ]; then
-	echo "no BSL code linked into banger-nomad-driver"
-fi
+done <<<"$pkgs"
+[ "$bad" = 0 ] && echo "no BSL code linked into banger-nomad-driver"
 exit "$bad"
