@@ -321,6 +321,9 @@ func TestNomadDriver(t *testing.T) {
 			return false, "no allocation"
 		}
 		alloc = allocs[0]
+		if alloc.ClientStatus == "failed" {
+			t.Fatalf("allocation failed: %+v\nagent log tail:\n%s", alloc, a.logTail())
+		}
 		return alloc.ClientStatus == "running", fmt.Sprintf("%+v", alloc)
 	})
 
