@@ -132,7 +132,7 @@ plugin "banger-nomad-driver" {
 		t.Fatal(err)
 	}
 	a.start(t)
-	t.Cleanup(a.stop)
+	t.Cleanup(func() { a.stop(); a.unmount() })
 	return a
 }
 
@@ -165,6 +165,18 @@ func (a *nomadAgent) stop() {
 	syscall.Kill(-a.proc.Process.Pid, syscall.SIGKILL)
 	a.log.Close()
 	a.proc = nil
+}
+
+// unmount removes the mounts the Nomad client left in its data folder
+// (each task's secrets and private tmpfs), deepest first.
+func (a *nomadAgent) unmount() {
+	data, _ := os.ReadFile("/proc/self/mounts")
+	lines := strings.Split(string(data), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if f := strings.Fields(lines[i]); len(f) > 1 && strings.HasPrefix(f[1], a.dir+"/") {
+			syscall.Unmount(f[1], syscall.MNT_DETACH)
+		}
+	}
 }
 
 func (a *nomadAgent) logTail() string {
@@ -385,7 +397,7 @@ func TestNomadDriver(t *testing.T) {
 		t.Fatalf("alloc exec after the restart: %q", out)
 	}
 
-	if out, err := a.cli(t, "job", "stop", "sandbox"); err != nil {
+	if out, err := a.cli(t, "job", "stop", "-detach", "sandbox"); err != nil {
 		t.Fatalf("nomad job stop: %v\n%s", err, out)
 	}
 	waitFor(t, a, "VM deleted after job stop", 3*time.Minute, func() (bool, string) {
