@@ -326,6 +326,7 @@ func TestNomadDriver(t *testing.T) {
 	if out, err := a.cli(t, "job", "run", "-detach", "-var", "image=bb", "-var", "memory=256", "-var", "nat=false", job); err != nil {
 		t.Fatalf("nomad job run: %v\n%s", err, out)
 	}
+	submitted := time.Now()
 	var alloc nomadAlloc
 	waitFor(t, a, "allocation running", 10*time.Minute, func() (bool, string) {
 		allocs := a.allocs(t)
@@ -339,6 +340,7 @@ func TestNomadDriver(t *testing.T) {
 		return alloc.ClientStatus == "running", fmt.Sprintf("%+v", alloc)
 	})
 
+	t.Logf("allocation %s running %s after job run", alloc.ID[:8], time.Since(submitted).Round(time.Second))
 	vms := nomadVMs(t, d)
 	if len(vms) != 1 || vms[0].State != "running" || !strings.HasPrefix(vms[0].Name, "nomad-"+alloc.ID[:8]) {
 		t.Fatalf("banger VMs = %+v, want one running VM for alloc %s", vms, alloc.ID)
@@ -387,6 +389,7 @@ func TestNomadDriver(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(a.dir, "agent.log"))
 		return bytes.Contains(b, []byte("recovered task")), "no \"recovered task\" in the agent log"
 	})
+	t.Logf("driver re-attached to VM %s after the agent restart", vm.Name)
 	if after := nomadVMs(t, d); len(after) != 1 || after[0].ID != vm.ID || after[0].State != "running" {
 		t.Fatalf("after the agent restart VMs = %+v, want the same VM %s running", after, vm.ID)
 	}
