@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"banger/internal/api"
 	"banger/internal/model"
@@ -290,6 +291,17 @@ func TestCreateReportsProgress(t *testing.T) {
 	res, err := cs.CallTool(context.Background(), params)
 	if err != nil || res.IsError {
 		t.Fatalf("vm_create: %v %s", err, text(res))
+	}
+	// The client handles notifications apart from the result: the last one
+	// may land just after it.
+	for i := 0; i < 100; i++ {
+		mu.Lock()
+		n := len(msgs)
+		mu.Unlock()
+		if n >= 4 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	mu.Lock()
 	defer mu.Unlock()
