@@ -23,37 +23,13 @@ func ListenUnix(ctx context.Context, c Caller, path string) (*os.File, error) {
 	if !filepath.IsAbs(path) {
 		return nil, api.Errorf(api.ErrInvalid, "unix socket path %q must be absolute", path)
 	}
-	var got *os.File
-	err := runAs(ctx, c, "listen", path, nil, func(m message, f *os.File) error {
-		if m.Err != "" {
-			if f != nil {
-				f.Close()
-			}
-			kind := api.ErrPermission
-			if m.Code == "invalid" {
-				kind = api.ErrInvalid
-			}
-			return api.Errorf(kind, "cannot make socket %s: %s", path, m.Err)
+	return oneFile(ctx, c, "listen", path, func(m message) error {
+		kind := api.ErrPermission
+		if m.Code == "invalid" {
+			kind = api.ErrInvalid
 		}
-		if f == nil || got != nil {
-			if f != nil {
-				f.Close()
-			}
-			return fmt.Errorf("listen %s: unexpected answer from the helper", path)
-		}
-		got = f
-		return errStop
+		return api.Errorf(kind, "cannot make socket %s: %s", path, m.Err)
 	})
-	if err != nil {
-		if got != nil {
-			got.Close()
-		}
-		return nil, err
-	}
-	if got == nil {
-		return nil, fmt.Errorf("listen %s: no answer from the helper", path)
-	}
-	return got, nil
 }
 
 // RemoveSocket removes the socket of c's at path, as c; anything else

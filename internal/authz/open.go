@@ -85,16 +85,25 @@ func open(ctx context.Context, path string) (*os.File, error) {
 	if !filepath.IsAbs(path) {
 		return nil, api.Errorf(api.ErrInvalid, "path %q must be absolute", path)
 	}
+	return oneFile(ctx, CallerFrom(ctx), "open", path, func(m message) error { return cannotRead(path, m) })
+}
+
+// oneFile runs op on path as c and returns the one descriptor the helper
+// sends; refuse turns the helper's error answer into the caller's error.
+func oneFile(ctx context.Context, c Caller, op, path string, refuse func(message) error) (*os.File, error) {
 	var got *os.File
-	err := runAs(ctx, CallerFrom(ctx), "open", path, nil, func(m message, f *os.File) error {
+	err := runAs(ctx, c, op, path, nil, func(m message, f *os.File) error {
 		if m.Err != "" {
-			return cannotRead(path, m)
+			if f != nil {
+				f.Close()
+			}
+			return refuse(m)
 		}
 		if f == nil || got != nil {
 			if f != nil {
 				f.Close()
 			}
-			return fmt.Errorf("open %s: unexpected answer from the helper", path)
+			return fmt.Errorf("%s %s: unexpected answer from the helper", op, path)
 		}
 		got = f
 		return errStop
@@ -106,7 +115,7 @@ func open(ctx context.Context, path string) (*os.File, error) {
 		return nil, err
 	}
 	if got == nil {
-		return nil, fmt.Errorf("open %s: no answer from the helper", path)
+		return nil, fmt.Errorf("%s %s: no answer from the helper", op, path)
 	}
 	return got, nil
 }

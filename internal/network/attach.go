@@ -249,16 +249,26 @@ func (m *Manager) SetNAT(ctx context.Context, vmID string, on bool) error {
 	if _, err := m.ready(); err != nil {
 		return err
 	}
-	all, err := m.ips.ListIPs(ctx)
+	ip, err := m.attachedIP(ctx, vmID, "set nat")
 	if err != nil {
-		return fmt.Errorf("set nat for vm %s: list addresses: %w", vmID, err)
-	}
-	ip, ok := all[vmID]
-	if !ok {
-		return api.Errorf(api.ErrNotFound, "set nat for vm %s: it has no bridge address (not attached)", vmID)
+		return err
 	}
 	if err := m.applyNAT(vmID, ip, on); err != nil {
 		return fmt.Errorf("set nat for vm %s: %w", vmID, err)
 	}
 	return nil
+}
+
+// attachedIP is the bridge address of an attached VM (m.mu held); what names
+// the operation in errors.
+func (m *Manager) attachedIP(ctx context.Context, vmID, what string) (netip.Addr, error) {
+	all, err := m.ips.ListIPs(ctx)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s for vm %s: list addresses: %w", what, vmID, err)
+	}
+	ip, ok := all[vmID]
+	if !ok {
+		return netip.Addr{}, api.Errorf(api.ErrNotFound, "%s for vm %s: it has no bridge address (not attached)", what, vmID)
+	}
+	return ip, nil
 }

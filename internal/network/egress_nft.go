@@ -12,7 +12,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"banger/internal/api"
 	"banger/internal/egress"
 	"banger/internal/model"
 )
@@ -238,13 +237,9 @@ func (m *Manager) SetEgress(ctx context.Context, vmID string, p model.EgressPoli
 	if _, err := m.ready(); err != nil {
 		return err
 	}
-	all, err := m.ips.ListIPs(ctx)
+	ip, err := m.attachedIP(ctx, vmID, "set egress")
 	if err != nil {
-		return fmt.Errorf("set egress for vm %s: list addresses: %w", vmID, err)
-	}
-	ip, ok := all[vmID]
-	if !ok {
-		return api.Errorf(api.ErrNotFound, "set egress for vm %s: it has no bridge address (not attached)", vmID)
+		return err
 	}
 	m.egress.Set(vmID, ip, pol)
 	n, err := m.setNATMember(vmID, ip, pol.Mode == model.EgressOpen)
