@@ -12,6 +12,9 @@ const (
 	VMRunning  VMState = "running"
 	VMStopped  VMState = "stopped"
 	VMError    VMState = "error"
+	// VMSuspended: the VMM runs with the guest's vCPUs stopped and its
+	// memory kept (vm suspend); vm resume continues it.
+	VMSuspended VMState = "suspended"
 	// VMPaused is never stored: reads report it for a running VM whose VMM
 	// stopped it on a host I/O error (PauseReason says which); vm start
 	// resumes it.

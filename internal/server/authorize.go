@@ -74,6 +74,8 @@ var doors = map[string]door{
 	"/v1/vm/stop":          existing(authz.VM, authz.Use, byIDOrName),
 	"/v1/vm/restart":       existing(authz.VM, authz.Use, byIDOrName),
 	"/v1/vm/kill":          existing(authz.VM, authz.Use, byIDOrName),
+	"/v1/vm/suspend":       existing(authz.VM, authz.Use, byIDOrName),
+	"/v1/vm/resume":        existing(authz.VM, authz.Use, byIDOrName),
 	"/v1/vm/set":           existing(authz.VM, authz.Change, byIDOrName),
 	"/v1/vm/delete":        existing(authz.VM, authz.Change, byIDOrName),
 	"/v1/vm/stats":         existing(authz.VM, authz.See, byIDOrName),

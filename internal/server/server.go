@@ -101,6 +101,8 @@ func New(svc Services, log *slog.Logger) *Server {
 		"/v1/vm/health":        {h: s.vmHealth},
 		"/v1/vm/ping":          {h: s.vmPing},
 		"/v1/vm/ports":         {h: s.vmPorts},
+		"/v1/vm/suspend":       {h: s.vmSuspend},
+		"/v1/vm/resume":        {h: s.vmResume},
 
 		"/v1/vm/workspace/prepare": {h: s.workspacePrepare},
 		"/v1/vm/workspace/export":  {h: s.workspaceExport},

@@ -32,6 +32,7 @@ const (
 	OpPoweroff     = "poweroff"      // result: none; the guest powers off after replying
 	OpDiskUsage    = "disk_usage"    // result: DiskUsage
 	OpSetTime      = "set_time"      // needs TimeUnixNano; sets the guest clock; result: none
+	OpReseed       = "reseed"        // needs Entropy; mixes it into the guest RNG and reseeds it; result: none
 )
 
 // Names of the health checks the agent runs.
@@ -57,7 +58,15 @@ type Request struct {
 	// TimeUnixNano is the host clock for OpSetTime, in nanoseconds since
 	// the Unix epoch.
 	TimeUnixNano int64 `json:"time_unix_nano,omitempty"`
+	// Entropy is host randomness for OpReseed (MinEntropy to MaxEntropy bytes).
+	Entropy []byte `json:"entropy,omitempty"`
 }
+
+// Bounds of Request.Entropy.
+const (
+	MinEntropy = 32
+	MaxEntropy = 512
+)
 
 // Response is one line sent back by the agent. Result holds the op's
 // value (see the Op constants) when OK is true; Error is set otherwise.

@@ -55,6 +55,7 @@ type sysPaths struct {
 	procRoot      string                // /proc, for the ports op
 	start         startFunc             // starts a process; reap.Start in the agent
 	setClock      func(time.Time) error // sets the system clock (set_time op)
+	reseedRNG     func([]byte) error    // mixes host entropy into the kernel RNG (reseed op)
 	agentDirs     []string              // where agent socket directories go; first usable wins
 }
 
@@ -66,6 +67,7 @@ func defaultSysPaths() sysPaths {
 		procRoot:      "/proc",
 		start:         reapStart,
 		setClock:      setSystemClock,
+		reseedRNG:     reseedKernelRNG,
 		agentDirs:     []string{"/tmp", "/run"},
 	}
 }
