@@ -32,6 +32,7 @@ func Roots() []Root {
 		{Name: "ext4", Required: true},
 		{Name: "overlay", Required: true},
 		{Name: "vmw_vsock_virtio_transport"},
+		{Name: "virtio_console"}, // the control port (vm fork, resume)
 	}
 }
 

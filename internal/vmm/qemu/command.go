@@ -39,6 +39,9 @@ type Command struct {
 	chroot     string
 	sandbox    bool
 	tapFD      int
+	mem        memFile
+	ctlSock    string
+	incoming   bool
 }
 
 // NewCommand starts a Command for the given QEMU binary (TCG, no devices).
@@ -143,7 +146,11 @@ func (c Command) Cmdline() string {
 
 // Build returns the argv, binary first.
 func (c Command) Build() []string {
-	a := []string{c.binary, "-M", Machine,
+	machine := Machine
+	if c.mem.path != "" {
+		machine += ",memory-backend=" + memID
+	}
+	a := []string{c.binary, "-M", machine,
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"}
 	if c.dataDir != "" {
 		a = append(a, "-L", c.dataDir)
@@ -158,6 +165,9 @@ func (c Command) Build() []string {
 	}
 	if c.memoryMiB > 0 {
 		a = append(a, "-m", strconv.Itoa(c.memoryMiB)+"M")
+	}
+	if c.mem.path != "" {
+		a = append(a, "-object", c.mem.object(c.memoryMiB))
 	}
 	if c.kernel != "" {
 		a = append(a, "-kernel", c.kernel)
@@ -190,6 +200,12 @@ func (c Command) Build() []string {
 		a = append(a, "-chardev", "socket,id=ser0,path="+optValue(c.serialSock)+",server=on,wait=off", "-serial", "chardev:ser0")
 	case c.serialLog != "":
 		a = append(a, "-chardev", "file,id=ser0,path="+optValue(c.serialLog), "-serial", "chardev:ser0")
+	}
+	if c.ctlSock != "" {
+		a = append(a, controlArgs(c.ctlSock)...)
+	}
+	if c.incoming {
+		a = append(a, "-incoming", "defer")
 	}
 	if c.qmpSocket != "" {
 		a = append(a, "-qmp", "unix:"+optValue(c.qmpSocket)+",server=on,wait=off")

@@ -119,6 +119,9 @@ func TestBackendCommandFromSpec(t *testing.T) {
 		"-netdev", "tap,id=n0,ifname=tap1,script=no,downscript=no",
 		"-device", "virtio-net-device,netdev=n0,mac=02:00:00:00:00:01",
 		"-chardev", "socket,id=ser0,path=/run/banger/vm1/serial.sock,server=on,wait=off", "-serial", "chardev:ser0",
+		"-device", "virtio-serial-device,max_ports=2",
+		"-chardev", "socket,id=ctl0,path=/run/banger/vm1/ctl.sock,server=on,wait=off",
+		"-device", "virtserialport,chardev=ctl0,name=banger.ctl",
 		"-qmp", "unix:/run/banger/vm1/qmp.sock,server=on,wait=off",
 		"-pidfile", "/run/banger/vm1/vmm.pid", "-S")
 	if got := b.command(spec).Build(); !slices.Equal(got, want) {
