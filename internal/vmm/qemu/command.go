@@ -179,7 +179,7 @@ func (c Command) Build() []string {
 		a = append(a, "-append", cl)
 	}
 	for i, d := range c.disks {
-		a = append(a, "-drive", fmt.Sprintf("if=none,id=d%d,file=%s,format=raw,readonly=%s,cache=%s,discard=unmap",
+		a = append(a, "-drive", fmt.Sprintf("if=none,id=d%d,file=%s,format=raw,readonly=%s,cache=%s,discard=unmap,auto-read-only=off",
 			i, optValue(d.Path), onOff(d.ReadOnly), optValue(c.diskCache)))
 		dev := fmt.Sprintf("virtio-blk-device,drive=d%d", i)
 		if d.Serial != "" {
