@@ -138,6 +138,7 @@ func newRoot(a *app) *cobra.Command {
 		newKernelCmd(a),
 		newImageCmd(a),
 		newVMCmd(a),
+		newSnapshotCmd(a),
 		newDNSCmd(a),
 		newMCPCmd(a),
 	)

@@ -69,6 +69,9 @@ type VMRecord struct {
 	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
 	// SSHHostKey is the guest's public host key in authorized_keys format; pinned.
 	SSHHostKey string `json:"ssh_host_key,omitempty"`
+	// ForkedFrom is the snapshot a clone was forked from; its VMM maps
+	// that snapshot's memory until it stops.
+	ForkedFrom string `json:"forked_from,omitempty"`
 }
 
 // VMStats is a point-in-time view of a VM's resource use.

@@ -155,7 +155,7 @@ func (f *fakes) last(path string) any {
 		return f.images.got
 	case strings.HasPrefix(path, "/v1/vm/workspace/"):
 		return f.workspaces.got
-	case strings.HasPrefix(path, "/v1/vm/"):
+	case strings.HasPrefix(path, "/v1/vm/"), strings.HasPrefix(path, "/v1/snapshot/"):
 		return f.vms.got
 	}
 	return nil

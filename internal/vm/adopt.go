@@ -52,6 +52,7 @@ func (m *Manager) Reconcile(ctx context.Context) (map[string]bool, error) {
 			m.store.PutOperation(ctx, op)
 		}
 	}
+	m.reconcileSnapshots(ctx)
 	entries, _ := os.ReadDir(m.cfg.State.VMs())
 	for _, e := range entries {
 		if e.IsDir() && !known[e.Name()] && !strings.HasPrefix(e.Name(), ".") {

@@ -27,3 +27,8 @@ const (
 	SnapshotState = "state.bin" // device state (migration stream)
 	SnapshotRAM   = "ram"       // guest RAM
 )
+
+// ControlSocket is the unix socket, in a VM's run folder, of its control
+// port: the guest agent serves the agent protocol there without network
+// (a clone is re-identified over it).
+const ControlSocket = "ctl.sock"

@@ -33,6 +33,7 @@ const (
 	OpDiskUsage    = "disk_usage"    // result: DiskUsage
 	OpSetTime      = "set_time"      // needs TimeUnixNano; sets the guest clock; result: none
 	OpReseed       = "reseed"        // needs Entropy; mixes it into the guest RNG and reseeds it; result: none
+	OpReidentify   = "reidentify"    // needs Identity; a fork's clone takes its own identity; result: none
 )
 
 // Names of the health checks the agent runs.
@@ -60,6 +61,23 @@ type Request struct {
 	TimeUnixNano int64 `json:"time_unix_nano,omitempty"`
 	// Entropy is host randomness for OpReseed (MinEntropy to MaxEntropy bytes).
 	Entropy []byte `json:"entropy,omitempty"`
+	// Identity is the new identity for OpReidentify.
+	Identity *Identity `json:"identity,omitempty"`
+}
+
+// Identity is what a clone restored from a snapshot changes to become a
+// VM of its own (control port only).
+type Identity struct {
+	Hostname string   `json:"hostname"`
+	MAC      string   `json:"mac"`
+	Address  string   `json:"address"` // CIDR
+	Gateway  string   `json:"gateway,omitempty"`
+	DNS      []string `json:"dns,omitempty"`
+	Search   []string `json:"search,omitempty"`
+	HostKey  string   `json:"host_key"` // PEM private key of the SSH server
+	// TimeUnixNano and Entropy as for OpSetTime and OpReseed.
+	TimeUnixNano int64  `json:"time_unix_nano"`
+	Entropy      []byte `json:"entropy"`
 }
 
 // Bounds of Request.Entropy.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"banger/internal/agent/proto"
 )
 
 // DiskPaths are the mount points the agent's health and disk_usage ops look at.
@@ -33,6 +35,13 @@ type Config struct {
 	Env            []string // added to every session's environment (KEY=VALUE)
 	Poweroff       func()   // called by the agent protocol's "poweroff" op, after replying
 	Disks          DiskPaths
+	// ControlPort, when set, is a device (the virtio-serial control port)
+	// on which the agent protocol is served too, without SSH.
+	ControlPort string
+	// Reidentify applies a clone's new network identity and hostname
+	// (reidentify op); the server itself swaps its host key, sets the
+	// clock and reseeds the RNG.
+	Reidentify func(proto.Identity) error
 }
 
 // loginUser is the only user name accepted.
@@ -43,6 +52,7 @@ type server struct {
 	cfg     Config
 	log     *slog.Logger
 	keys    *keySet
+	hostKey *swapSigner
 	sys     sysPaths
 	started time.Time
 }
@@ -88,7 +98,7 @@ func serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger, s
 	if err != nil {
 		return fmt.Errorf("ssh server: parse host key: %w", err)
 	}
-	s := &server{cfg: cfg, log: log, keys: newKeySet(), sys: sys, started: time.Now()}
+	s := &server{cfg: cfg, log: log, keys: newKeySet(), hostKey: newSwapSigner(signer), sys: sys, started: time.Now()}
 	for i, line := range cfg.AuthorizedKeys {
 		if err := s.keys.add(line); err != nil {
 			log.Warn("ssh server: skip authorized key", "index", i, "err", err)
@@ -99,7 +109,7 @@ func serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger, s
 		MaxAuthTries:      10,
 		ServerVersion:     "SSH-2.0-banger-agent",
 	}
-	conf.AddHostKey(signer)
+	conf.AddHostKey(s.hostKey)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -107,6 +117,13 @@ func serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger, s
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	if cfg.ControlPort != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveControl(connCtx, cfg.ControlPort)
+		}()
+	}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {

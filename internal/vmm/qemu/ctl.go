@@ -1,5 +1,7 @@
 package qemu
 
+import "banger/internal/vmm"
+
 // The control port: a virtio-serial port named ControlPortName whose host
 // end is a unix socket in the run directory (ControlSocket). The guest
 // agent serves the agent protocol on it. It needs no network, so a clone
@@ -7,7 +9,7 @@ package qemu
 // the bridge; it survives a migration.
 
 // ControlSocket is the control port's socket in the run directory.
-const ControlSocket = "ctl.sock"
+const ControlSocket = vmm.ControlSocket
 
 // ControlPortName is the virtio-serial port's name the guest sees.
 const ControlPortName = "banger.ctl"
