@@ -63,6 +63,9 @@ func (m *Manager) Fork(ctx context.Context, p api.VMForkParams) (api.VMForkResul
 	} else if sn, err = st.GetSnapshot(ctx, p.FromSnapshot); err != nil {
 		return api.VMForkResult{}, err
 	}
+	if err := m.checkRestorable(ctx, snapper, sn); err != nil {
+		return api.VMForkResult{Snapshot: sn}, err
+	}
 	prefix := p.NamePrefix
 	if prefix == "" {
 		prefix = sn.VMName
@@ -208,6 +211,22 @@ func (m *Manager) forkSteps(ctx context.Context, snapper vmm.Snapshotter, susp v
 	}
 	c.Close()
 	return nil
+}
+
+// checkRestorable compares sn's fingerprint with what a clone of it would
+// run with here, before anything is made.
+func (m *Manager) checkRestorable(ctx context.Context, snapper vmm.Snapshotter, sn model.Snapshot) error {
+	probe := model.VMRecord{ID: "probe", Name: "probe", ImageID: sn.ImageID, KernelName: sn.KernelName,
+		VCPUCount: sn.VCPUCount, MemoryMiB: sn.MemoryMiB, Dir: m.cfg.State.VM("probe"), TapDevice: "probe", Network: "bridge"}
+	spec, _, err := m.vmSpec(ctx, probe)
+	if err != nil {
+		return fmt.Errorf("snapshot %q: %w", sn.Name, err)
+	}
+	fp, err := snapper.Fingerprint(spec)
+	if err != nil {
+		return err
+	}
+	return sameFingerprint(sn, fp)
 }
 
 // sameFingerprint refuses to restore sn where anything it recorded differs.
