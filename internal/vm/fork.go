@@ -131,6 +131,9 @@ func (m *Manager) forkOne(ctx context.Context, snapper vmm.Snapshotter, susp vmm
 		}
 	}()
 	if err := m.forkSteps(ctx, snapper, susp, sn, img, &vm); err != nil {
+		if t := tail(filepath.Join(vm.Dir, paths.VMSerialLog), 10); t != "" {
+			err = fmt.Errorf("%w\nserial console of %s, last lines:\n%s", err, name, t)
+		}
 		return vm, fmt.Errorf("clone %s: %w", name, err)
 	}
 	vm.State, vm.LastError = model.VMRunning, ""

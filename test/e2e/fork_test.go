@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,12 @@ func TestForkClones(t *testing.T) {
 	parent := forkShowVM(t, d, "par")
 
 	var res api.VMForkResult
-	d.mustJSON(t, &res, "vm", "fork", "par", "--count", "3", "--name", "kid")
+	if out, errOut, code := d.run("--json", "vm", "fork", "par", "--count", "3", "--name", "kid"); code != 0 {
+		console, _ := os.ReadFile(filepath.Join(parent.Dir, "serial.log"))
+		t.Fatalf("vm fork: exit %d: %s\nparent's console:\n%s", code, errOut, console)
+	} else if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("vm fork: %v: %s", err, out)
+	}
 	if len(res.VMs) != 3 || res.Snapshot.Name == "" {
 		t.Fatalf("fork result: %+v", res)
 	}

@@ -136,7 +136,7 @@ func startSSH(ctx context.Context, cfg *bootcfg.Config, poweroff func(), log *sl
 		Env:            cfg.Env,
 		Poweroff:       poweroff,
 		Disks:          sshd.DiskPaths{Root: "/", Work: "/root", Overlay: OverlayDir},
-		ControlPort:    findControlPort("/sys", "/dev"),
+		ControlPort:    func() string { return findControlPort("/sys", "/dev") },
 		Reidentify:     reidentifier(cfg, log),
 	}
 	served := make(chan error, 1)

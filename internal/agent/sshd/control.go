@@ -19,10 +19,26 @@ import (
 // once, so this bounds the loop's wake-ups while no host is connected).
 const controlRetry = 100 * time.Millisecond
 
+// controlWait bounds the wait for the control port to appear (virtio
+// console ports are added asynchronously after the driver loads).
+const controlWait = 60 * time.Second
+
 // serveControl serves the agent protocol on the control port device
 // until ctx ends. Only the host's daemon reaches the port (a socket in the
 // VM's root-only run folder).
-func (s *server) serveControl(ctx context.Context, path string) {
+func (s *server) serveControl(ctx context.Context, find func() string) {
+	path := find()
+	for deadline := time.Now().Add(controlWait); path == "" && time.Now().Before(deadline); path = find() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if path == "" {
+		s.log.Info("no control port")
+		return
+	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		s.log.Warn("control port", "path", path, "err", err)

@@ -35,9 +35,10 @@ type Config struct {
 	Env            []string // added to every session's environment (KEY=VALUE)
 	Poweroff       func()   // called by the agent protocol's "poweroff" op, after replying
 	Disks          DiskPaths
-	// ControlPort, when set, is a device (the virtio-serial control port)
-	// on which the agent protocol is served too, without SSH.
-	ControlPort string
+	// ControlPort, when set, finds the device of the virtio-serial control
+	// port ("" while it has not appeared), on which the agent protocol is
+	// served too, without SSH.
+	ControlPort func() string
 	// Reidentify applies a clone's new network identity and hostname
 	// (reidentify op); the server itself swaps its host key, sets the
 	// clock and reseeds the RNG.
@@ -117,7 +118,7 @@ func serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger, s
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	if cfg.ControlPort != "" {
+	if cfg.ControlPort != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
