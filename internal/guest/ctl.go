@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -60,6 +61,20 @@ func Reidentify(ctx context.Context, socket string, id proto.Identity) error {
 	if _, err := rand.Read(id.Entropy); err != nil {
 		return fmt.Errorf("reidentify: host entropy: %w", err)
 	}
-	id.TimeUnixNano = time.Now().UnixNano()
-	return ControlCall(ctx, socket, proto.Request{Op: proto.OpReidentify, Identity: &id}, nil)
+	// The guest may not see the host end open at once (a restored
+	// virtio-serial port learns it from an event): try again on a fresh
+	// connection until ctx ends. Applying the same identity twice is
+	// harmless.
+	for {
+		actx, cancel := context.WithTimeout(ctx, controlAttempt)
+		id.TimeUnixNano = time.Now().UnixNano()
+		err := ControlCall(actx, socket, proto.Request{Op: proto.OpReidentify, Identity: &id}, nil)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
 }
+
+// controlAttempt bounds one control port attempt of Reidentify.
+const controlAttempt = 5 * time.Second

@@ -134,6 +134,13 @@ func (m *Manager) forkOne(ctx context.Context, snapper vmm.Snapshotter, susp vmm
 		if t := tail(filepath.Join(vm.Dir, paths.VMSerialLog), 10); t != "" {
 			err = fmt.Errorf("%w\nserial console of %s, last lines:\n%s", err, name, t)
 		}
+		if t := tail(filepath.Join(vm.Dir, paths.VMRunDir, "vmm.log"), 10); t != "" {
+			err = fmt.Errorf("%w\nvmm log of %s:\n%s", err, name, t)
+		}
+		if s, ok := m.backend.(vmm.Suspender); ok {
+			stopped, serr := s.Suspended(context.WithoutCancel(ctx), filepath.Join(vm.Dir, paths.VMRunDir))
+			err = fmt.Errorf("%w\nvmm of %s: guest stopped=%t (%v)", err, name, stopped, serr)
+		}
 		return vm, fmt.Errorf("clone %s: %w", name, err)
 	}
 	vm.State, vm.LastError = model.VMRunning, ""
