@@ -70,7 +70,9 @@ func Reidentify(ctx context.Context, socket string, id proto.Identity) error {
 		id.TimeUnixNano = time.Now().UnixNano()
 		err := ControlCall(actx, socket, proto.Request{Op: proto.OpReidentify, Identity: &id}, nil)
 		cancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		var ne net.Error
+		timedOut := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+		if err == nil || ctx.Err() != nil || !timedOut {
 			return err
 		}
 	}

@@ -141,6 +141,7 @@ func (m *Manager) forkOne(ctx context.Context, snapper vmm.Snapshotter, susp vmm
 			stopped, serr := s.Suspended(context.WithoutCancel(ctx), filepath.Join(vm.Dir, paths.VMRunDir))
 			err = fmt.Errorf("%w\nvmm of %s: guest stopped=%t (%v)", err, name, stopped, serr)
 		}
+		m.log.Warn("fork failed", "vm", name, "err", err)
 		return vm, fmt.Errorf("clone %s: %w", name, err)
 	}
 	vm.State, vm.LastError = model.VMRunning, ""

@@ -60,7 +60,11 @@ func TestForkClones(t *testing.T) {
 	var res api.VMForkResult
 	if out, errOut, code := d.run("--json", "vm", "fork", "par", "--count", "3", "--name", "kid"); code != 0 {
 		console, _ := os.ReadFile(filepath.Join(parent.Dir, "serial.log"))
-		t.Fatalf("vm fork: exit %d: %s\nparent's console:\n%s", code, errOut, console)
+		dlog, _ := os.ReadFile(filepath.Join(d.dir, "bangerd.out"))
+		if len(dlog) > 6000 {
+			dlog = dlog[len(dlog)-6000:]
+		}
+		t.Fatalf("vm fork: exit %d: %s\nparent's console:\n%s\ndaemon log:\n%s", code, errOut, console, dlog)
 	} else if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("vm fork: %v: %s", err, out)
 	}
