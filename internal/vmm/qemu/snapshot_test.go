@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,6 +49,9 @@ func TestQEMUSnapshotRestore(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(snap, vmm.SnapshotRAM)); fi.Size() != int64(spec.MemoryMiB)<<20 {
 		t.Errorf("ram file is %d bytes, want %d", fi.Size(), spec.MemoryMiB<<20)
 	}
+	if n := allocatedBytes(t, filepath.Join(snap, vmm.SnapshotRAM)); n < 4<<20 {
+		t.Errorf("ram copy holds only %d bytes of data: the guest's memory is not in it", n)
+	}
 	if s, err := b.Status(ctx, spec.RunDir); err != nil || s.Running {
 		t.Fatalf("parent after Snapshot: %+v, %v; want stopped", s, err)
 	}
@@ -90,4 +94,13 @@ func TestQEMUSnapshotRestore(t *testing.T) {
 	if got, err := b.Adopt(ctx, clone.RunDir); err != nil || got.PID != p.PID {
 		t.Fatalf("Adopt clone = %+v, %v", got, err)
 	}
+}
+
+func allocatedBytes(t *testing.T, path string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
 }
