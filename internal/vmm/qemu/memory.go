@@ -30,23 +30,22 @@ const memID = "ram0"
 
 // memFile is the RAM backend of a Command.
 type memFile struct {
-	path     string
-	shared   bool // MAP_SHARED (a running VM) or MAP_PRIVATE (a clone)
-	readOnly bool // opened read-only (a clone's view of a snapshot)
+	path   string
+	shared bool // MAP_SHARED (a running VM) or MAP_PRIVATE (a clone)
 }
 
+// object is the RAM backend's -object value. A clone's is never
+// readonly=on: in QEMU 7.2 that makes guest RAM a ROM (the guest's writes
+// are dropped and it crashes at once); a private mapping (share=off)
+// already leaves the file unwritten.
 func (m memFile) object(mib int) string {
-	s := "memory-backend-file,id=" + memID + ",size=" + strconv.Itoa(mib) + "M,mem-path=" + optValue(m.path) + ",share=" + onOff(m.shared)
-	if m.readOnly {
-		s += ",readonly=on"
-	}
-	return s
+	return "memory-backend-file,id=" + memID + ",size=" + strconv.Itoa(mib) + "M,mem-path=" + optValue(m.path) + ",share=" + onOff(m.shared)
 }
 
 // WithMemFile backs guest RAM by the file path, mapped shared (writes go to
-// the file) or private (copy-on-write over it, the file opened read-only).
+// the file) or private (copy-on-write over it: the file is not written).
 func (c Command) WithMemFile(path string, shared bool) Command {
-	c.mem = memFile{path: path, shared: shared, readOnly: !shared}
+	c.mem = memFile{path: path, shared: shared}
 	return c
 }
 
