@@ -148,7 +148,7 @@ func loadConfig(log *slog.Logger) (*config, error) {
 		for _, id := range strings.Split(only, ",") {
 			id = strings.ToUpper(strings.TrimSpace(id))
 			if _, ok := benchmarks[id]; !ok {
-				return nil, fmt.Errorf("BENCH_ONLY: unknown benchmark %q (B1..B7)", id)
+				return nil, fmt.Errorf("BENCH_ONLY: unknown benchmark %q (B1..B8)", id)
 			}
 			cfg.only[id] = true
 		}
@@ -186,9 +186,9 @@ type bench func(ctx context.Context, e *env) ([]Row, error)
 
 // benchmarks by id; order is the run order (B6 first: it measures an idle daemon).
 var benchmarks = map[string]bench{"B1": benchBoot, "B2": benchCreateCost, "B3": benchPull,
-	"B4": benchWorkspace, "B5": benchList, "B6": benchMemory, "B7": benchDensity}
+	"B4": benchWorkspace, "B5": benchList, "B6": benchMemory, "B7": benchDensity, "B8": benchFork}
 
-var runOrder = []string{"B6", "B1", "B2", "B7", "B4", "B3", "B5"}
+var runOrder = []string{"B6", "B1", "B2", "B7", "B4", "B3", "B5", "B8"}
 
 // env is what benchmarks share: the config, the daemon, the fixtures.
 type env struct {
@@ -261,4 +261,4 @@ func scaleDefaults(cfg *config, tcg bool) {
 }
 
 var benchNames = map[string]string{"B1": "boot", "B2": "create cost", "B3": "image pull", "B4": "workspace",
-	"B5": "API latency", "B6": "memory", "B7": "density"}
+	"B5": "API latency", "B6": "memory", "B7": "density", "B8": "fork and resume"}

@@ -25,6 +25,7 @@ const (
 	Image     Kind = "image"
 	Kernel    Kind = "kernel"
 	Operation Kind = "operation"
+	Snapshot  Kind = "snapshot"
 )
 
 // Verb is what a request does to an object.

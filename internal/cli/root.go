@@ -131,6 +131,7 @@ func newRoot(a *app) *cobra.Command {
 		newKernelCmd(a),
 		newImageCmd(a),
 		newVMCmd(a),
+		newSnapshotCmd(a),
 		newDNSCmd(a),
 		newMCPCmd(a),
 	)

@@ -26,6 +26,7 @@ func newVMCmd(a *app) *cobra.Command {
 		newVMKillCmd(a), newVMSetCmd(a), newVMDeleteCmd(a), newVMStatsCmd(a), newVMLogsCmd(a),
 		newVMSSHCmd(a), newVMExecCmd(a), newVMSSHConfigCmd(a), newVMHealthCmd(a), newVMPingCmd(a),
 		newVMPortsCmd(a), newWorkspaceCmd(a), newVMForwardCmd(a), newVMEgressCmd(a))
+	addSnapshotCmds(a, cmd)
 	return cmd
 }
 
@@ -226,7 +227,8 @@ func newVMStateCmd(a *app, verb, short string) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := a.client()
 			fn := map[string]func(context.Context, string) (model.VMRecord, error){
-				"start": c.VMStart, "stop": c.VMStop, "restart": c.VMRestart}[verb]
+				"start": c.VMStart, "stop": c.VMStop, "restart": c.VMRestart,
+				"suspend": c.VMSuspend, "resume": c.VMResume}[verb]
 			start := time.Now()
 			vm, err := fn(cmd.Context(), args[0])
 			if err != nil {

@@ -23,6 +23,9 @@ func (o owners) Owner(ctx context.Context, kind authz.Kind, ref string) (server.
 	case authz.Kernel:
 		k, err := o.st.GetKernel(ctx, ref)
 		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: k.OwnerUID}}, err
+	case authz.Snapshot:
+		sn, err := o.st.GetSnapshot(ctx, ref)
+		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: sn.OwnerUID}}, err
 	case authz.Operation:
 		op, err := o.st.GetOperation(ctx, ref)
 		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: op.OwnerUID}}, err

@@ -35,6 +35,7 @@ func Roots() []Root {
 		{Name: "ext4", Required: true},
 		{Name: "overlay", Required: true},
 		{Name: "virtio_balloon"},
+		{Name: "virtio_console"}, // the control port (vm fork, resume)
 	}
 }
 

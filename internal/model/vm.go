@@ -12,6 +12,9 @@ const (
 	VMRunning  VMState = "running"
 	VMStopped  VMState = "stopped"
 	VMError    VMState = "error"
+	// VMSuspended: the VMM runs with the guest's vCPUs stopped and its
+	// memory kept (vm suspend); vm resume continues it.
+	VMSuspended VMState = "suspended"
 	// VMPaused is never stored: reads report it for a running VM whose VMM
 	// stopped it on a host I/O error (PauseReason says which); vm start
 	// resumes it.
@@ -68,6 +71,9 @@ type VMRecord struct {
 	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
 	// SSHHostKey is the guest's public host key in authorized_keys format; pinned.
 	SSHHostKey string `json:"ssh_host_key,omitempty"`
+	// ForkedFrom is the snapshot a clone was forked from; its VMM maps
+	// that snapshot's memory until it stops.
+	ForkedFrom string `json:"forked_from,omitempty"`
 }
 
 // VMStats is a point-in-time view of a VM's resource use.

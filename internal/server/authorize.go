@@ -42,6 +42,8 @@ type target struct {
 	ImageName string `json:"image_name"`
 	KernelRef string `json:"kernel_ref"`
 	Force     bool   `json:"force"`
+	// FromSnapshot is the snapshot vm fork names.
+	FromSnapshot string `json:"from_snapshot"`
 }
 
 // door decides one request of a non-root caller.
@@ -74,6 +76,13 @@ var doors = map[string]door{
 	"/v1/vm/stop":          existing(authz.VM, authz.Use, byIDOrName),
 	"/v1/vm/restart":       existing(authz.VM, authz.Use, byIDOrName),
 	"/v1/vm/kill":          existing(authz.VM, authz.Use, byIDOrName),
+	"/v1/vm/suspend":       existing(authz.VM, authz.Use, byIDOrName),
+	"/v1/vm/resume":        existing(authz.VM, authz.Use, byIDOrName),
+	"/v1/vm/snapshot":      existing(authz.VM, authz.Use, byIDOrName),
+	"/v1/vm/fork":          vmFork,
+	"/v1/snapshot/list":    open, // filtered
+	"/v1/snapshot/show":    existing(authz.Snapshot, authz.See, byIDOrName),
+	"/v1/snapshot/delete":  existing(authz.Snapshot, authz.Change, byIDOrName),
 	"/v1/vm/set":           existing(authz.VM, authz.Change, byIDOrName),
 	"/v1/vm/delete":        existing(authz.VM, authz.Change, byIDOrName),
 	"/v1/vm/stats":         existing(authz.VM, authz.See, byIDOrName),
@@ -224,6 +233,9 @@ func (s *Server) visible(ctx context.Context, res any) any {
 	switch r := res.(type) {
 	case api.VMListResult:
 		r.VMs = keepVisible(c, authz.VM, r.VMs, func(v model.VMRecord) int { return v.OwnerUID })
+		return r
+	case api.SnapshotListResult:
+		r.Snapshots = keepVisible(c, authz.Snapshot, r.Snapshots, func(s model.Snapshot) int { return s.OwnerUID })
 		return r
 	case api.ImageListResult:
 		r.Images = keepVisible(c, authz.Image, r.Images, func(i model.Image) int { return i.OwnerUID })

@@ -162,7 +162,7 @@ func (f *fakes) last(path string) any {
 		return f.workspaces.got
 	case strings.HasPrefix(path, "/v1/vm/forward/"):
 		return f.forwards.got
-	case strings.HasPrefix(path, "/v1/vm/"):
+	case strings.HasPrefix(path, "/v1/vm/"), strings.HasPrefix(path, "/v1/snapshot/"):
 		return f.vms.got
 	}
 	return nil

@@ -109,6 +109,13 @@ func New(svc Services, log *slog.Logger) *Server {
 		"/v1/vm/forward/add":    {h: s.vmForwardAdd},
 		"/v1/vm/forward/list":   {h: s.vmForwardList},
 		"/v1/vm/forward/remove": {h: s.vmForwardRemove},
+		"/v1/vm/suspend":        {h: s.vmSuspend},
+		"/v1/vm/resume":         {h: s.vmResume},
+		"/v1/vm/snapshot":       {h: s.vmSnapshot},
+		"/v1/vm/fork":           {h: s.vmFork},
+		"/v1/snapshot/list":     {h: s.snapshotList},
+		"/v1/snapshot/show":     {h: s.snapshotShow},
+		"/v1/snapshot/delete":   {h: s.snapshotDelete},
 
 		"/v1/vm/workspace/prepare": {h: s.workspacePrepare},
 		"/v1/vm/workspace/export":  {h: s.workspaceExport},

@@ -19,6 +19,8 @@ var migrations = []string{
 	// 2: networking and daemon settings.
 	`CREATE TABLE ip_allocations (addr TEXT PRIMARY KEY, vm_id TEXT NOT NULL UNIQUE);
 	 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+	// 3: snapshots (vm snapshot, vm fork).
+	`CREATE TABLE snapshots (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);`,
 }
 
 // SchemaVersion is the schema version this build writes.

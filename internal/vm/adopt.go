@@ -33,7 +33,7 @@ func (m *Manager) Reconcile(ctx context.Context) (map[string]bool, error) {
 			m.log.Warn("removing vm left half-created by a previous daemon", "vm", vm.Name)
 			m.destroy(vm)
 			delete(known, vm.ID)
-		case model.VMRunning:
+		case model.VMRunning, model.VMSuspended:
 			proc, err := m.backend.Adopt(ctx, filepath.Join(vm.Dir, paths.VMRunDir))
 			if err != nil {
 				m.log.Warn("vm stopped while the daemon was down", "vm", vm.Name, "err", err)
@@ -61,6 +61,7 @@ func (m *Manager) Reconcile(ctx context.Context) (map[string]bool, error) {
 			m.log.Error("record create operation failed", "op", op.ID, "err", err)
 		}
 	}
+	m.reconcileSnapshots(ctx)
 	entries, err := os.ReadDir(m.cfg.State.VMs())
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.log.Error("list vm folders", "err", err)

@@ -37,6 +37,9 @@ func (m *Manager) running(ctx context.Context, ref string) (model.VMRecord, erro
 	if err != nil {
 		return vm, err
 	}
+	if vm.State == model.VMSuspended {
+		return vm, suspendedError(vm)
+	}
 	if vm.State != model.VMRunning {
 		return vm, api.Errorf(api.ErrConflict, "vm %q is %s: start it with 'banger vm start %s'", vm.Name, vm.State, vm.Name)
 	}
@@ -105,7 +108,7 @@ func (m *Manager) Stats(ctx context.Context, ref string) (model.VMRecord, model.
 	m.observe(ctx, &vm)
 	st := model.VMStats{State: vm.State, OverlaySizeBytes: fileSize(overlay), WorkDiskSizeBytes: fileSize(work),
 		OverlayAllocBytes: allocated(overlay), WorkDiskAllocBytes: allocated(work)}
-	if vm.State != model.VMRunning && vm.State != model.VMPaused {
+	if vm.State != model.VMRunning && vm.State != model.VMPaused && vm.State != model.VMSuspended {
 		return vm, st, nil
 	}
 	if vm.StartedAt != nil {

@@ -34,6 +34,8 @@ func (m *Manager) Start(ctx context.Context, ref string) (model.VMRecord, error)
 		return vm, api.Errorf(api.ErrConflict, "vm %q is already running", vm.Name)
 	case model.VMCreating:
 		return vm, api.Errorf(api.ErrConflict, "vm %q is still being created", vm.Name)
+	case model.VMSuspended:
+		return vm, suspendedError(vm)
 	}
 	img, err := m.store.GetImage(ctx, vm.ImageID)
 	if err != nil {
@@ -67,7 +69,7 @@ func (m *Manager) Stop(ctx context.Context, ref string) (model.VMRecord, error) 
 	if vm, err = m.store.GetVM(ctx, vm.ID); err != nil {
 		return vm, err
 	}
-	if vm.State != model.VMRunning {
+	if vm.State != model.VMRunning && vm.State != model.VMSuspended {
 		return vm, api.Errorf(api.ErrConflict, "vm %q is not running (state %s)", vm.Name, vm.State)
 	}
 	reason := m.powerOff(ctx, &vm)
@@ -81,7 +83,10 @@ func (m *Manager) powerOff(ctx context.Context, vm *model.VMRecord) string {
 	reason := "stopped by request"
 	var c *guest.Client
 	var err error
-	if paused := m.pauseReason(ctx, *vm); paused != "" {
+	if vm.State == model.VMSuspended {
+		// A suspended guest cannot power off: its VMM is stopped at once.
+		err = errors.New("suspended")
+	} else if paused := m.pauseReason(ctx, *vm); paused != "" {
 		// A paused guest cannot power off: its VMM is stopped at once.
 		err = errors.New("paused: " + paused)
 	} else {
@@ -126,7 +131,7 @@ func (m *Manager) Restart(ctx context.Context, ref string) (model.VMRecord, erro
 	if err != nil {
 		return vm, err
 	}
-	if vm.State == model.VMRunning {
+	if vm.State == model.VMRunning || vm.State == model.VMSuspended {
 		if _, err := m.Stop(ctx, vm.ID); err != nil {
 			return vm, err
 		}
@@ -187,8 +192,8 @@ func (m *Manager) Delete(ctx context.Context, p api.VMDeleteParams) error {
 	if vm.State == model.VMCreating {
 		return api.Errorf(api.ErrConflict, "vm %q is still being created; wait for it to finish", vm.Name)
 	}
-	if vm.State == model.VMRunning && !p.Force {
-		return api.Errorf(api.ErrConflict, "vm %q is running: stop it first or delete with --force", vm.Name)
+	if (vm.State == model.VMRunning || vm.State == model.VMSuspended) && !p.Force {
+		return api.Errorf(api.ErrConflict, "vm %q is %s: stop it first or delete with --force", vm.Name, vm.State)
 	}
 	m.destroy(vm)
 	m.log.Info("vm deleted", "vm", vm.Name)
@@ -210,7 +215,7 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 	if vm.State == model.VMCreating {
 		return vm, api.Errorf(api.ErrConflict, "vm %q is still being created", vm.Name)
 	}
-	running := vm.State == model.VMRunning
+	running := vm.State == model.VMRunning || vm.State == model.VMSuspended
 	next := vm
 	pending := []string{}
 	if p.VCPUCount != nil {

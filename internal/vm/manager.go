@@ -89,6 +89,8 @@ type Manager struct {
 	// loadPerCPU is the host's load per CPU, scaling the boot stall
 	// deadline (tests fake it).
 	loadPerCPU func() float64
+	// snapMu orders snapshot deletes with forks that map the snapshot.
+	snapMu sync.RWMutex
 	// freeSpace reports the free bytes of a path's filesystem (tests fake it).
 	freeSpace func(path string) (int64, error)
 	// steps is the boot (bootSteps; tests make a step fail).

@@ -136,6 +136,8 @@ func startSSH(ctx context.Context, cfg *bootcfg.Config, poweroff func(), log *sl
 		Env:            cfg.Env,
 		Poweroff:       poweroff,
 		Disks:          sshd.DiskPaths{Root: "/", Work: "/root", Overlay: OverlayDir},
+		ControlPort:    func() string { return findControlPort("/sys", "/dev") },
+		Reidentify:     reidentifier(cfg, log),
 	}
 	served := make(chan error, 1)
 	go func() { served <- sshd.Serve(ctx, ln, scfg, log.With("component", "sshd")) }()

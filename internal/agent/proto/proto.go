@@ -53,6 +53,8 @@ const (
 	OpExtract      = "extract"       // needs Path; a tar stream follows; replaces Path; result: Extracted
 	OpArchive      = "archive"       // needs Path; answer, then a tar stream of Path (see above)
 	OpRemove       = "remove"        // needs Path; removes it and everything below; result: none
+	OpReseed       = "reseed"        // needs Entropy; mixes it into the guest RNG and reseeds it; result: none
+	OpReidentify   = "reidentify"    // needs Identity; a fork's clone takes its own identity; result: none
 )
 
 // States of a probed path.
@@ -93,6 +95,10 @@ type Request struct {
 	// GitRefresh asks OpExtract to refresh the git index of Path after
 	// extracting (when Path has a .git and the guest has git; best effort).
 	GitRefresh bool `json:"git_refresh,omitempty"`
+	// Entropy is host randomness for OpReseed (MinEntropy to MaxEntropy bytes).
+	Entropy []byte `json:"entropy,omitempty"`
+	// Identity is the new identity for OpReidentify.
+	Identity *Identity `json:"identity,omitempty"`
 }
 
 // Probe is the answer to OpProbe.
@@ -108,6 +114,27 @@ type Extracted struct {
 	Bytes   int64 `json:"bytes"`   // bytes of regular file content
 	Skipped int   `json:"skipped"` // entries of other types (devices, fifos)
 }
+
+// Identity is what a clone restored from a snapshot changes to become a
+// VM of its own (control port only).
+type Identity struct {
+	Hostname string   `json:"hostname"`
+	MAC      string   `json:"mac"`
+	Address  string   `json:"address"` // CIDR
+	Gateway  string   `json:"gateway,omitempty"`
+	DNS      []string `json:"dns,omitempty"`
+	Search   []string `json:"search,omitempty"`
+	HostKey  string   `json:"host_key"` // PEM private key of the SSH server
+	// TimeUnixNano and Entropy as for OpSetTime and OpReseed.
+	TimeUnixNano int64  `json:"time_unix_nano"`
+	Entropy      []byte `json:"entropy"`
+}
+
+// Bounds of Request.Entropy.
+const (
+	MinEntropy = 32
+	MaxEntropy = 512
+)
 
 // Response is one line sent back by the agent. Result holds the op's
 // value (see the Op constants) when OK is true; Error is set otherwise.

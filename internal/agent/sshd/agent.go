@@ -155,6 +155,10 @@ func (s *server) agentOp(req proto.Request) (any, func(), error) {
 		return nil, s.cfg.Poweroff, nil
 	case proto.OpSetTime:
 		return nil, nil, s.setTime(req.TimeUnixNano)
+	case proto.OpReidentify:
+		return nil, nil, s.reidentify(req.Identity)
+	case proto.OpReseed:
+		return nil, nil, s.reseed(req.Entropy)
 	case proto.OpDiskUsage:
 		du, err := s.diskUsage()
 		return du, nil, err

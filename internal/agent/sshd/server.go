@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"banger/internal/agent/proto"
 )
 
 // DiskPaths are the mount points the agent's health and disk_usage ops look at.
@@ -33,6 +35,14 @@ type Config struct {
 	Env            []string // added to every session's environment (KEY=VALUE)
 	Poweroff       func()   // called by the agent protocol's "poweroff" op, after replying
 	Disks          DiskPaths
+	// ControlPort, when set, finds the device of the virtio-serial control
+	// port ("" while it has not appeared), on which the agent protocol is
+	// served too, without SSH.
+	ControlPort func() string
+	// Reidentify applies a clone's new network identity and hostname
+	// (reidentify op); the server itself swaps its host key, sets the
+	// clock and reseeds the RNG.
+	Reidentify func(proto.Identity) error
 }
 
 // loginUser is the only user name accepted.
@@ -43,6 +53,7 @@ type server struct {
 	cfg     Config
 	log     *slog.Logger
 	keys    *keySet
+	hostKey *swapSigner
 	sys     sysPaths
 	started time.Time
 }
@@ -55,6 +66,7 @@ type sysPaths struct {
 	procRoot      string                // /proc, for the ports op
 	start         startFunc             // starts a process; reap.Start in the agent
 	setClock      func(time.Time) error // sets the system clock (set_time op)
+	reseedRNG     func([]byte) error    // mixes host entropy into the kernel RNG (reseed op)
 	agentDirs     []string              // where agent socket directories go; first usable wins
 }
 
@@ -66,6 +78,7 @@ func defaultSysPaths() sysPaths {
 		procRoot:      "/proc",
 		start:         reapStart,
 		setClock:      setSystemClock,
+		reseedRNG:     reseedKernelRNG,
 		agentDirs:     []string{"/tmp", "/run"},
 	}
 }
@@ -86,7 +99,7 @@ func serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger, s
 	if err != nil {
 		return fmt.Errorf("ssh server: parse host key: %w", err)
 	}
-	s := &server{cfg: cfg, log: log, keys: newKeySet(), sys: sys, started: time.Now()}
+	s := &server{cfg: cfg, log: log, keys: newKeySet(), hostKey: newSwapSigner(signer), sys: sys, started: time.Now()}
 	for i, line := range cfg.AuthorizedKeys {
 		if err := s.keys.add(line); err != nil {
 			log.Warn("ssh server: skip authorized key", "index", i, "err", err)
@@ -97,7 +110,7 @@ func serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger, s
 		MaxAuthTries:      10,
 		ServerVersion:     "SSH-2.0-banger-agent",
 	}
-	conf.AddHostKey(signer)
+	conf.AddHostKey(s.hostKey)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -105,6 +118,13 @@ func serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger, s
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	if cfg.ControlPort != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveControl(connCtx, cfg.ControlPort)
+		}()
+	}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {

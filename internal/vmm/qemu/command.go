@@ -43,6 +43,9 @@ type Command struct {
 	sandbox    bool
 	tapFD      int
 	balloon    bool
+	mem        memFile
+	ctlSock    string
+	incoming   bool
 }
 
 // NewCommand starts a Command for the given QEMU binary (TCG, no devices).
@@ -153,7 +156,11 @@ func (c Command) Cmdline() string {
 
 // Build returns the argv, binary first.
 func (c Command) Build() []string {
-	a := []string{c.binary, "-M", Machine,
+	machine := Machine
+	if c.mem.path != "" {
+		machine += ",memory-backend=" + memID
+	}
+	a := []string{c.binary, "-M", machine,
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"}
 	if c.dataDir != "" {
 		a = append(a, "-L", c.dataDir)
@@ -169,6 +176,9 @@ func (c Command) Build() []string {
 	if c.memoryMiB > 0 {
 		a = append(a, "-m", strconv.Itoa(c.memoryMiB)+"M")
 	}
+	if c.mem.path != "" {
+		a = append(a, "-object", c.mem.object(c.memoryMiB))
+	}
 	if c.kernel != "" {
 		a = append(a, "-kernel", c.kernel)
 	}
@@ -179,7 +189,7 @@ func (c Command) Build() []string {
 		a = append(a, "-append", cl)
 	}
 	for i, d := range c.disks {
-		a = append(a, "-drive", fmt.Sprintf("if=none,id=d%d,file=%s,format=raw,readonly=%s,cache=%s,discard=unmap",
+		a = append(a, "-drive", fmt.Sprintf("if=none,id=d%d,file=%s,format=raw,readonly=%s,cache=%s,discard=unmap,auto-read-only=off",
 			i, optValue(d.Path), onOff(d.ReadOnly), optValue(c.diskCache)))
 		dev := fmt.Sprintf("virtio-blk-device,drive=d%d", i)
 		if d.Serial != "" {
@@ -203,6 +213,12 @@ func (c Command) Build() []string {
 		a = append(a, "-chardev", "socket,id=ser0,path="+optValue(c.serialSock)+",server=on,wait=off", "-serial", "chardev:ser0")
 	case c.serialLog != "":
 		a = append(a, "-chardev", "file,id=ser0,path="+optValue(c.serialLog), "-serial", "chardev:ser0")
+	}
+	if c.ctlSock != "" {
+		a = append(a, controlArgs(c.ctlSock)...)
+	}
+	if c.incoming {
+		a = append(a, "-incoming", "defer")
 	}
 	if c.qmpSocket != "" {
 		a = append(a, "-qmp", "unix:"+optValue(c.qmpSocket)+",server=on,wait=off")

@@ -43,11 +43,11 @@ func TestCommandBuild(t *testing.T) {
 			WithDisk(vmm.Disk{Path: "/r/work,1.ext4", Serial: "banger-work"}).
 			WithDisk(vmm.Disk{Path: "/r/x"}).WithDiskCache("none"),
 			argv(append(slices.Clone(tcg),
-				"-drive", "if=none,id=d0,file=/r/root.ext4,format=raw,readonly=on,cache=none,discard=unmap",
+				"-drive", "if=none,id=d0,file=/r/root.ext4,format=raw,readonly=on,cache=none,discard=unmap,auto-read-only=off",
 				"-device", "virtio-blk-device,drive=d0,serial=banger-rootfs",
-				"-drive", "if=none,id=d1,file=/r/work,,1.ext4,format=raw,readonly=off,cache=none,discard=unmap",
+				"-drive", "if=none,id=d1,file=/r/work,,1.ext4,format=raw,readonly=off,cache=none,discard=unmap,auto-read-only=off",
 				"-device", "virtio-blk-device,drive=d1,serial=banger-work",
-				"-drive", "if=none,id=d2,file=/r/x,format=raw,readonly=off,cache=none,discard=unmap",
+				"-drive", "if=none,id=d2,file=/r/x,format=raw,readonly=off,cache=none,discard=unmap,auto-read-only=off",
 				"-device", "virtio-blk-device,drive=d2")...)},
 		{"tap", base.WithNet(vmm.Net{Tap: "bgtap0", MAC: "02:00:0a:00:00:02"}),
 			argv(append(slices.Clone(tcg),
@@ -118,12 +118,15 @@ func TestBackendCommandFromSpec(t *testing.T) {
 		Net:   &vmm.Net{Tap: "tap1", MAC: "02:00:00:00:00:01"}}
 	want := argv("-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "1024M",
 		"-kernel", "/k", "-append", "console=ttyS0 tsc_early_khz=1800000 tsc=reliable",
-		"-drive", "if=none,id=d0,file=/img/root,format=raw,readonly=on,cache=writeback,discard=unmap",
+		"-drive", "if=none,id=d0,file=/img/root,format=raw,readonly=on,cache=writeback,discard=unmap,auto-read-only=off",
 		"-device", "virtio-blk-device,drive=d0,serial=banger-rootfs",
 		"-netdev", "tap,id=n0,ifname=tap1,script=no,downscript=no",
 		"-device", "virtio-net-device,netdev=n0,mac=02:00:00:00:00:01",
 		"-device", BalloonDevice,
 		"-chardev", "socket,id=ser0,path=/run/banger/vm1/serial.sock,server=on,wait=off", "-serial", "chardev:ser0",
+		"-device", "virtio-serial-device,max_ports=2",
+		"-chardev", "socket,id=ctl0,path=/run/banger/vm1/ctl.sock,server=on,wait=off",
+		"-device", "virtserialport,chardev=ctl0,name=banger.ctl",
 		"-qmp", "unix:/run/banger/vm1/qmp.sock,server=on,wait=off",
 		"-pidfile", "/run/banger/vm1/vmm.pid", "-S")
 	if got := b.command(spec).Build(); !slices.Equal(got, want) {

@@ -36,7 +36,7 @@ func backendName(argv []string) string {
 
 // runtimeFiles are the files of a run directory that live as long as QEMU.
 // QEMU cannot remove them itself once chrooted and unprivileged.
-func runtimeFiles() []string { return []string{PIDFile, QMPSocket, SerialSocket} }
+func runtimeFiles() []string { return []string{PIDFile, QMPSocket, SerialSocket, ControlSocket} }
 
 // removeRuntimeFiles deletes the pidfile and sockets of runDir.
 func removeRuntimeFiles(runDir string) error {

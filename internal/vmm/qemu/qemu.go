@@ -66,6 +66,9 @@ type Options struct {
 	// SerialLogKeep rotated files are kept (DefaultSerialLogKeep when 0).
 	SerialLogMax  int64
 	SerialLogKeep int
+	// MemDir is where running VMs' RAM files are made (DefaultMemDir when
+	// empty): a tmpfs, see memory.go.
+	MemDir string
 }
 
 // Backend implements vmm.Backend with QEMU. It is safe for concurrent use.
@@ -81,6 +84,7 @@ type Backend struct {
 	sandbox     bool
 	serialMax   int64
 	serialKeep  int
+	memDir      string
 
 	mu       sync.Mutex
 	consoles map[string]*console // run dir -> the reader draining its serial socket
@@ -111,6 +115,10 @@ func New(opts Options) (*Backend, error) {
 		serialMax:   opts.SerialLogMax,
 		serialKeep:  opts.SerialLogKeep,
 		consoles:    map[string]*console{},
+		memDir:      opts.MemDir,
+	}
+	if b.memDir == "" {
+		b.memDir = DefaultMemDir
 	}
 	if b.serialMax <= 0 {
 		b.serialMax = DefaultSerialLogMax
@@ -162,9 +170,11 @@ func (b *Backend) Name() string {
 }
 
 // caps is what QEMU's microvm machine runs: user-mode networking; 288
-// vCPUs (the machine's cpu-max); 24 virtio-mmio transports, one taken by
-// the network device.
-var caps = vmm.Caps{UserNet: true, MaxVCPUs: 288, MaxDisks: 23, Sockets: []string{QMPSocket, SerialSocket}}
+// vCPUs (the machine's cpu-max); 24 virtio-mmio transports, three taken by
+// the network device, the balloon and the control port's virtio-serial;
+// snapshots, suspend and fork (snapshot.go, suspend.go).
+var caps = vmm.Caps{UserNet: true, MaxVCPUs: 288, MaxDisks: 21, Snapshot: true,
+	Sockets: []string{QMPSocket, SerialSocket, vmm.ControlSocket}}
 
 // Caps says what QEMU runs.
 func (b *Backend) Caps() vmm.Caps { return caps }
@@ -207,6 +217,7 @@ func (b *Backend) command(spec vmm.Spec) Command {
 		WithCmdline(spec.Cmdline).
 		WithDiskCache(b.diskCache).
 		WithQMPSocket(filepath.Join(spec.RunDir, QMPSocket)).
+		WithControlSocket(filepath.Join(spec.RunDir, ControlSocket)).
 		WithPIDFile(filepath.Join(spec.RunDir, PIDFile)).
 		WithPaused(true).
 		WithBalloon(true)

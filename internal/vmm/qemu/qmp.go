@@ -20,6 +20,7 @@ type QMP struct {
 	conn   net.Conn
 	dec    *json.Decoder
 	nextID int
+	oob    []byte // ancillary data (a descriptor) sent with the next command
 }
 
 // QMPError is an error reply from QEMU.
@@ -98,7 +99,7 @@ func (c *QMP) execute(ctx context.Context, command string, args, result any) err
 	if err != nil {
 		return fmt.Errorf("qmp %s: %w", command, err)
 	}
-	if _, err := c.conn.Write(append(data, '\n')); err != nil {
+	if err := c.write(append(data, '\n')); err != nil {
 		return fmt.Errorf("qmp %s: %w", command, ctxErr(ctx, err))
 	}
 	wantID, _ := json.Marshal(id)

@@ -66,7 +66,13 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 		defer tap.Close()
 		extra, clone = []*os.File{tap}, clone|unix.CLONE_NEWNET
 	}
-	pid, err := b.launch(ctx, b.command(spec).Build(), runDir, extra, clone)
+	memPath, err := b.createMemFile(filepath.Base(filepath.Dir(runDir)), spec.MemoryMiB)
+	if err != nil {
+		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
+	}
+	pid, err := b.launch(ctx, b.command(spec).WithMemFile(memPath, true).Build(), runDir, extra, clone)
+	// QEMU has mapped it (or failed): the memory lives as long as QEMU.
+	os.Remove(memPath)
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}

@@ -1,0 +1,118 @@
+package sshd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"banger/internal/agent/proto"
+)
+
+// controlRetry is how long the control port loop waits before reading
+// again after the host end closed (a read then returns end of file at
+// once, so this bounds the loop's wake-ups while no host is connected).
+const controlRetry = 100 * time.Millisecond
+
+// controlWait bounds the wait for the control port to appear (virtio
+// console ports are added asynchronously after the driver loads).
+const controlWait = 60 * time.Second
+
+// serveControl serves the agent protocol on the control port device
+// until ctx ends. Only the host's daemon reaches the port (a socket in the
+// VM's root-only run folder).
+func (s *server) serveControl(ctx context.Context, find func() string) {
+	path := find()
+	for deadline := time.Now().Add(controlWait); path == "" && time.Now().Before(deadline); path = find() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if path == "" {
+		s.log.Info("no control port")
+		return
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		s.log.Warn("control port", "path", path, "err", err)
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	defer stop()
+	s.log.Info("control port open", "path", path)
+	for ctx.Err() == nil {
+		if _, err := s.serveAgent(f, f, io.Discard); err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+			s.log.Debug("control port", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(controlRetry):
+		}
+	}
+}
+
+// reidentify makes this guest a new VM: network identity and hostname
+// (cfg.Reidentify), SSH host key, clock and RNG.
+func (s *server) reidentify(id *proto.Identity) error {
+	if id == nil {
+		return errors.New("missing identity")
+	}
+	if s.cfg.Reidentify == nil {
+		return errors.New("this agent cannot change its identity")
+	}
+	if len(id.Entropy) < proto.MinEntropy || len(id.Entropy) > proto.MaxEntropy {
+		return fmt.Errorf("entropy must be %d to %d bytes, got %d", proto.MinEntropy, proto.MaxEntropy, len(id.Entropy))
+	}
+	signer, err := ssh.ParsePrivateKey([]byte(id.HostKey))
+	if err != nil {
+		return fmt.Errorf("parse host key: %w", err)
+	}
+	// Entropy first: everything after (new connections' keys) draws fresh bytes.
+	if err := s.sys.reseedRNG(id.Entropy); err != nil {
+		return err
+	}
+	if err := s.setTime(id.TimeUnixNano); err != nil {
+		return err
+	}
+	if err := s.cfg.Reidentify(*id); err != nil {
+		return err
+	}
+	s.hostKey.set(signer)
+	s.log.Info("identity changed", "hostname", id.Hostname, "address", id.Address, "host_key", ssh.FingerprintSHA256(signer.PublicKey()))
+	return nil
+}
+
+// swapSigner is the server's host key, replaceable while it serves (a
+// clone takes a new one); new handshakes use the current key.
+type swapSigner struct {
+	mu sync.RWMutex
+	s  ssh.Signer
+}
+
+func newSwapSigner(s ssh.Signer) *swapSigner { return &swapSigner{s: s} }
+
+func (w *swapSigner) get() ssh.Signer {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.s
+}
+
+func (w *swapSigner) set(s ssh.Signer) {
+	w.mu.Lock()
+	w.s = s
+	w.mu.Unlock()
+}
+
+// PublicKey and Sign delegate to the current key.
+func (w *swapSigner) PublicKey() ssh.PublicKey { return w.get().PublicKey() }
+
+func (w *swapSigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
+	return w.get().Sign(rand, data)
+}
