@@ -1,4 +1,4 @@
-# A banger VM as a Nomad task (see docs/nomad.md).
+# A banger VM as a Nomad task (see docs/scale.md).
 #   nomad job run examples/nomad/sandbox.nomad.hcl
 #   nomad alloc exec -task vm ALLOC_ID /bin/sh     # a shell in the VM
 #   nomad job stop sandbox                          # powers the VM off and deletes it

@@ -31,7 +31,7 @@ type PluginConfig struct {
 	FingerprintPeriod string `codec:"fingerprint_period"`
 }
 
-// taskSpec is a task's config block (see docs/nomad.md).
+// taskSpec is a task's config block (see docs/scale.md).
 var taskSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"image":               hclspec.NewAttr("image", "string", true),
 	"vcpus":               hclspec.NewAttr("vcpus", "number", false),
