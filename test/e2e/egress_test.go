@@ -208,7 +208,7 @@ type egressWorld struct {
 	udpSeen             atomic.Int64
 }
 
-func newEgressWorld(t *testing.T, vmSubnet string) *egressWorld {
+func newEgressWorld(t testing.TB, vmSubnet string) *egressWorld {
 	t.Helper()
 	n := os.Getpid() % 10000
 	third := byte(os.Getpid() % 250)
@@ -280,7 +280,7 @@ func newEgressWorld(t *testing.T, vmSubnet string) *egressWorld {
 }
 
 // listen opens a TCP listener or UDP socket inside the world's namespace.
-func (w *egressWorld) listen(t *testing.T, network string, ap netip.AddrPort) any {
+func (w *egressWorld) listen(t testing.TB, network string, ap netip.AddrPort) any {
 	t.Helper()
 	type result struct {
 		v   any
@@ -314,7 +314,7 @@ func (w *egressWorld) listen(t *testing.T, network string, ap netip.AddrPort) an
 	return r.v
 }
 
-func (w *egressWorld) serveHTTP(t *testing.T, addr netip.Addr, port uint16, cfg *tls.Config, body string) {
+func (w *egressWorld) serveHTTP(t testing.TB, addr netip.Addr, port uint16, cfg *tls.Config, body string) {
 	t.Helper()
 	l := w.listen(t, "tcp", netip.AddrPortFrom(addr, port)).(net.Listener)
 	if cfg != nil {
@@ -328,7 +328,7 @@ func (w *egressWorld) serveHTTP(t *testing.T, addr netip.Addr, port uint16, cfg 
 }
 
 // serveDNS answers A queries in the world: good, bad, svc and private.test.
-func (w *egressWorld) serveDNS(t *testing.T) {
+func (w *egressWorld) serveDNS(t testing.TB) {
 	t.Helper()
 	names := map[string]netip.Addr{"good.test.": w.good, "bad.test.": w.bad, "svc.test.": w.svc, "private.test.": w.private}
 	h := dns.HandlerFunc(func(rw dns.ResponseWriter, q *dns.Msg) {
@@ -358,7 +358,7 @@ func (w *egressWorld) serveDNS(t *testing.T) {
 	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
 }
 
-func egressCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+func egressCA(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -378,7 +378,7 @@ func egressCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
 	return ca, key
 }
 
-func egressLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string) tls.Certificate {
+func egressLeaf(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

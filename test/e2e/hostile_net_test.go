@@ -166,7 +166,7 @@ func hasPrefix(names []string, prefix string) bool {
 }
 
 // newHostileNetDaemon is newNetDaemon with extra environment.
-func newHostileNetDaemon(t *testing.T, env ...string) *daemon {
+func newHostileNetDaemon(t testing.TB, env ...string) *daemon {
 	t.Helper()
 	d := newDaemonEnv(t, env...)
 	gw, _ := firstHost(t, d.subnet)

@@ -64,7 +64,7 @@ func registerBusybox(t testing.TB, d *daemon, name string) {
 // debianImage makes a Debian bookworm image (debootstrap through the daemon,
 // cached across runs) with the default development package set, registered
 // as "deb" on d.
-func debianImage(t *testing.T, d *daemon) string {
+func debianImage(t testing.TB, d *daemon) string {
 	t.Helper()
 	cached := filepath.Join(cacheDir(), "images", "debian-bookworm-dev.ext4")
 	if _, err := os.Stat(cached); err != nil {

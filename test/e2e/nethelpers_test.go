@@ -89,7 +89,7 @@ func (o *outside) close() {
 	exec.Command("ip", "netns", "del", o.ns).Run()
 }
 
-func ipCmd(t *testing.T, args ...string) string {
+func ipCmd(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("ip", args...).CombinedOutput()
 	if err != nil {
@@ -257,7 +257,7 @@ func ipForwardPrev(d *daemon) string {
 }
 
 // firstHost is the first VM address of a subnet (after the gateway).
-func firstHost(t *testing.T, subnet string) (gw, first string) {
+func firstHost(t testing.TB, subnet string) (gw, first string) {
 	t.Helper()
 	p, err := netip.ParsePrefix(subnet)
 	if err != nil {
@@ -293,7 +293,7 @@ func newNetDaemon(t *testing.T) *daemon {
 }
 
 // freeSubnet finds a 10.x.y.0/24 that no route of any table overlaps.
-func freeSubnet(t *testing.T) string {
+func freeSubnet(t testing.TB) string {
 	t.Helper()
 	var used []netip.Prefix
 	for _, l := range strings.Split(ipCmd(t, "-4", "-o", "route", "show", "table", "all"), "\n") {
