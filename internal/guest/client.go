@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -106,6 +107,9 @@ func Dial(ctx context.Context, addr string, signer ssh.Signer, hostKey string) (
 		},
 		HostKeyAlgorithms: hostKeyAlgorithms(want),
 	}
+	// chacha20-poly1305 first, as OpenSSH does: the guest's CPU may be
+	// emulated (TCG), where AES-GCM without AES-NI costs more per byte.
+	conf.Ciphers = append([]string{ssh.CipherChaCha20Poly1305}, slices.DeleteFunc(ssh.SupportedAlgorithms().Ciphers, func(c string) bool { return c == ssh.CipherChaCha20Poly1305 })...)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultDialTimeout)
