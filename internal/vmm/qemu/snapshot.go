@@ -130,53 +130,29 @@ func (b *Backend) Snapshot(ctx context.Context, runDir, dir string) error {
 // RAM mapping dir's RAM file privately (copy-on-write: the file is never
 // written), loads dir's device state and leaves the guest stopped.
 func (b *Backend) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Process, error) {
-	if err := vmm.CheckSpec(spec, caps); err != nil {
-		return vmm.Process{}, fmt.Errorf("restore vm: %w", err)
-	}
-	runDir := filepath.Clean(spec.RunDir)
-	spec.RunDir = runDir
-	state, err := os.Open(filepath.Join(dir, vmm.SnapshotState))
+	l, err := b.prepareLaunch(&spec)
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("restore vm: %w", err)
 	}
-	defer state.Close()
-	if err := vmmproc.PrepareRunDir(runDir, PIDFile, match(runDir), runtimeFiles()...); err != nil {
-		return vmm.Process{}, fmt.Errorf("restore vm: %w", err)
-	}
-	b.consoleDrained(runDir, consoleDrainWait)
-	if err := b.prepareRunDir(spec); err != nil {
-		return vmm.Process{}, fmt.Errorf("restore vm: %w", err)
-	}
+	defer l.close()
+	runDir := l.runDir
 	ok := false
 	defer func() {
 		if !ok {
 			b.cleanupStart(runDir)
 		}
 	}()
-	var extra []*os.File
-	var clone uintptr
-	if b.runAs != nil {
-		clone = unix.CLONE_NEWIPC | unix.CLONE_NEWPID
-	}
-	if b.ownNetns(spec) {
-		tap, err := openTap(spec.Net.Tap)
-		if err != nil {
-			return vmm.Process{}, fmt.Errorf("restore vm: %w", err)
-		}
-		defer tap.Close()
-		extra, clone = []*os.File{tap}, clone|unix.CLONE_NEWNET
-	}
-	argv := b.command(spec).WithMemFile(filepath.Join(dir, vmm.SnapshotRAM), false).WithIncoming(true).Build()
-	pid, err := b.launch(ctx, argv, runDir, extra, clone)
+	state, err := os.Open(filepath.Join(dir, vmm.SnapshotState))
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("restore vm: %w", err)
 	}
-	if clone&unix.CLONE_NEWPID != 0 {
-		if err := writePIDFile(filepath.Join(runDir, PIDFile), pid); err != nil {
-			return vmm.Process{}, fmt.Errorf("restore vm: %w", err)
-		}
+	defer state.Close()
+	argv := b.command(spec).WithMemFile(filepath.Join(dir, vmm.SnapshotRAM), false).WithIncoming(true).Build()
+	pid, err := b.launch(ctx, argv, runDir, l.extra, l.clone)
+	if err != nil {
+		return vmm.Process{}, fmt.Errorf("restore vm: %w", err)
 	}
-	if err := b.attachConsole(runDir, true); err != nil {
+	if err := b.launched(l, pid); err != nil {
 		return vmm.Process{}, fmt.Errorf("restore vm: %w", err)
 	}
 	mctx, cancel := context.WithTimeout(ctx, migrateTimeout)

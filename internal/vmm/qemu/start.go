@@ -34,59 +34,29 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 	if err := vmm.CheckSpec(spec, caps); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
-	runDir := filepath.Clean(spec.RunDir)
-	spec.RunDir = runDir
-	if err := vmmproc.PrepareRunDir(runDir, PIDFile, match(runDir), runtimeFiles()...); err != nil {
+	l, err := b.prepareLaunch(&spec)
+	if err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
-	// A reader left from the previous run of this VM finishes first.
-	b.consoleDrained(runDir, consoleDrainWait)
-	if err := b.prepareRunDir(spec); err != nil {
-		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
-	}
-
+	defer l.close()
+	runDir := l.runDir
 	ok := false
 	defer func() {
 		if !ok {
 			b.cleanupStart(runDir)
 		}
 	}()
-	var extra []*os.File
-	var clone uintptr
-	if b.runAs != nil {
-		// Its own PID namespace: an escape sees and signals no other
-		// process (another VM's QEMU runs as the same user).
-		clone = unix.CLONE_NEWIPC | unix.CLONE_NEWPID
-	}
-	if b.ownNetns(spec) {
-		tap, err := openTap(spec.Net.Tap)
-		if err != nil {
-			return vmm.Process{}, fmt.Errorf("start vm: %w", err)
-		}
-		defer tap.Close()
-		extra, clone = []*os.File{tap}, clone|unix.CLONE_NEWNET
-	}
 	memPath, err := b.createMemFile(filepath.Base(filepath.Dir(runDir)), spec.MemoryMiB)
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
-	pid, err := b.launch(ctx, b.command(spec).WithMemFile(memPath, true).Build(), runDir, extra, clone)
+	pid, err := b.launch(ctx, b.command(spec).WithMemFile(memPath, true).Build(), runDir, l.extra, l.clone)
 	// QEMU has mapped it (or failed): the memory lives as long as QEMU.
 	os.Remove(memPath)
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
-	if clone&unix.CLONE_NEWPID != 0 {
-		// QEMU wrote its pid in its own namespace (1); the daemon needs the
-		// host's. The new file also leaves QEMU's descriptor on the old one.
-		if err := writePIDFile(filepath.Join(runDir, PIDFile), pid); err != nil {
-			return vmm.Process{}, fmt.Errorf("start vm: %w", err)
-		}
-	}
-	if filePID, err := vmmproc.ReadPIDFile(filepath.Join(runDir, PIDFile)); err != nil || filePID != pid {
-		return vmm.Process{}, fmt.Errorf("start vm: qemu (pid %d) left no pidfile naming it: %d, %v", pid, filePID, err)
-	}
-	if err := b.attachConsole(runDir, true); err != nil {
+	if err := b.launched(l, pid); err != nil {
 		return vmm.Process{}, fmt.Errorf("start vm: %w", err)
 	}
 	if err := withQMP(ctx, runDir, func(ctx context.Context, c *QMP) error { return c.Execute(ctx, "cont", nil, nil) }); err != nil {
@@ -94,6 +64,72 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (vmm.Process, error)
 	}
 	ok = true
 	return vmm.Process{PID: pid, Backend: b.Name()}, nil
+}
+
+// launchPlan is what Start and Restore share before QEMU runs: the run
+// folder made ready, the clone flags of its namespaces and the descriptors
+// it inherits (the tap, when it gets its own network namespace).
+type launchPlan struct {
+	runDir string
+	extra  []*os.File
+	clone  uintptr
+}
+
+func (l launchPlan) close() {
+	for _, f := range l.extra {
+		f.Close()
+	}
+}
+
+// prepareLaunch checks spec against the caps, readies its run folder and
+// opens its tap; spec.RunDir is cleaned. On error nothing is left open
+// and a half-readied run folder is cleaned up.
+func (b *Backend) prepareLaunch(spec *vmm.Spec) (launchPlan, error) {
+	if err := vmm.CheckSpec(*spec, caps); err != nil {
+		return launchPlan{}, err
+	}
+	runDir := filepath.Clean(spec.RunDir)
+	spec.RunDir = runDir
+	if err := vmmproc.PrepareRunDir(runDir, PIDFile, match(runDir), runtimeFiles()...); err != nil {
+		return launchPlan{}, err
+	}
+	// A reader left from the previous run of this VM finishes first.
+	b.consoleDrained(runDir, consoleDrainWait)
+	if err := b.prepareRunDir(*spec); err != nil {
+		return launchPlan{}, err
+	}
+	l := launchPlan{runDir: runDir}
+	if b.runAs != nil {
+		// Its own PID namespace: an escape sees and signals no other
+		// process (another VM's QEMU runs as the same user).
+		l.clone = unix.CLONE_NEWIPC | unix.CLONE_NEWPID
+	}
+	if b.ownNetns(*spec) {
+		tap, err := openTap(spec.Net.Tap)
+		if err != nil {
+			b.cleanupStart(runDir)
+			return launchPlan{}, err
+		}
+		l.extra, l.clone = []*os.File{tap}, l.clone|unix.CLONE_NEWNET
+	}
+	return l, nil
+}
+
+// launched checks that QEMU (pid on the host) is the one the pidfile names
+// and attaches the daemon's console reader.
+func (b *Backend) launched(l launchPlan, pid int) error {
+	pidFile := filepath.Join(l.runDir, PIDFile)
+	if l.clone&unix.CLONE_NEWPID != 0 {
+		// QEMU wrote its pid in its own namespace (1); the daemon needs the
+		// host's. The new file also leaves QEMU's descriptor on the old one.
+		if err := writePIDFile(pidFile, pid); err != nil {
+			return err
+		}
+	}
+	if filePID, err := vmmproc.ReadPIDFile(pidFile); err != nil || filePID != pid {
+		return fmt.Errorf("qemu (pid %d) left no pidfile naming it: %d, %v", pid, filePID, err)
+	}
+	return b.attachConsole(l.runDir, true)
 }
 
 // writePIDFile replaces path with pid, root's alone (0600).
