@@ -18,14 +18,11 @@ import (
 
 // Start boots a stopped VM and waits until its agent answers.
 func (m *Manager) Start(ctx context.Context, ref string) (model.VMRecord, error) {
-	vm, err := m.store.GetVM(ctx, ref)
+	vm, unlock, err := m.lockedVM(ctx, ref)
 	if err != nil {
 		return vm, err
 	}
-	defer m.lock(vm.ID)()
-	if vm, err = m.store.GetVM(ctx, vm.ID); err != nil {
-		return vm, err
-	}
+	defer unlock()
 	switch vm.State {
 	case model.VMRunning:
 		if reason := m.pauseReason(ctx, vm); reason != "" {
@@ -61,14 +58,11 @@ func (m *Manager) Start(ctx context.Context, ref string) (model.VMRecord, error)
 
 // Stop asks the guest to power off, waits (bounded), then kills the VMM.
 func (m *Manager) Stop(ctx context.Context, ref string) (model.VMRecord, error) {
-	vm, err := m.store.GetVM(ctx, ref)
+	vm, unlock, err := m.lockedVM(ctx, ref)
 	if err != nil {
 		return vm, err
 	}
-	defer m.lock(vm.ID)()
-	if vm, err = m.store.GetVM(ctx, vm.ID); err != nil {
-		return vm, err
-	}
+	defer unlock()
 	if vm.State != model.VMRunning && vm.State != model.VMSuspended {
 		return vm, api.Errorf(api.ErrConflict, "vm %q is not running (state %s)", vm.Name, vm.State)
 	}
@@ -153,14 +147,11 @@ func (m *Manager) Kill(ctx context.Context, p api.VMKillParams) (model.VMRecord,
 	if !ok {
 		return model.VMRecord{}, api.Errorf(api.ErrInvalid, "unknown signal %q (use KILL, TERM, INT, HUP, QUIT, USR1, USR2, STOP, CONT)", p.Signal)
 	}
-	vm, err := m.store.GetVM(ctx, p.IDOrName)
+	vm, unlock, err := m.lockedVM(ctx, p.IDOrName)
 	if err != nil {
 		return vm, err
 	}
-	defer m.lock(vm.ID)()
-	if vm, err = m.store.GetVM(ctx, vm.ID); err != nil {
-		return vm, err
-	}
+	defer unlock()
 	if vm.State != model.VMRunning {
 		return vm, api.Errorf(api.ErrConflict, "vm %q is not running (state %s)", vm.Name, vm.State)
 	}
@@ -204,14 +195,11 @@ func (m *Manager) Delete(ctx context.Context, p api.VMDeleteParams) error {
 // only grows (its file at once when stopped, else at next start; the guest
 // grows the filesystem at boot), NAT applies live.
 func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, error) {
-	vm, err := m.store.GetVM(ctx, p.IDOrName)
+	vm, unlock, err := m.lockedVM(ctx, p.IDOrName)
 	if err != nil {
 		return vm, err
 	}
-	defer m.lock(vm.ID)()
-	if vm, err = m.store.GetVM(ctx, vm.ID); err != nil {
-		return vm, err
-	}
+	defer unlock()
 	if vm.State == model.VMCreating {
 		return vm, api.Errorf(api.ErrConflict, "vm %q is still being created", vm.Name)
 	}

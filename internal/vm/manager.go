@@ -127,6 +127,21 @@ func (m *Manager) lock(id string) func() {
 	return l.Unlock
 }
 
+// lockedVM finds the VM ref names, takes its lock and reads it again under
+// the lock (another request may have changed it meanwhile). The caller
+// calls unlock when done; on error nothing is held.
+func (m *Manager) lockedVM(ctx context.Context, ref string) (vm model.VMRecord, unlock func(), err error) {
+	if vm, err = m.store.GetVM(ctx, ref); err != nil {
+		return vm, nil, err
+	}
+	unlock = m.lock(vm.ID)
+	if vm, err = m.store.GetVM(ctx, vm.ID); err != nil {
+		unlock()
+		return vm, nil, err
+	}
+	return vm, unlock, nil
+}
+
 // Wait blocks until background creates have finished (daemon shutdown).
 func (m *Manager) Wait() { m.creating.Wait() }
 

@@ -33,14 +33,11 @@ func (m *Manager) Suspend(ctx context.Context, ref string) (model.VMRecord, erro
 	if err != nil {
 		return model.VMRecord{}, err
 	}
-	vm, err := m.store.GetVM(ctx, ref)
+	vm, unlock, err := m.lockedVM(ctx, ref)
 	if err != nil {
 		return vm, err
 	}
-	defer m.lock(vm.ID)()
-	if vm, err = m.store.GetVM(ctx, vm.ID); err != nil {
-		return vm, err
-	}
+	defer unlock()
 	switch vm.State {
 	case model.VMRunning:
 	case model.VMSuspended:
@@ -70,14 +67,11 @@ func (m *Manager) Resume(ctx context.Context, ref string) (model.VMRecord, error
 	if err != nil {
 		return model.VMRecord{}, err
 	}
-	vm, err := m.store.GetVM(ctx, ref)
+	vm, unlock, err := m.lockedVM(ctx, ref)
 	if err != nil {
 		return vm, err
 	}
-	defer m.lock(vm.ID)()
-	if vm, err = m.store.GetVM(ctx, vm.ID); err != nil {
-		return vm, err
-	}
+	defer unlock()
 	if vm.State != model.VMSuspended {
 		return vm, api.Errorf(api.ErrConflict, "vm %q is not suspended (state %s)", vm.Name, vm.State)
 	}
