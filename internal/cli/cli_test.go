@@ -191,7 +191,8 @@ func fakeDaemon(t *testing.T, err error) string {
 	if lnErr != nil {
 		t.Fatal(lnErr)
 	}
-	svc := server.Services{Kernels: fakeKernels{err}, Images: fakeImages{err}, VMs: fakeVMs{err: err}, Guests: fakeVMs{err: err}}
+	svc := server.Services{Kernels: fakeKernels{err}, Images: fakeImages{err}, VMs: fakeVMs{err: err}, Guests: fakeVMs{err: err},
+		Snapshots: fakeVMs{err: err}}
 	srv := &http.Server{Handler: server.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })

@@ -30,23 +30,7 @@ func (d *Daemon) forwards(ctx context.Context, vms server.VMService, st forward.
 		d.log.Warn("forwards", "err", err)
 	}
 	d.closer = append(d.closer, fw.Close)
-	fv := forwardVMs{VMService: vms, fw: fw}
-	// The wrapper must keep the optional parts of the VM service, or the
-	// server would no longer find fork, snapshots, suspend and resume.
-	snap, okSnap := vms.(server.SnapshotService)
-	susp, okSusp := vms.(server.SuspendService)
-	if okSnap && okSusp {
-		return fw, forwardFullVMs{forwardVMs: fv, SnapshotService: snap, SuspendService: susp}
-	}
-	return fw, fv
-}
-
-// forwardFullVMs is forwardVMs over a VM service that also snapshots, forks,
-// suspends and resumes (vm.Manager).
-type forwardFullVMs struct {
-	forwardVMs
-	server.SnapshotService
-	server.SuspendService
+	return fw, forwardVMs{VMService: vms, fw: fw}
 }
 
 func (f forwardVMs) Create(ctx context.Context, p api.VMCreateParams) (api.VMCreateOperation, error) {

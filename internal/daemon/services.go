@@ -82,6 +82,8 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		Forwards:   fw,
 		Workspaces: workspaceService{guests: guests, log: d.log},
 		Egress:     vms,
+		Snapshots:  vms,
+		Suspends:   vms,
 		Owners:     owners{d.store},
 		Accel:      accel.Name(),
 		AccelWhy:   accel.Reason,

@@ -148,7 +148,8 @@ type fakes struct {
 
 func (f *fakes) services() Services {
 	return Services{Kernels: &f.kernels, Images: &f.images, VMs: &f.vms, Guests: &f.vms,
-		Workspaces: &f.workspaces, Forwards: &f.forwards, Egress: &f.vms, Shutdown: func() { f.shutdowns++ }}
+		Workspaces: &f.workspaces, Forwards: &f.forwards, Egress: &f.vms,
+		Snapshots: &f.vms, Suspends: &f.vms, Shutdown: func() { f.shutdowns++ }}
 }
 
 // last returns what the service behind path received.

@@ -32,6 +32,10 @@ type Services struct {
 	Workspaces WorkspaceService
 	Forwards   ForwardService
 	Egress     EgressService
+	// Snapshots and Suspends are the VM service's snapshot/fork and
+	// suspend/resume parts; nil: the routes answer "not available".
+	Snapshots SnapshotService
+	Suspends  SuspendService
 	// Owners finds who owns what a request names (see authorize.go); without
 	// it only root may call routes that name an object.
 	Owners Owners

@@ -21,8 +21,8 @@ type SnapshotService interface {
 const snapshotsCap = "vm snapshots and fork"
 
 func (s *Server) snapshots() (SnapshotService, error) {
-	if sv, ok := s.svc.VMs.(SnapshotService); ok {
-		return sv, nil
+	if s.svc.Snapshots != nil {
+		return s.svc.Snapshots, nil
 	}
 	return nil, missing(snapshotsCap)
 }

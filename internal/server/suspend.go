@@ -16,8 +16,8 @@ type SuspendService interface {
 const suspendCap = "vm suspend and resume"
 
 func (s *Server) suspender() (SuspendService, error) {
-	if sv, ok := s.svc.VMs.(SuspendService); ok {
-		return sv, nil
+	if s.svc.Suspends != nil {
+		return s.svc.Suspends, nil
 	}
 	return nil, missing(suspendCap)
 }
