@@ -19,8 +19,14 @@ type EgressPolicy struct {
 }
 
 // EffectiveEgress is v's policy: Egress when it says allow, otherwise open
-// or none as NATEnabled says, with Egress's deny list.
+// or none as NATEnabled says, with Egress's deny list; a VM with secrets
+// may also reach their hosts (none becomes an allowlist of just them).
 func (v VMRecord) EffectiveEgress() EgressPolicy {
+	return withSecrets(v.baseEgress(), v.Secrets)
+}
+
+// baseEgress is v's policy without its secrets' hosts.
+func (v VMRecord) baseEgress() EgressPolicy {
 	if v.Egress != nil && v.Egress.Mode == EgressAllow {
 		return *v.Egress
 	}
@@ -37,7 +43,8 @@ func (v VMRecord) EffectiveEgress() EgressPolicy {
 // EgressDenial is one outbound attempt banger refused.
 type EgressDenial struct {
 	Time time.Time `json:"time"`
-	// Via is where it was refused: "dns" or "proxy".
+	// Via is where it was refused: "dns", "proxy" or "secrets" (a
+	// placeholder sent to a host its secret is not bound to).
 	Via string `json:"via"`
 	// Destination is the address and port, when known.
 	Destination string `json:"destination,omitempty"`

@@ -24,6 +24,10 @@ type Snapshot struct {
 	WorkDiskBytes      int64    `json:"work_disk_bytes"`
 	NATEnabled         bool     `json:"nat_enabled"`
 	AuthorizedKeys     []string `json:"authorized_keys,omitempty"`
+	// Egress is the VM's policy, Secrets its bindings (placeholders as
+	// the snapshot's memory holds them; clones get new ones).
+	Egress  *EgressPolicy   `json:"egress,omitempty"`
+	Secrets []SecretBinding `json:"secrets,omitempty"`
 	// Fingerprint is what restoring needs to find unchanged (VMM build,
 	// accelerator, CPU model, device layout, kernel, initrd with the agent,
 	// memory, vCPUs); a restore on any difference is refused.

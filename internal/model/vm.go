@@ -74,6 +74,8 @@ type VMRecord struct {
 	// ForkedFrom is the snapshot a clone was forked from; its VMM maps
 	// that snapshot's memory until it stops.
 	ForkedFrom string `json:"forked_from,omitempty"`
+	// Secrets are the secrets bound to the VM (placeholders only).
+	Secrets []SecretBinding `json:"secrets,omitempty"`
 }
 
 // VMStats is a point-in-time view of a VM's resource use.

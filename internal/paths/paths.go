@@ -76,6 +76,10 @@ func (s State) VM(id string) string { return s.path("vms", id) }
 // SSH holds the daemon's own SSH identity.
 func (s State) SSH() string { return s.path("ssh") }
 
+// Secrets holds the secrets vault: its key (unless bangerd --secrets-key
+// names another file) and one encrypted file per secret, root only.
+func (s State) Secrets() string { return s.path("secrets") }
+
 // Cache holds derived files that can be rebuilt (initrds).
 func (s State) Cache() string { return s.path("cache") }
 
@@ -91,6 +95,9 @@ const (
 	VMHostKey   = "ssh_host_ed25519_key"
 	VMRunDir    = "run" // VMM pidfile, control socket, VMM log
 	VMWorkspace = "workspaces"
+	// VMCA is the folder of the VM's own certificate authority (VMs with
+	// secrets; its key never leaves the host).
+	VMCA = "ca"
 )
 
 func itoa(n int) string {

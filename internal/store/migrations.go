@@ -21,6 +21,10 @@ var migrations = []string{
 	 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 	// 3: snapshots (vm snapshot, vm fork).
 	`CREATE TABLE snapshots (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);`,
+	// 4: secrets (descriptions only: values live in the vault, STATE/secrets);
+	// a VM's bindings are in its record.
+	`CREATE TABLE secrets (id TEXT PRIMARY KEY, owner_uid INTEGER NOT NULL, name TEXT NOT NULL,
+	   data TEXT NOT NULL, UNIQUE (owner_uid, name));`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -209,3 +209,42 @@ func TestConcurrentAllocations(t *testing.T) {
 		seen[a] = true
 	}
 }
+
+func TestSecretsUniquePerOwnerAndBindingsKept(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	a := model.Secret{ID: "s1", Name: "gh", OwnerUID: 1000, Hosts: []string{"api.github.com"}}
+	if err := s.InsertSecret(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertSecret(ctx, model.Secret{ID: "s2", Name: "gh", OwnerUID: 1000}); !errors.Is(err, api.ErrExists) {
+		t.Fatalf("same owner, same name: %v", err)
+	}
+	if err := s.InsertSecret(ctx, model.Secret{ID: "s3", Name: "gh", OwnerUID: 1001}); err != nil {
+		t.Fatalf("other owner, same name: %v", err)
+	}
+	got, err := s.GetSecret(ctx, 1000, "gh")
+	if err != nil || got.ID != "s1" || got.Hosts[0] != "api.github.com" {
+		t.Fatalf("get = %+v, %v", got, err)
+	}
+	if _, err := s.GetSecret(ctx, 1002, "gh"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("other owner's: %v", err)
+	}
+	if named, _ := s.SecretsNamed(ctx, "gh"); len(named) != 2 {
+		t.Fatalf("named = %+v", named)
+	}
+	if err := s.DeleteSecret(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := s.ListSecrets(ctx); len(all) != 1 || all[0].ID != "s3" {
+		t.Fatalf("list = %+v", all)
+	}
+	vm := model.VMRecord{ID: "v1", Name: "v1", Secrets: []model.SecretBinding{{Name: "gh", Env: "GH", Placeholder: "banger-secret-gh-00", SecretID: "s3"}}}
+	if err := s.InsertVM(ctx, vm); err != nil {
+		t.Fatal(err)
+	}
+	back, err := s.GetVM(ctx, "v1")
+	if err != nil || len(back.Secrets) != 1 || back.Secrets[0].Placeholder != "banger-secret-gh-00" {
+		t.Fatalf("vm bindings = %+v, %v", back.Secrets, err)
+	}
+}
