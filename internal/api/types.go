@@ -38,6 +38,9 @@ type VMCreateParams struct {
 	ForwardRemap bool   `json:"forward_remap,omitempty"`
 	// Egress (added) is the outbound policy; nil: as NATEnabled says.
 	Egress *model.EgressPolicy `json:"egress,omitempty"`
+	// Secrets are bound to the VM (it needs bridge networking and egress
+	// none or allow).
+	Secrets []SecretRef `json:"secrets,omitempty"`
 }
 type VMCreateStatusParams struct {
 	ID string `json:"id"`
@@ -81,6 +84,10 @@ type VMSetParams struct {
 	ForwardRemap *bool  `json:"forward_remap,omitempty"`
 	// Egress (added) replaces the outbound policy, live.
 	Egress *model.EgressPolicy `json:"egress,omitempty"`
+	// Secrets are bound (or rebound with another Env), NoSecrets unbound
+	// (by name); a stopped VM only.
+	Secrets   []SecretRef `json:"secrets,omitempty"`
+	NoSecrets []string    `json:"no_secrets,omitempty"`
 }
 type VMListResult struct {
 	VMs []model.VMRecord `json:"vms"`

@@ -7,8 +7,9 @@ import "banger/internal/api"
 // service runs; the services do not decide access themselves.
 //
 //   - root may do everything;
-//   - VMs (with their workspaces) and create operations belong to their
-//     owner alone;
+//   - VMs (with their workspaces), create operations, snapshots and
+//     secrets belong to their owner alone (binding a secret to a VM is
+//     using it);
 //   - images and kernels owned by root are shared: every caller may see them
 //     and create VMs from them, only root may change (replace, delete) them;
 //   - any other user's images and kernels are private to that user.
@@ -26,6 +27,7 @@ const (
 	Kernel    Kind = "kernel"
 	Operation Kind = "operation"
 	Snapshot  Kind = "snapshot"
+	Secret    Kind = "secret"
 )
 
 // Verb is what a request does to an object.

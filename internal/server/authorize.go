@@ -44,6 +44,8 @@ type target struct {
 	Force     bool   `json:"force"`
 	// FromSnapshot is the snapshot vm fork names.
 	FromSnapshot string `json:"from_snapshot"`
+	// Secrets are the secrets vm create and vm set bind.
+	Secrets []api.SecretRef `json:"secrets"`
 }
 
 // door decides one request of a non-root caller.
@@ -83,7 +85,7 @@ var doors = map[string]door{
 	"/v1/snapshot/list":    open, // filtered
 	"/v1/snapshot/show":    existing(authz.Snapshot, authz.See, byIDOrName),
 	"/v1/snapshot/delete":  existing(authz.Snapshot, authz.Change, byIDOrName),
-	"/v1/vm/set":           existing(authz.VM, authz.Change, byIDOrName),
+	"/v1/vm/set":           vmSet,
 	"/v1/vm/delete":        existing(authz.VM, authz.Change, byIDOrName),
 	"/v1/vm/stats":         existing(authz.VM, authz.See, byIDOrName),
 	"/v1/vm/logs":          existing(authz.VM, authz.See, byIDOrName),
@@ -97,6 +99,11 @@ var doors = map[string]door{
 	"/v1/vm/forward/add":    existing(authz.VM, authz.Use, byIDOrName),
 	"/v1/vm/forward/list":   existing(authz.VM, authz.See, byIDOrName),
 	"/v1/vm/forward/remove": existing(authz.VM, authz.Use, byIDOrName),
+
+	"/v1/secret/add":  open, // the caller owns what they add
+	"/v1/secret/list": open, // filtered
+	"/v1/secret/show": existing(authz.Secret, authz.See, byName),
+	"/v1/secret/rm":   existing(authz.Secret, authz.Change, byName),
 
 	"/v1/vm/workspace/prepare": existing(authz.VM, authz.Use, byIDOrName),
 	"/v1/vm/workspace/export":  existing(authz.VM, authz.Use, byIDOrName),
@@ -201,8 +208,12 @@ func imageCreate(s *Server, ctx context.Context, c authz.Caller, t target) error
 	return existing(authz.Kernel, authz.Use, func(t target) string { return t.KernelRef })(s, ctx, c, t)
 }
 
-// vmCreate: the image, and the kernel it names, must be usable by the caller.
+// vmCreate: the image, and the kernel it names, must be usable by the
+// caller, and so must the secrets it binds.
 func vmCreate(s *Server, ctx context.Context, c authz.Caller, t target) error {
+	if err := useSecrets(s, ctx, c, t); err != nil {
+		return err
+	}
 	img, found, err := s.lookup(ctx, authz.Image, t.ImageName)
 	if err != nil || !found {
 		return err
@@ -211,6 +222,25 @@ func vmCreate(s *Server, ctx context.Context, c authz.Caller, t target) error {
 		return err
 	}
 	return existing(authz.Kernel, authz.Use, byName)(s, ctx, c, target{Name: img.KernelRef})
+}
+
+// vmSet: the VM must be the caller's to change, and the secrets it binds
+// theirs to use.
+func vmSet(s *Server, ctx context.Context, c authz.Caller, t target) error {
+	if err := existing(authz.VM, authz.Change, byIDOrName)(s, ctx, c, t); err != nil {
+		return err
+	}
+	return useSecrets(s, ctx, c, t)
+}
+
+// useSecrets: a caller binds only secrets they may use (their own).
+func useSecrets(s *Server, ctx context.Context, c authz.Caller, t target) error {
+	for _, r := range t.Secrets {
+		if err := existing(authz.Secret, authz.Use, byName)(s, ctx, c, target{Name: r.Name}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // keepVisible returns the items of xs the caller may see.
@@ -236,6 +266,9 @@ func (s *Server) visible(ctx context.Context, res any) any {
 		return r
 	case api.SnapshotListResult:
 		r.Snapshots = keepVisible(c, authz.Snapshot, r.Snapshots, func(s model.Snapshot) int { return s.OwnerUID })
+		return r
+	case api.SecretListResult:
+		r.Secrets = keepVisible(c, authz.Secret, r.Secrets, func(s model.Secret) int { return s.OwnerUID })
 		return r
 	case api.ImageListResult:
 		r.Images = keepVisible(c, authz.Image, r.Images, func(i model.Image) int { return i.OwnerUID })

@@ -143,12 +143,13 @@ type fakes struct {
 	vms        fakeVMs
 	workspaces fakeWorkspaces
 	forwards   fakeForwards
+	secrets    fakeSecrets
 	shutdowns  int
 }
 
 func (f *fakes) services() Services {
 	return Services{Kernels: &f.kernels, Images: &f.images, VMs: &f.vms, Guests: &f.vms,
-		Workspaces: &f.workspaces, Forwards: &f.forwards, Egress: &f.vms,
+		Workspaces: &f.workspaces, Forwards: &f.forwards, Egress: &f.vms, Secrets: &f.secrets,
 		Snapshots: &f.vms, Suspends: &f.vms, Shutdown: func() { f.shutdowns++ }}
 }
 
@@ -161,6 +162,8 @@ func (f *fakes) last(path string) any {
 		return f.images.got
 	case strings.HasPrefix(path, "/v1/vm/workspace/"):
 		return f.workspaces.got
+	case strings.HasPrefix(path, "/v1/secret/"):
+		return f.secrets.got
 	case strings.HasPrefix(path, "/v1/vm/forward/"):
 		return f.forwards.got
 	case strings.HasPrefix(path, "/v1/vm/"), strings.HasPrefix(path, "/v1/snapshot/"):

@@ -32,6 +32,7 @@ type Services struct {
 	Workspaces WorkspaceService
 	Forwards   ForwardService
 	Egress     EgressService
+	Secrets    SecretService
 	// Snapshots and Suspends are the VM service's snapshot/fork and
 	// suspend/resume parts; nil: the routes answer "not available".
 	Snapshots SnapshotService
@@ -120,6 +121,11 @@ func New(svc Services, log *slog.Logger) *Server {
 		"/v1/snapshot/list":     {h: s.snapshotList},
 		"/v1/snapshot/show":     {h: s.snapshotShow},
 		"/v1/snapshot/delete":   {h: s.snapshotDelete},
+
+		"/v1/secret/add":  {h: s.secretAdd},
+		"/v1/secret/list": {h: s.secretList},
+		"/v1/secret/show": {h: s.secretShow},
+		"/v1/secret/rm":   {h: s.secretRemove},
 
 		"/v1/vm/workspace/prepare": {h: s.workspacePrepare},
 		"/v1/vm/workspace/export":  {h: s.workspaceExport},
