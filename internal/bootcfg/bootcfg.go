@@ -53,6 +53,10 @@ type Config struct {
 	HostTimeUnixNano int64 `json:"host_time_unix_nano,omitempty"`
 	// Env is added to every session's environment (e.g. PATH from the image).
 	Env []string `json:"env,omitempty"`
+	// Secrets are placeholders the guest holds for secrets bound to the VM.
+	Secrets []Secret `json:"secrets,omitempty"`
+	// CACerts are PEM certificates the guest must trust (the VM's own CA).
+	CACerts []string `json:"ca_certs,omitempty"`
 }
 
 // Network configures the guest's first ethernet interface statically.

@@ -35,6 +35,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"banger/internal/bootcfg"
 )
 
 // Subsystem is the SSH subsystem name the agent protocol runs on.
@@ -128,6 +130,9 @@ type Identity struct {
 	// TimeUnixNano and Entropy as for OpSetTime and OpReseed.
 	TimeUnixNano int64  `json:"time_unix_nano"`
 	Entropy      []byte `json:"entropy"`
+	// Secrets are the clone's own placeholders; they replace the old ones
+	// for new sessions and in /run/banger/secrets.
+	Secrets []bootcfg.Secret `json:"secrets,omitempty"`
 }
 
 // Bounds of Request.Entropy.
