@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"banger/internal/api"
+	"banger/internal/bootcfg"
 	"banger/internal/egress"
 )
 
@@ -18,7 +19,6 @@ const (
 
 var (
 	nameRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
-	envRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	headerRE = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+:`)
 )
 
@@ -32,10 +32,11 @@ func CheckName(name string) error {
 	return nil
 }
 
-// CheckEnv refuses a name that cannot be an environment variable.
+// CheckEnv refuses a name that cannot be a secret's environment variable
+// (as the guest checks it: reserved ones like PATH or SSL_CERT_FILE too).
 func CheckEnv(env string) error {
-	if !envRE.MatchString(env) {
-		return api.Errorf(api.ErrInvalid, "environment variable %q is not valid (letters, digits and '_', not starting with a digit)", env)
+	if err := bootcfg.ValidEnvName(env); err != nil {
+		return api.Errorf(api.ErrInvalid, "%v", err)
 	}
 	return nil
 }

@@ -123,6 +123,9 @@ func (m *Manager) halt(vm *model.VMRecord) {
 // the manager's Network is) and records where it is.
 func (m *Manager) stepNetwork(ctx context.Context, b *bootRun) error {
 	b.report("network", "attaching to the host network")
+	if err := m.checkSecretPolicy(*b.vm); err != nil {
+		return err
+	}
 	att, err := m.net.Attach(ctx, b.vm.ID, b.vm.NATEnabled)
 	if err != nil {
 		return err
@@ -144,9 +147,19 @@ func (m *Manager) stepNetwork(ctx context.Context, b *bootRun) error {
 // stepConfig writes the boot configuration disk.
 func (m *Manager) stepConfig(ctx context.Context, b *bootRun) error {
 	b.report("boot", "writing boot configuration")
+	cfg, err := m.bootConfig(b)
+	if err != nil {
+		return err
+	}
+	return writeConfigDisk(filepath.Join(b.vm.Dir, paths.VMConfig), cfg)
+}
+
+// bootConfig is the guest's boot configuration: identity, keys, network,
+// and the placeholders of its secrets with the CA it trusts for them.
+func (m *Manager) bootConfig(b *bootRun) (*bootcfg.Config, error) {
 	hostKey, err := os.ReadFile(filepath.Join(b.vm.Dir, paths.VMHostKey))
 	if err != nil {
-		return fmt.Errorf("read host key: %w", err)
+		return nil, fmt.Errorf("read host key: %w", err)
 	}
 	keys := append([]string{authorizedLine(m.signer)}, b.vm.AuthorizedKeys...)
 	cfg := &bootcfg.Config{
@@ -154,7 +167,10 @@ func (m *Manager) stepConfig(ctx context.Context, b *bootRun) error {
 		InitMode: initMode(b.img), StartDocker: b.img.Docker, HostTimeUnixNano: time.Now().UnixNano(),
 		Env: b.img.Env, Network: b.netcfg,
 	}
-	return writeConfigDisk(filepath.Join(b.vm.Dir, paths.VMConfig), cfg)
+	if err := m.secretsConfig(*b.vm, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // stepInitrd resolves the kernel and composes the initrd: the kernel's

@@ -34,6 +34,8 @@ const (
 // it in the background. The returned operation moves through the stages
 // validate, disks, network, boot, agent, ready.
 func (m *Manager) Create(ctx context.Context, p api.VMCreateParams) (api.VMCreateOperation, error) {
+	release := m.holdSecrets(p.Secrets)
+	defer release()
 	vm, img, err := m.validateCreate(ctx, p)
 	if err != nil {
 		return api.VMCreateOperation{}, err
@@ -70,6 +72,15 @@ func (m *Manager) validateCreate(ctx context.Context, p api.VMCreateParams) (mod
 	if err := m.egressForCreate(p, &vm); err != nil {
 		return vm, model.Image{}, err
 	}
+	secs, err := m.bindSecrets(ctx, nil, p.Secrets, nil)
+	if err != nil {
+		return vm, model.Image{}, err
+	}
+	vm.Secrets = secs
+	withSecretEgress(&vm)
+	if err := m.checkSecretPolicy(vm); err != nil {
+		return vm, model.Image{}, err
+	}
 	if vm.Name == "" {
 		for i := 0; i < 20; i++ {
 			vm.Name = generateName()
@@ -93,7 +104,6 @@ func (m *Manager) validateCreate(ctx context.Context, p api.VMCreateParams) (mod
 	if err := checkResources(vm.VCPUCount, vm.MemoryMiB); err != nil {
 		return vm, model.Image{}, err
 	}
-	var err error
 	if p.SystemOverlaySize != "" {
 		if vm.SystemOverlayBytes, err = diskSize("system overlay size", p.SystemOverlaySize); err != nil {
 			return vm, model.Image{}, err

@@ -68,7 +68,7 @@ func normalEgress(p model.EgressPolicy) model.EgressPolicy {
 // say than NAT on or off (the attach did that much).
 func (m *Manager) applyEgress(ctx context.Context, vm model.VMRecord) error {
 	en := m.egressNet()
-	if vm.Egress == nil || en == nil {
+	if (vm.Egress == nil && len(vm.Secrets) == 0) || en == nil {
 		return nil
 	}
 	return en.SetEgress(ctx, vm.ID, vm.EffectiveEgress())
@@ -99,6 +99,9 @@ func (m *Manager) setEgress(ctx context.Context, p *api.VMSetParams, vm model.VM
 	pol := normalEgress(*want)
 	next.Egress = &pol
 	next.NATEnabled = pol.Mode == model.EgressOpen
+	if err := m.checkSecretPolicy(*next); err != nil {
+		return err
+	}
 	if vm.State != model.VMRunning {
 		return nil
 	}

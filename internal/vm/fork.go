@@ -66,6 +66,9 @@ func (m *Manager) Fork(ctx context.Context, p api.VMForkParams) (api.VMForkResul
 	if err := m.checkRestorable(ctx, snapper, sn); err != nil {
 		return api.VMForkResult{Snapshot: sn}, err
 	}
+	if err := m.checkSecretsExist(ctx, sn.Secrets); err != nil {
+		return api.VMForkResult{Snapshot: sn}, err
+	}
 	prefix := p.NamePrefix
 	if prefix == "" {
 		prefix = sn.VMName
@@ -115,12 +118,10 @@ func (m *Manager) forkOne(ctx context.Context, snapper vmm.Snapshotter, susp vmm
 	if err != nil {
 		return model.VMRecord{}, fmt.Errorf("clone %s: image of the snapshot: %w", name, err)
 	}
-	vm := model.VMRecord{ID: newID(), Name: name, State: model.VMCreating, ImageID: sn.ImageID, ImageName: img.Name,
-		KernelName: sn.KernelName, VCPUCount: sn.VCPUCount, MemoryMiB: sn.MemoryMiB,
-		SystemOverlayBytes: sn.SystemOverlayBytes, WorkDiskBytes: sn.WorkDiskBytes, NATEnabled: sn.NATEnabled,
-		OwnerUID: sn.OwnerUID, OwnerGID: sn.OwnerGID, CreatedAt: time.Now().UTC(),
-		AuthorizedKeys: sn.AuthorizedKeys, ForkedFrom: sn.ID}
-	vm.Dir = m.cfg.State.VM(vm.ID)
+	vm, err := m.cloneRecord(sn, img, name)
+	if err != nil {
+		return vm, fmt.Errorf("clone %s: %w", name, err)
+	}
 	if err := m.store.InsertVM(ctx, vm); err != nil {
 		return vm, err
 	}
@@ -153,6 +154,24 @@ func (m *Manager) forkOne(ctx context.Context, snapper vmm.Snapshotter, susp vmm
 	return vm, nil
 }
 
+// cloneRecord is the record of a new clone of sn named name: the
+// snapshot's settings and egress policy, its secrets with new
+// placeholders (the guest is told them when re-identified).
+func (m *Manager) cloneRecord(sn model.Snapshot, img model.Image, name string) (model.VMRecord, error) {
+	vm := model.VMRecord{ID: newID(), Name: name, State: model.VMCreating, ImageID: sn.ImageID, ImageName: img.Name,
+		KernelName: sn.KernelName, VCPUCount: sn.VCPUCount, MemoryMiB: sn.MemoryMiB,
+		SystemOverlayBytes: sn.SystemOverlayBytes, WorkDiskBytes: sn.WorkDiskBytes, NATEnabled: sn.NATEnabled,
+		OwnerUID: sn.OwnerUID, OwnerGID: sn.OwnerGID, CreatedAt: time.Now().UTC(),
+		AuthorizedKeys: sn.AuthorizedKeys, ForkedFrom: sn.ID, Egress: sn.Egress}
+	vm.Dir = m.cfg.State.VM(vm.ID)
+	var err error
+	if vm.Secrets, err = newPlaceholders(sn.Secrets); err != nil {
+		return vm, err
+	}
+	withSecretEgress(&vm)
+	return vm, nil
+}
+
 func (m *Manager) forkSteps(ctx context.Context, snapper vmm.Snapshotter, susp vmm.Suspender, sn model.Snapshot, img model.Image, vm *model.VMRecord) error {
 	if err := os.MkdirAll(filepath.Join(vm.Dir, paths.VMRunDir), 0o700); err != nil {
 		return err
@@ -162,6 +181,10 @@ func (m *Manager) forkSteps(ctx context.Context, snapper vmm.Snapshotter, susp v
 	}
 	if err := copySnapshotDisks(sn.Dir, vm.Dir); err != nil {
 		return fmt.Errorf("disks: %w", err)
+	}
+	// The clone's memory trusts the snapshot's CA: it keeps it.
+	if err := copyCA(sn.Dir, vm.Dir); err != nil {
+		return err
 	}
 	priv, pub, err := guest.GenerateHostKey()
 	if err != nil {
@@ -209,7 +232,7 @@ func (m *Manager) forkSteps(ctx context.Context, snapper vmm.Snapshotter, susp v
 	rctx, cancel := context.WithTimeout(ctx, reidentifyTimeout)
 	err = guest.Reidentify(rctx, filepath.Join(runDir, vmm.ControlSocket), proto.Identity{
 		Hostname: vm.Name, MAC: b.netcfg.MAC, Address: b.netcfg.Address, Gateway: b.netcfg.Gateway,
-		DNS: b.netcfg.DNS, Search: b.netcfg.DNSSearch, HostKey: string(priv)})
+		DNS: b.netcfg.DNS, Search: b.netcfg.DNSSearch, HostKey: string(priv), Secrets: guestSecrets(vm.Secrets)})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("reidentify: %w", err)

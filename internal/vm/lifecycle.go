@@ -206,6 +206,17 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 	running := vm.State == model.VMRunning || vm.State == model.VMSuspended
 	next := vm
 	pending := []string{}
+	if len(p.Secrets) > 0 || len(p.NoSecrets) > 0 {
+		if running {
+			return vm, api.Errorf(api.ErrConflict, "vm %q is %s: stop the VM first to change its secrets", vm.Name, vm.State)
+		}
+		release := m.holdSecrets(p.Secrets)
+		defer release()
+		if next.Secrets, err = m.bindSecrets(ctx, vm.Secrets, p.Secrets, p.NoSecrets); err != nil {
+			return vm, err
+		}
+		withSecretEgress(&next)
+	}
 	if p.VCPUCount != nil {
 		next.VCPUCount = *p.VCPUCount
 		pending = append(pending, "vcpu_count")
@@ -242,6 +253,9 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 			}
 		}
 		next.NATEnabled = *p.NATEnabled
+	}
+	if err := m.checkSecretPolicy(next); err != nil {
+		return vm, err
 	}
 	if running {
 		next.PendingRestart = mergePending(vm.PendingRestart, pending)

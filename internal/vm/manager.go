@@ -95,6 +95,9 @@ type Manager struct {
 	freeSpace func(path string) (int64, error)
 	// steps is the boot (bootSteps; tests make a step fail).
 	steps func() []step
+	// secrets and caPEM let VMs bind secrets (UseSecrets); nil: refused.
+	secrets Secrets
+	caPEM   CAFunc
 }
 
 // New returns a manager.

@@ -140,7 +140,7 @@ func (m *Manager) snapshotLocked(ctx context.Context, snapper vmm.Snapshotter, s
 		ImageID: vm.ImageID, ImageName: img.Name, KernelName: vm.KernelName, Backend: vm.Backend,
 		VCPUCount: vm.VCPUCount, MemoryMiB: vm.MemoryMiB, SystemOverlayBytes: vm.SystemOverlayBytes,
 		WorkDiskBytes: vm.WorkDiskBytes, NATEnabled: vm.NATEnabled, AuthorizedKeys: vm.AuthorizedKeys,
-		Fingerprint: fp, CreatedAt: time.Now().UTC()}
+		Egress: vm.Egress, Secrets: vm.Secrets, Fingerprint: fp, CreatedAt: time.Now().UTC()}
 	sn.Dir = filepath.Join(m.snapshotsDir(), sn.ID)
 	if err := os.MkdirAll(m.snapshotsDir(), 0o700); err != nil {
 		return sn, fmt.Errorf("snapshot vm %q: %w", vm.Name, err)
@@ -159,6 +159,10 @@ func (m *Manager) snapshotLocked(ctx context.Context, snapper vmm.Snapshotter, s
 	err = snapper.Snapshot(ctx, runDir, sn.Dir)
 	if err == nil {
 		err = copySnapshotDisks(vm.Dir, sn.Dir)
+	}
+	if err == nil {
+		// Its clones keep the CA the snapshot's memory trusts.
+		err = copyCA(vm.Dir, sn.Dir)
 	}
 	// The guest is stopped from here: it runs again unless it is to stay suspended.
 	if wasRunning && (keepRunning || err != nil) {
