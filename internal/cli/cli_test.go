@@ -192,7 +192,7 @@ func fakeDaemon(t *testing.T, err error) string {
 		t.Fatal(lnErr)
 	}
 	svc := server.Services{Kernels: fakeKernels{err}, Images: fakeImages{err}, VMs: fakeVMs{err: err}, Guests: fakeVMs{err: err},
-		Snapshots: fakeVMs{err: err}}
+		Snapshots: fakeVMs{err: err}, Secrets: fakeSecrets{err: err}}
 	srv := &http.Server{Handler: server.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })

@@ -132,6 +132,7 @@ func newRoot(a *app) *cobra.Command {
 		newImageCmd(a),
 		newVMCmd(a),
 		newSnapshotCmd(a),
+		newSecretCmd(a),
 		newDNSCmd(a),
 		newMCPCmd(a),
 	)

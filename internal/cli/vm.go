@@ -41,6 +41,7 @@ func newVMCreateCmd(a *app) *cobra.Command {
 		timeout       time.Duration
 		sshKeys       bool
 		egress        egressFlags
+		secrets       secretFlags
 	}
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -58,6 +59,9 @@ func newVMCreateCmd(a *app) *cobra.Command {
 				return err
 			}
 			p.Egress = eg
+			if p.Secrets, err = f.secrets.refs(); err != nil {
+				return err
+			}
 			if f.sshKeys {
 				keys, err := userPublicKeys()
 				if err != nil {
@@ -92,6 +96,7 @@ func newVMCreateCmd(a *app) *cobra.Command {
 	fl.StringVar(&p.WorkDiskSize, "work-disk-size", "", "size of the persistent work disk at /root (default 8G)")
 	fl.BoolVar(&p.NATEnabled, "nat", false, "let the VM reach beyond the host (NAT)")
 	addEgressFlags(fl, &f.egress)
+	addSecretFlags(fl, &f.secrets, false)
 	fl.BoolVar(&p.NoStart, "no-start", false, "create the disks but do not boot")
 	fl.BoolVar(&f.detach, "detach", false, "print the operation id and return at once")
 	fl.BoolVar(&f.sshKeys, "ssh-keys", false, "also authorize your ~/.ssh/*.pub keys for root (plain ssh root@IP works)")
@@ -267,10 +272,11 @@ func newVMSetCmd(a *app) *cobra.Command {
 		vcpus, memory int
 		nat, remap    bool
 		egress        egressFlags
+		secrets       secretFlags
 	}
 	cmd := &cobra.Command{
 		Use:               "set NAME",
-		Short:             "Change vCPUs, memory (next start), work disk size (grows only), NAT or egress (live)",
+		Short:             "Change vCPUs, memory (next start), work disk size (grows only), NAT or egress (live), secrets (stopped VM)",
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: a.completeVMs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -292,8 +298,13 @@ func newVMSetCmd(a *app) *cobra.Command {
 				return err
 			}
 			p.Egress = eg
-			if p.VCPUCount == nil && p.MemoryMiB == nil && p.WorkDiskSize == "" && p.NATEnabled == nil && p.Forward == "" && p.ForwardRemap == nil && p.Egress == nil {
-				return usagef("nothing to set: use --vcpus, --memory, --work-disk-size, --nat, --egress, --forward or --remap")
+			if p.Secrets, err = f.secrets.refs(); err != nil {
+				return err
+			}
+			p.NoSecrets = f.secrets.unbind
+			if p.VCPUCount == nil && p.MemoryMiB == nil && p.WorkDiskSize == "" && p.NATEnabled == nil && p.Forward == "" && p.ForwardRemap == nil && p.Egress == nil &&
+				len(p.Secrets) == 0 && len(p.NoSecrets) == 0 {
+				return usagef("nothing to set: use --vcpus, --memory, --work-disk-size, --nat, --egress, --secret, --no-secret, --forward or --remap")
 			}
 			vm, err := a.client().VMSet(cmd.Context(), p)
 			if err != nil {
@@ -312,6 +323,7 @@ func newVMSetCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&p.Forward, "forward", "", "auto|off: forward the guest's TCP listeners automatically, applies live")
 	cmd.Flags().BoolVar(&f.remap, "remap", false, "auto forwards: a busy host port gets a free one (--remap=true|false)")
 	addEgressFlags(cmd.Flags(), &f.egress)
+	addSecretFlags(cmd.Flags(), &f.secrets, true)
 	return cmd
 }
 
@@ -475,7 +487,7 @@ func vmText(w io.Writer, v model.VMRecord) error {
 		{"name", v.Name}, {"id", v.ID}, {"state", stateText(v)}, {"image", v.ImageName}, {"kernel", v.KernelName},
 		{"backend", v.Backend}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
 		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
-		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)}, {"egress", egressWord(v)},
+		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)}, {"egress", egressWord(v)}, {"secrets", bindingsText(v.Secrets)},
 		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", safe(v.StopReason)}, {"last error", safeText(v.LastError)},
 		{"pending restart", strings.Join(v.PendingRestart, ", ")}, {"boot restarts", bootRestartsText(v.BootRestarts)},
 	})
