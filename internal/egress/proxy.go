@@ -41,6 +41,11 @@ type Conn struct {
 	// Dial connects to the allowed destination the way the proxy does
 	// (resolved on the host, inside addresses refused).
 	Dial func(ctx context.Context) (net.Conn, error)
+	// DialPort connects to Name on another port, resolved and refused the
+	// same way as Dial (nil when the connection is allowed by a network
+	// rule); for a hook that serves a bound name itself (plain HTTP sent
+	// upstream as HTTPS).
+	DialPort func(ctx context.Context, port uint16) (net.Conn, error)
 }
 
 // Hook may take over an allowed connection before the proxy dials it
@@ -169,6 +174,10 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, isTLS bool) {
 	switch {
 	case name != "" && pol.AllowsNamePort(name, port):
 		dst = func(ctx context.Context) (net.Conn, netip.AddrPort, error) { return p.dialName(ctx, pol, name, port) }
+		conn.DialPort = func(ctx context.Context, port uint16) (net.Conn, error) {
+			u, _, err := p.dialName(ctx, pol, name, port)
+			return u, err
+		}
 	case orig.IsValid() && pol.AllowsAddr(orig.Addr(), port):
 		conn.Name = ""
 		dst = func(ctx context.Context) (net.Conn, netip.AddrPort, error) { return p.dialAddr(ctx, orig) }
