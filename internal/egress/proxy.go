@@ -195,7 +195,7 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, isTLS bool) {
 		return u, err
 	}
 	c.SetDeadline(time.Time{})
-	if p.Hook != nil && p.Hook(ctx, conn) {
+	if p.Hook != nil && p.hook(ctx, src, conn) {
 		return
 	}
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
@@ -217,6 +217,22 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, isTLS bool) {
 	}
 	defer untrack()
 	splice(c, up, head)
+}
+
+// hook offers conn to the Hook; while the Hook serves it, the connection is
+// tracked like a spliced one (a policy that no longer allows its name, or
+// the VM's removal, closes it).
+func (p *Proxy) hook(ctx context.Context, src netip.Addr, conn *Conn) bool {
+	if conn.Name == "" {
+		return p.Hook(ctx, conn)
+	}
+	live := &proxied{name: conn.Name, dst: netip.AddrPortFrom(netip.Addr{}, conn.Port), close: func() { conn.Client.Close() }}
+	untrack, ok := p.Registry.track(src, live)
+	if !ok {
+		return false // the proxy's own dial and track refuse it
+	}
+	defer untrack()
+	return p.Hook(ctx, conn)
 }
 
 func proto(isTLS bool) string {

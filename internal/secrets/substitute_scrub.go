@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
-	"strings"
 )
 
 // replacer takes secret values out of responses: each value (and its
@@ -174,15 +173,3 @@ func (s *scrubReader) process(final bool) {
 }
 
 func (s *scrubReader) Close() error { return s.r.Close() }
-
-// headerValueHas is for tests and logs: whether any of h's values contains v.
-func headerValueHas(h http.Header, v string) bool {
-	for _, vs := range h {
-		for _, x := range vs {
-			if strings.Contains(x, v) {
-				return true
-			}
-		}
-	}
-	return false
-}
