@@ -41,6 +41,11 @@ type Conn struct {
 	// Dial connects to the allowed destination the way the proxy does
 	// (resolved on the host, inside addresses refused).
 	Dial func(ctx context.Context) (net.Conn, error)
+	// DialPort connects to Name on another port, resolved and refused the
+	// same way as Dial (nil when the connection is allowed by a network
+	// rule); for a hook that serves a bound name itself (plain HTTP sent
+	// upstream as HTTPS).
+	DialPort func(ctx context.Context, port uint16) (net.Conn, error)
 }
 
 // Hook may take over an allowed connection before the proxy dials it
@@ -169,6 +174,10 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, isTLS bool) {
 	switch {
 	case name != "" && pol.AllowsNamePort(name, port):
 		dst = func(ctx context.Context) (net.Conn, netip.AddrPort, error) { return p.dialName(ctx, pol, name, port) }
+		conn.DialPort = func(ctx context.Context, port uint16) (net.Conn, error) {
+			u, _, err := p.dialName(ctx, pol, name, port)
+			return u, err
+		}
 	case orig.IsValid() && pol.AllowsAddr(orig.Addr(), port):
 		conn.Name = ""
 		dst = func(ctx context.Context) (net.Conn, netip.AddrPort, error) { return p.dialAddr(ctx, orig) }
@@ -186,7 +195,7 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, isTLS bool) {
 		return u, err
 	}
 	c.SetDeadline(time.Time{})
-	if p.Hook != nil && p.Hook(ctx, conn) {
+	if p.Hook != nil && p.hook(ctx, src, conn) {
 		return
 	}
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
@@ -208,6 +217,22 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, isTLS bool) {
 	}
 	defer untrack()
 	splice(c, up, head)
+}
+
+// hook offers conn to the Hook; while the Hook serves it, the connection is
+// tracked like a spliced one (a policy that no longer allows its name, or
+// the VM's removal, closes it).
+func (p *Proxy) hook(ctx context.Context, src netip.Addr, conn *Conn) bool {
+	if conn.Name == "" {
+		return p.Hook(ctx, conn)
+	}
+	live := &proxied{name: conn.Name, dst: netip.AddrPortFrom(netip.Addr{}, conn.Port), close: func() { conn.Client.Close() }}
+	untrack, ok := p.Registry.track(src, live)
+	if !ok {
+		return false // the proxy's own dial and track refuse it
+	}
+	defer untrack()
+	return p.Hook(ctx, conn)
 }
 
 func proto(isTLS bool) string {

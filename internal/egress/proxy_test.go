@@ -75,3 +75,53 @@ func TestProxyDecides(t *testing.T) {
 	default:
 	}
 }
+
+// TestProxyHookTracked: a connection the hook serves gets DialPort and is
+// closed like a spliced one when the VM's policy stops allowing its name.
+func TestProxyHookTracked(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := NewRegistry()
+	port := l.Addr().(*net.TCPAddr).Port // SO_ORIGINAL_DST may give the listener's port
+	pol, err := Compile(model.EgressPolicy{Mode: model.EgressAllow,
+		Allow: []string{"good.test", fmt.Sprintf("good.test:%d", port)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Set("vm1", netip.MustParseAddr("127.0.0.1"), pol)
+	serving := make(chan *Conn, 1)
+	ended := make(chan struct{})
+	p := &Proxy{Registry: reg, Resolver: Resolver{Upstreams: func() []string { return nil }},
+		Hook: func(_ context.Context, c *Conn) bool {
+			serving <- c
+			c.Client.Read(make([]byte, 1)) // until closed
+			close(ended)
+			return true
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Serve(ctx, l, true)
+	c, err := net.Dial("tcp4", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(clientHello(t, "good.test"))
+	select {
+	case hc := <-serving:
+		if hc.DialPort == nil {
+			t.Error("no DialPort for a connection allowed by name")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("hook not reached")
+	}
+	none, _ := Compile(model.EgressPolicy{Mode: model.EgressAllow, Allow: []string{"other.test"}})
+	reg.Set("vm1", netip.MustParseAddr("127.0.0.1"), none)
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("hooked connection not closed when its name stopped being allowed")
+	}
+}

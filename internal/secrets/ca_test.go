@@ -1,7 +1,7 @@
 package secrets
 
 import (
-		"crypto/x509"
+	"crypto/x509"
 	"encoding/pem"
 	"os"
 	"path/filepath"
