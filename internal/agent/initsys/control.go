@@ -51,7 +51,7 @@ func reidentifier(cfg *bootcfg.Config, log *slog.Logger) func(proto.Identity) er
 		if err := checkHostname(id.Hostname); err != nil {
 			return err
 		}
-		if err := rewriteSecrets(id.Secrets, log); err != nil {
+		if err := reidentifySecrets("/", id, log); err != nil {
 			return err
 		}
 		if current == "" {

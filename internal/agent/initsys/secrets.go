@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"banger/internal/agent/proto"
 	"banger/internal/bootcfg"
 )
 
@@ -28,16 +29,25 @@ func installSecrets(cfg *bootcfg.Config, log *slog.Logger) {
 	log.Info("secrets installed", "count", len(cfg.Secrets), "dir", SecretsDir)
 }
 
-// rewriteSecrets gives a clone its own placeholders (reidentify), when
-// the host sent them.
-func rewriteSecrets(secrets []bootcfg.Secret, log *slog.Logger) error {
-	if len(secrets) == 0 {
-		return nil
-	}
-	if err := WriteSecrets("/", secrets); err != nil {
+// reidentifySecrets gives a clone (root "/") its own placeholders and CA,
+// those the host sent. A CA that cannot be installed is logged, as at boot.
+func reidentifySecrets(root string, id proto.Identity, log *slog.Logger) error {
+	if err := bootcfg.ValidateSecrets(id.Secrets, id.CACerts); err != nil {
 		return err
 	}
-	log.Info("secrets replaced", "count", len(secrets))
+	if len(id.Secrets) > 0 {
+		if err := WriteSecrets(root, id.Secrets); err != nil {
+			return err
+		}
+		log.Info("secrets replaced", "count", len(id.Secrets))
+	}
+	if len(id.CACerts) > 0 {
+		if stores, err := InstallTrust(root, id.CACerts); err != nil {
+			log.Error("ca certificates", "err", err)
+		} else {
+			log.Info("ca certificates replaced", "stores", stores)
+		}
+	}
 	return nil
 }
 

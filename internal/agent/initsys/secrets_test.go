@@ -1,11 +1,13 @@
 package initsys
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"banger/internal/agent/proto"
 	"banger/internal/bootcfg"
 )
 
@@ -75,5 +77,42 @@ func TestCheckConfigRefusesBadSecrets(t *testing.T) {
 	cfg.CACerts = []string{testCA}
 	if err := CheckConfig(cfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestReidentifySecrets(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"etc/ssl/certs/ca-certificates.crt": testSystem})
+	log := slog.New(slog.DiscardHandler)
+	parent := []bootcfg.Secret{{Name: "tok", Env: "TOK", Placeholder: "banger-secret-tok-aaaaaaaaaaaaaaaaaaaaaaaa"}}
+	if err := WriteSecrets(root, parent); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InstallTrust(root, []string{testCA}); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing sent: nothing changes.
+	if err := reidentifySecrets(root, proto.Identity{}, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, filepath.Join(root, SecretsDir, "tok")); got != parent[0].Placeholder {
+		t.Fatalf("placeholder %q", got)
+	}
+	clone := []bootcfg.Secret{{Name: "tok", Env: "TOK", Placeholder: "banger-secret-tok-bbbbbbbbbbbbbbbbbbbbbbbb"}}
+	if err := reidentifySecrets(root, proto.Identity{Secrets: clone, CACerts: []string{testCA2}}, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, filepath.Join(root, SecretsDir, "tok")); got != clone[0].Placeholder {
+		t.Fatalf("placeholder after reidentify %q", got)
+	}
+	if got := readString(t, filepath.Join(root, "etc/ssl/certs/ca-certificates.crt")); got != testSystem+trustBegin+testCA2+trustEnd {
+		t.Fatalf("store after reidentify:\n%s", got)
+	}
+	if got := readString(t, filepath.Join(root, CACertPath)); got != testCA2 {
+		t.Fatalf("ca.crt after reidentify %q", got)
+	}
+	bad := proto.Identity{Secrets: []bootcfg.Secret{{Name: "tok", Env: "HOME", Placeholder: clone[0].Placeholder}}}
+	if err := reidentifySecrets(root, bad, log); err == nil {
+		t.Fatal("bad secret accepted")
 	}
 }

@@ -18,10 +18,14 @@ import (
 const (
 	CACertPath   = "/run/banger/ca.crt"        // the VM's CA certificates
 	CABundlePath = "/run/banger/ca-bundle.crt" // the system bundle followed by them
-	// debianLocalCA is where update-ca-certificates picks up local CAs, so
-	// the CA survives the image regenerating its bundle.
+	// Where the distributions' tools (update-ca-certificates,
+	// update-ca-trust) pick up local CAs.
 	debianLocalCA = "usr/local/share/ca-certificates/banger-vm.crt"
+	fedoraLocalCA = "etc/pki/ca-trust/source/anchors/banger-vm.crt"
 )
+
+// localCAFiles get the CA when their folder exists.
+var localCAFiles = []string{debianLocalCA, fedoraLocalCA}
 
 // trustStores are the system CA bundles of the common distributions (paths
 // relative to the root). Each one present gets the VM's CA appended; the
@@ -44,8 +48,14 @@ const (
 
 // installTrust makes the sessions and the image trust the VM's CA; a
 // failure is logged (TLS to hosts with secrets then fails in the guest).
+// Without CA certificates it removes what an earlier boot installed.
 func installTrust(caCerts []string, log *slog.Logger) {
 	if len(caCerts) == 0 {
+		if stores, err := RemoveTrust("/"); err != nil {
+			log.Warn("ca certificates: remove the old VM CA", "err", err)
+		} else if len(stores) > 0 {
+			log.Info("old VM CA removed", "stores", stores)
+		}
 		return
 	}
 	stores, err := InstallTrust("/", caCerts)
@@ -79,17 +89,74 @@ func withTrustEnv(env []string) []string {
 // InstallTrust writes the CA certificates (PEM) to CACertPath, the first
 // system bundle found plus them to CABundlePath, and appends them to each
 // trust store present under root (the overlay: the image itself is never
-// changed), once: a block added at an earlier boot is replaced. Symlinks
-// in the stores' paths are followed as if root were "/", never out of it.
-// It returns the stores changed or already up to date.
+// changed), once: a block added at an earlier boot is replaced. The
+// distribution's local CA folder, when there is one, gets them too, so
+// that they survive the image regenerating its bundle. Symlinks in the
+// stores' paths are followed as if root were "/", never out of it. It
+// returns the stores changed or already up to date.
 func InstallTrust(root string, caCerts []string) ([]string, error) {
 	var pems strings.Builder
 	for _, c := range caCerts {
 		pems.WriteString(strings.TrimSpace(c) + "\n")
 	}
-	block := trustBegin + pems.String() + trustEnd
-	var system []byte
-	var stores []string
+	system, stores, err := updateStores(root, pems.String())
+	errs := []error{err}
+	for _, local := range localCAFiles {
+		if dir, err := openInRoot(root, filepath.Dir(local), unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+			dir.Close()
+			if err := writeInRoot(root, local, []byte(pems.String())); err != nil {
+				errs = append(errs, fmt.Errorf("/%s: %w", local, err))
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, RunDir), 0o755); err != nil {
+		errs = append(errs, err)
+	} else {
+		if err := replaceFile(filepath.Join(root, CACertPath), pems.String(), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("write %s: %w", CACertPath, err))
+		}
+		bundle := appendBlock(system, trustBegin+pems.String()+trustEnd)
+		if err := replaceFile(filepath.Join(root, CABundlePath), string(bundle), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("write %s: %w", CABundlePath, err))
+		}
+	}
+	return stores, errors.Join(errs...)
+}
+
+// RemoveTrust undoes InstallTrust in the image's trust stores under root,
+// for a VM that no longer has a CA. To keep boots without secrets cheap it
+// only looks at the stores when a local CA file shows an earlier install.
+func RemoveTrust(root string) ([]string, error) {
+	var errs []error
+	found := false
+	for _, local := range localCAFiles {
+		f, err := openInRoot(root, local, unix.O_PATH|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		f.Close()
+		found = true
+		if err := removeInRoot(root, local); err != nil {
+			errs = append(errs, fmt.Errorf("/%s: %w", local, err))
+		}
+	}
+	if !found {
+		return nil, nil
+	}
+	_, stores, err := updateStores(root, "")
+	return stores, errors.Join(append(errs, err)...)
+}
+
+// updateStores makes each trust store under root end with one block of
+// pems (none when pems is ""), leaving out earlier blocks and pems that
+// are already in the store. It returns the first store's content without
+// banger's block, and the stores it changed (when pems is "") or that now
+// hold pems.
+func updateStores(root, pems string) (system []byte, stores []string, err error) {
+	block := ""
+	if pems != "" {
+		block = trustBegin + pems + trustEnd
+	}
 	var errs []error
 	for _, store := range trustStores {
 		old, err := readInRoot(root, store)
@@ -104,34 +171,33 @@ func InstallTrust(root string, caCerts []string) ([]string, error) {
 			system = base
 		}
 		updated := base
-		if !bytes.Contains(base, []byte(strings.TrimSpace(pems.String()))) {
+		if block != "" && !bytes.Contains(base, []byte(strings.TrimSpace(pems))) {
 			updated = appendBlock(base, block)
 		}
-		if !bytes.Equal(updated, old) {
-			if err := rewriteInRoot(root, store, old, updated); err != nil {
-				errs = append(errs, fmt.Errorf("trust store /%s: %w", store, err))
-				continue
+		if bytes.Equal(updated, old) {
+			if block != "" {
+				stores = append(stores, "/"+store)
 			}
+			continue
+		}
+		if err := rewriteInRoot(root, store, old, updated); err != nil {
+			errs = append(errs, fmt.Errorf("trust store /%s: %w", store, err))
+			continue
 		}
 		stores = append(stores, "/"+store)
 	}
-	if dir, err := openInRoot(root, filepath.Dir(debianLocalCA), unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
-		dir.Close()
-		if err := writeInRoot(root, debianLocalCA, []byte(pems.String())); err != nil {
-			errs = append(errs, fmt.Errorf("/%s: %w", debianLocalCA, err))
-		}
+	return system, stores, errors.Join(errs...)
+}
+
+// removeInRoot removes the file rel under root (not following a symlink
+// at rel; its folder is resolved as by openInRoot).
+func removeInRoot(root, rel string) error {
+	dir, err := openInRoot(root, filepath.Dir(rel), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
 	}
-	if err := os.MkdirAll(filepath.Join(root, RunDir), 0o755); err != nil {
-		errs = append(errs, err)
-	} else {
-		if err := replaceFile(filepath.Join(root, CACertPath), pems.String(), 0o644); err != nil {
-			errs = append(errs, fmt.Errorf("write %s: %w", CACertPath, err))
-		}
-		if err := replaceFile(filepath.Join(root, CABundlePath), string(appendBlock(system, block)), 0o644); err != nil {
-			errs = append(errs, fmt.Errorf("write %s: %w", CABundlePath, err))
-		}
-	}
-	return stores, errors.Join(errs...)
+	defer dir.Close()
+	return unix.Unlinkat(int(dir.Fd()), filepath.Base(rel), 0)
 }
 
 // appendBlock returns base (ending in a newline when not empty) then block.

@@ -220,3 +220,40 @@ func TestOpenNoSymlinks(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoveTrust(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"etc/ssl/certs/ca-certificates.crt":                testSystem,
+		"etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem": testSystem,
+	})
+	os.MkdirAll(filepath.Join(root, "etc/pki/tls/certs"), 0o755)
+	os.Symlink("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", filepath.Join(root, "etc/pki/tls/certs/ca-bundle.crt"))
+	os.MkdirAll(filepath.Join(root, "etc/pki/ca-trust/source/anchors"), 0o755)
+
+	// Nothing installed: nothing looked at.
+	if stores, err := RemoveTrust(root); err != nil || stores != nil {
+		t.Fatalf("remove before install: %v %v", stores, err)
+	}
+	if _, err := InstallTrust(root, []string{testCA}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, filepath.Join(root, fedoraLocalCA)); got != testCA {
+		t.Fatalf("anchor %q", got)
+	}
+	stores, err := RemoveTrust(root)
+	if err != nil || len(stores) != 2 {
+		t.Fatalf("remove: %v %v", stores, err)
+	}
+	for _, p := range []string{"etc/ssl/certs/ca-certificates.crt", "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"} {
+		if got := readString(t, filepath.Join(root, p)); got != testSystem {
+			t.Errorf("%s after remove:\n%s", p, got)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, fedoraLocalCA)); !os.IsNotExist(err) {
+		t.Errorf("anchor left: %v", err)
+	}
+	if stores, err := RemoveTrust(root); err != nil || stores != nil {
+		t.Fatalf("second remove: %v %v", stores, err)
+	}
+}

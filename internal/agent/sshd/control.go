@@ -76,7 +76,7 @@ func (s *server) reidentify(id *proto.Identity) error {
 	if err != nil {
 		return fmt.Errorf("parse host key: %w", err)
 	}
-	if err := bootcfg.ValidateSecrets(id.Secrets, nil); err != nil {
+	if err := bootcfg.ValidateSecrets(id.Secrets, id.CACerts); err != nil {
 		return err
 	}
 	// Entropy first: everything after (new connections' keys) draws fresh bytes.
