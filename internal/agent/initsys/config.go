@@ -51,6 +51,9 @@ func CheckConfig(c *bootcfg.Config) error {
 	default:
 		return fmt.Errorf("unknown init mode %q", c.InitMode)
 	}
+	if err := bootcfg.ValidateSecrets(c.Secrets, c.CACerts); err != nil {
+		return err
+	}
 	if n := c.Network; n != nil {
 		if _, err := net.ParseMAC(n.MAC); err != nil {
 			return fmt.Errorf("network: bad mac %q", n.MAC)

@@ -51,6 +51,9 @@ func reidentifier(cfg *bootcfg.Config, log *slog.Logger) func(proto.Identity) er
 		if err := checkHostname(id.Hostname); err != nil {
 			return err
 		}
+		if err := reidentifySecrets("/", id, log); err != nil {
+			return err
+		}
 		if current == "" {
 			return errors.New("no network interface to re-identify")
 		}

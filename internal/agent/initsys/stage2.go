@@ -55,6 +55,8 @@ func Stage2(log *slog.Logger) error {
 	} else if set {
 		log.Info("clock set from host time")
 	}
+	installSecrets(cfg, log)
+	installTrust(cfg.CACerts, log)
 
 	if imageInit {
 		return handOver(log)
@@ -133,7 +135,8 @@ func startSSH(ctx context.Context, cfg *bootcfg.Config, poweroff func(), log *sl
 	scfg := sshd.Config{
 		HostKey:        []byte(cfg.SSHHostKey),
 		AuthorizedKeys: cfg.AuthorizedKeys,
-		Env:            cfg.Env,
+		Env:            withTrustEnv(cfg.Env),
+		Secrets:        cfg.Secrets,
 		Poweroff:       poweroff,
 		Disks:          sshd.DiskPaths{Root: "/", Work: "/root", Overlay: OverlayDir},
 		ControlPort:    func() string { return findControlPort("/sys", "/dev") },

@@ -133,6 +133,9 @@ type Identity struct {
 	// Secrets are the clone's own placeholders; they replace the old ones
 	// for new sessions and in /run/banger/secrets.
 	Secrets []bootcfg.Secret `json:"secrets,omitempty"`
+	// CACerts, when the clone has a CA of its own, replace the old CA
+	// in the guest's trust stores and /run/banger (PEM).
+	CACerts []string `json:"ca_certs,omitempty"`
 }
 
 // Bounds of Request.Entropy.

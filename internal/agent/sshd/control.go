@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"banger/internal/agent/proto"
+	"banger/internal/bootcfg"
 )
 
 // controlRetry is how long the control port loop waits before reading
@@ -74,6 +76,9 @@ func (s *server) reidentify(id *proto.Identity) error {
 	if err != nil {
 		return fmt.Errorf("parse host key: %w", err)
 	}
+	if err := bootcfg.ValidateSecrets(id.Secrets, id.CACerts); err != nil {
+		return err
+	}
 	// Entropy first: everything after (new connections' keys) draws fresh bytes.
 	if err := s.sys.reseedRNG(id.Entropy); err != nil {
 		return err
@@ -85,8 +90,26 @@ func (s *server) reidentify(id *proto.Identity) error {
 		return err
 	}
 	s.hostKey.set(signer)
-	s.log.Info("identity changed", "hostname", id.Hostname, "address", id.Address, "host_key", ssh.FingerprintSHA256(signer.PublicKey()))
+	if len(id.Secrets) > 0 {
+		secrets := slices.Clone(id.Secrets)
+		s.secrets.Store(&secrets)
+	}
+	s.log.Info("identity changed", "hostname", id.Hostname, "address", id.Address, "host_key", ssh.FingerprintSHA256(signer.PublicKey()), "secrets", len(id.Secrets))
 	return nil
+}
+
+// secretEnv is ENV=placeholder for each secret the sessions get: the
+// boot configuration's, or a reidentify's once one carried secrets.
+func (s *server) secretEnv() []string {
+	secrets := s.cfg.Secrets
+	if p := s.secrets.Load(); p != nil {
+		secrets = *p
+	}
+	env := make([]string, 0, len(secrets))
+	for _, sec := range secrets {
+		env = append(env, sec.Env+"="+sec.Placeholder)
+	}
+	return env
 }
 
 // swapSigner is the server's host key, replaceable while it serves (a

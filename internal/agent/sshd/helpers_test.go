@@ -61,6 +61,12 @@ func authorizedLine(k ssh.PublicKey) string {
 // Serve returns after its context is cancelled.
 func startServer(t *testing.T, adjust func(*sysPaths)) *testServer {
 	t.Helper()
+	return startServerConfig(t, nil, adjust)
+}
+
+// startServerConfig is startServer with the Config adjusted too.
+func startServerConfig(t *testing.T, adjustConfig func(*Config), adjust func(*sysPaths)) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	hostPEM, hostSigner := newKeyPair(t)
 	clientPEM, clientSigner := newKeyPair(t)
@@ -93,6 +99,9 @@ func startServer(t *testing.T, adjust func(*sysPaths)) *testServer {
 		Env:            []string{"BANGER_TEST_ENV=from-config"},
 		Poweroff:       func() { ts.powered <- struct{}{} },
 		Disks:          DiskPaths{Root: dir, Work: ts.home},
+	}
+	if adjustConfig != nil {
+		adjustConfig(&cfg)
 	}
 	sys := defaultSysPaths()
 	sys.home = ts.home

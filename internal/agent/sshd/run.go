@@ -34,6 +34,7 @@ func (ss *session) runProcess(cmdline string) exitInfo {
 	hasPTY, term, clientEnv := ss.hasPTY, ss.term, ss.env
 	ss.mu.Unlock()
 	extra := append([]string{"SSH_CONNECTION=" + connectionString(ss.conn)}, ss.srv.cfg.Env...)
+	extra = append(extra, ss.srv.secretEnv()...)
 	env := sessionEnv(sys.home, shell, term, extra, clientEnv)
 	if sock := ss.agentSocket(); sock != "" {
 		env = dedupEnv(append(env, "SSH_AUTH_SOCK="+sock))

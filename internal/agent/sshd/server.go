@@ -13,12 +13,14 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"banger/internal/agent/proto"
+	"banger/internal/bootcfg"
 )
 
 // DiskPaths are the mount points the agent's health and disk_usage ops look at.
@@ -43,6 +45,9 @@ type Config struct {
 	// (reidentify op); the server itself swaps its host key, sets the
 	// clock and reseeds the RNG.
 	Reidentify func(proto.Identity) error
+	// Secrets put ENV=placeholder in every session's environment; a
+	// reidentify carrying secrets replaces them for new sessions.
+	Secrets []bootcfg.Secret
 }
 
 // loginUser is the only user name accepted.
@@ -56,6 +61,8 @@ type server struct {
 	hostKey *swapSigner
 	sys     sysPaths
 	started time.Time
+	// secrets, once a reidentify set them, replace cfg.Secrets.
+	secrets atomic.Pointer[[]bootcfg.Secret]
 }
 
 // sysPaths are the files and defaults that shape sessions; tests replace them.
