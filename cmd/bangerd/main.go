@@ -31,6 +31,7 @@ func main() {
 	fs.StringVar(&opts.Accel, "accel", envOr("BANGER_ACCEL", "auto"), "accelerator: auto, kvm or tcg (env BANGER_ACCEL)")
 	fs.StringVar(&opts.VMM, "vmm", envOr("BANGER_VMM", "qemu"), "vm monitor: qemu or firecracker (env BANGER_VMM)")
 	fs.BoolVar(&opts.Debug, "debug", false, "debug logging")
+	fs.StringVar(&opts.SecretsKey, "secrets-key", os.Getenv("BANGER_SECRETS_KEY"), "key file of the secrets vault, 32 bytes raw or 64 hex digits, mode 0600 (env BANGER_SECRETS_KEY; default STATE/secrets/key, created on first start)")
 	maxDisk := fs.String("max-disk-size", os.Getenv("BANGER_MAX_DISK_SIZE"), "largest VM disk, e.g. 500G (env BANGER_MAX_DISK_SIZE; default 1T); disks must also fit the free space")
 	maxImage := fs.String("max-image-size", os.Getenv("BANGER_MAX_IMAGE_SIZE"), "largest expanded image on import or pull (env BANGER_MAX_IMAGE_SIZE; default 64G); it must also fit the free space")
 	version := fs.Bool("version", false, "print the version and exit")

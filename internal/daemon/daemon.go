@@ -45,6 +45,9 @@ type Options struct {
 	// MaxImageBytes caps the expanded size of an imported or pulled image
 	// (0: image.DefaultMaxImageSize), and the free space bounds it too.
 	MaxImageBytes int64
+	// SecretsKey is the secrets vault's key file; "" means
+	// STATE/secrets/key (created on first start).
+	SecretsKey string
 }
 
 // Daemon is a running bangerd.

@@ -25,7 +25,7 @@ const (
 // images world-readable) is fixed in place.
 func secureState(state paths.State) error {
 	dirs := []string{state.Dir, filepath.Dir(state.Log()), state.Kernels(), state.Images(), state.Blobs(),
-		state.VMs(), state.SSH(), state.Cache(), state.Network()}
+		state.VMs(), state.SSH(), state.Cache(), state.Network(), state.Secrets()}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, stateDirMode); err != nil {
 			return fmt.Errorf("create state folder: %w", err)

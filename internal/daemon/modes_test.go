@@ -30,7 +30,7 @@ func TestSecureStateFixesAnOldInstall(t *testing.T) {
 	}
 	want := map[string]os.FileMode{
 		state.Dir: 0o700, state.Kernels(): 0o700, state.Images(): 0o700, state.VMs(): 0o700,
-		state.Blobs(): 0o700, state.SSH(): 0o700, state.Cache(): 0o700, filepath.Dir(state.Log()): 0o700,
+		state.Blobs(): 0o700, state.SSH(): 0o700, state.Cache(): 0o700, filepath.Dir(state.Log()): 0o700, state.Secrets(): 0o700,
 		state.DB(): 0o600, state.DB() + "-wal": 0o600, state.DB() + "-shm": 0o600,
 		img: 0o600, filepath.Dir(img): 0o700,
 	}

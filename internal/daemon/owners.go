@@ -5,12 +5,16 @@ import (
 	"fmt"
 
 	"banger/internal/authz"
+	"banger/internal/secrets"
 	"banger/internal/server"
 	"banger/internal/store"
 )
 
 // owners answers the server's door: who owns the object a request names.
-type owners struct{ st *store.Store }
+type owners struct {
+	st      *store.Store
+	secrets *secrets.Service
+}
 
 func (o owners) Owner(ctx context.Context, kind authz.Kind, ref string) (server.Owned, error) {
 	switch kind {
@@ -26,6 +30,11 @@ func (o owners) Owner(ctx context.Context, kind authz.Kind, ref string) (server.
 	case authz.Snapshot:
 		sn, err := o.st.GetSnapshot(ctx, ref)
 		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: sn.OwnerUID}}, err
+	case authz.Secret:
+		// As the service resolves it for this caller: their own by name,
+		// else by id.
+		s, err := o.secrets.Resolve(ctx, ref)
+		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: s.OwnerUID}}, err
 	case authz.Operation:
 		op, err := o.st.GetOperation(ctx, ref)
 		return server.Owned{Object: authz.Object{Kind: kind, Name: ref, Owner: op.OwnerUID}}, err

@@ -50,6 +50,11 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 	}
 	vms := vm.New(ctx, cfg, d.store, kernels, netw, backend, signer, d.log)
 	d.closer = append(d.closer, vms.Wait)
+	secretsSvc, err := d.openSecrets()
+	if err != nil {
+		return server.Services{}, err
+	}
+	vms.UseSecrets(secretsSvc, caPEM)
 	live, err := vms.Reconcile(ctx)
 	if err != nil {
 		return server.Services{}, err
@@ -62,7 +67,8 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 			d.log.Warn("egress policies", "err", err)
 		}
 		go func() {
-			if err := nm.ServeEgress(ctx, nil); err != nil && !errors.Is(err, context.Canceled) {
+			hook := newSecretHook(d.store, secretsSvc, d.log).substituter(nm)
+			if err := nm.ServeEgress(ctx, hook.Hook); err != nil && !errors.Is(err, context.Canceled) {
 				d.log.Warn("egress proxy stopped", "err", err)
 			}
 		}()
@@ -82,9 +88,10 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		Forwards:   fw,
 		Workspaces: workspaceService{guests: guests, log: d.log},
 		Egress:     vms,
+		Secrets:    secretsSvc,
 		Snapshots:  vms,
 		Suspends:   vms,
-		Owners:     owners{d.store},
+		Owners:     owners{d.store, secretsSvc},
 		Accel:      accel.Name(),
 		AccelWhy:   accel.Reason,
 	}, nil

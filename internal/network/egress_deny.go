@@ -1,0 +1,12 @@
+package network
+
+import (
+	"net/netip"
+
+	"banger/internal/egress"
+)
+
+// RecordDenial records a denial for the VM at ip, among those vm egress
+// reports (the secrets substituter's: a placeholder sent to a host its
+// secret is not bound to).
+func (m *Manager) RecordDenial(ip netip.Addr, d egress.Denial) { m.egress.Deny(ip, d) }
