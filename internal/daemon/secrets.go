@@ -32,12 +32,13 @@ type secretHook struct {
 	secrets *secrets.Service
 	log     *slog.Logger
 
-	mu  sync.Mutex
-	cas map[string]*secrets.CA
+	mu    sync.Mutex
+	cas   map[string]*secrets.CA
+	descs map[string]model.Secret // by id: a secret does not change while it exists
 }
 
 func newSecretHook(vms secretSource, svc *secrets.Service, log *slog.Logger) *secretHook {
-	return &secretHook{vms: vms, secrets: svc, log: log, cas: map[string]*secrets.CA{}}
+	return &secretHook{vms: vms, secrets: svc, log: log, cas: map[string]*secrets.CA{}, descs: map[string]model.Secret{}}
 }
 
 // subs is the VM's bindings with their values (none when anything is
@@ -51,7 +52,7 @@ func (h *secretHook) subs(vmID string) []secrets.Sub {
 	}
 	out := make([]secrets.Sub, 0, len(vm.Secrets))
 	for _, b := range vm.Secrets {
-		sec, err := h.secrets.Get(ctx, b.SecretID)
+		sec, err := h.desc(ctx, b.SecretID)
 		if err != nil {
 			h.log.Warn("secret of a binding", "vm", vm.Name, "secret", b.Name, "err", err)
 			continue
@@ -65,6 +66,24 @@ func (h *secretHook) subs(vmID string) []secrets.Sub {
 			Header: sec.Header, BasicUser: sec.BasicUser, PlainHTTP: sec.PlainHTTP})
 	}
 	return out
+}
+
+// desc is secret id's description, kept once read (ids are never reused).
+func (h *secretHook) desc(ctx context.Context, id string) (model.Secret, error) {
+	h.mu.Lock()
+	sec, ok := h.descs[id]
+	h.mu.Unlock()
+	if ok {
+		return sec, nil
+	}
+	sec, err := h.secrets.Get(ctx, id)
+	if err != nil {
+		return sec, err
+	}
+	h.mu.Lock()
+	h.descs[id] = sec
+	h.mu.Unlock()
+	return sec, nil
 }
 
 // ca is the VM's CA, as its boot made it (never a new one: the guest

@@ -27,7 +27,7 @@ const testValue = "tok-DAEMON-SECRET-VALUE-7"
 
 // secretsDaemon is the store, vault and secrets service of a daemon in a
 // temporary state folder, logging into logs.
-func secretsDaemon(t *testing.T, logs *bytes.Buffer) (*store.Store, *secrets.Service, paths.State) {
+func secretsDaemon(t testing.TB, logs *bytes.Buffer) (*store.Store, *secrets.Service, paths.State) {
 	t.Helper()
 	state := paths.State{Dir: t.TempDir()}
 	st, err := store.Open(context.Background(), state.DB())
@@ -177,5 +177,27 @@ func TestSecretHookFeedsTheSubstituter(t *testing.T) {
 	sub.Deny("v1", egress.Denial{Via: "secrets", Name: "evil.example.com", Reason: "placeholder"})
 	if n.ip != netip.MustParseAddr("172.30.0.5") || len(n.d) != 1 || n.d[0].Name != "evil.example.com" {
 		t.Fatalf("denial recorded as %v %+v", n.ip, n.d)
+	}
+}
+
+// BenchmarkSecretHookSubs is the hook's cost per proxied connection: a VM
+// without secrets (one record read) and one with a secret (record read,
+// cached description lookup and value).
+func BenchmarkSecretHookSubs(b *testing.B) {
+	var logs bytes.Buffer
+	st, svc, _ := secretsDaemon(b, &logs)
+	sec, err := svc.Add(as(1001), api.SecretAddParams{Name: "gh", Hosts: []string{"api.example.com"}, Value: []byte(testValue)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st.InsertVM(context.Background(), model.VMRecord{ID: "v1", Name: "box", Secrets: []model.SecretBinding{{Name: "gh", Env: "GH", Placeholder: "banger-secret-gh-0", SecretID: sec.ID}}})
+	st.InsertVM(context.Background(), model.VMRecord{ID: "v2", Name: "plain"})
+	h := newSecretHook(st, svc, slog.New(slog.DiscardHandler))
+	for _, vm := range []string{"v2", "v1"} {
+		b.Run(vm, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				h.subs(vm)
+			}
+		})
 	}
 }
