@@ -53,7 +53,7 @@ func OpenVault(dir, keyFile string) (*Vault, error) {
 	if keyFile == "" {
 		keyFile = filepath.Join(dir, "key")
 	}
-	key, err := loadOrCreateKey(keyFile)
+	key, err := loadOrCreateKey(keyFile, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -68,9 +68,13 @@ func OpenVault(dir, keyFile string) (*Vault, error) {
 	return &Vault{dir: dir, aead: aead}, nil
 }
 
-func loadOrCreateKey(path string) ([]byte, error) {
+func loadOrCreateKey(path, dir string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
+		// A new key would leave every sealed value unreadable: refuse.
+		if sealed, _ := filepath.Glob(filepath.Join(dir, "*.enc")); len(sealed) > 0 {
+			return nil, fmt.Errorf("secrets key %s is missing but %s holds %d sealed values: restore the key (or remove the values and their secrets)", path, dir, len(sealed))
+		}
 		return createKey(path)
 	}
 	if err != nil {

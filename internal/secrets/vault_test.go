@@ -100,6 +100,22 @@ func TestVaultWrongKeyRefused(t *testing.T) {
 	}
 }
 
+func TestVaultLostKeyNotReplaced(t *testing.T) {
+	dir := t.TempDir()
+	v, err := OpenVault(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Put("s1", []byte("value"))
+	os.Remove(filepath.Join(dir, "key"))
+	if _, err := OpenVault(dir, ""); err == nil || !strings.Contains(err.Error(), "restore the key") {
+		t.Fatalf("open without the key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "key")); err == nil {
+		t.Fatal("a new key was made over sealed values")
+	}
+}
+
 func TestVaultKeyFileChecks(t *testing.T) {
 	dir := t.TempDir()
 	loose := filepath.Join(dir, "loose.key")
