@@ -26,6 +26,7 @@ const (
 	IdleTimeout         = 2 * time.Minute
 	HandshakeTimeout    = 10 * time.Second
 	maxConcurrentStream = 100 // HTTP/2 streams per guest connection
+	maxUpstreamConns    = 32  // upstream connections per guest connection (more requests wait)
 )
 
 // Sub is one secret bound to a VM, as the substituter uses it.
@@ -176,6 +177,7 @@ func (s *Substituter) serve(ctx context.Context, c *egress.Conn, name string, co
 		MaxResponseHeaderBytes: maxUpstreamHeader,
 		DisableCompression:     true,
 		MaxIdleConnsPerHost:    4,
+		MaxConnsPerHost:        maxUpstreamConns,
 	}
 	defer tr.CloseIdleConnections()
 	guestPort := c.Port

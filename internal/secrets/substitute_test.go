@@ -571,3 +571,24 @@ func TestStreamingAndUpgrade(t *testing.T) {
 		t.Errorf("upgraded echo %q", got)
 	}
 }
+
+// TestHeaderBound: a guest's request head beyond MaxHeaderBytes is refused
+// (HTTP/1.1: 431; HTTP/2: the request fails) and never forwarded.
+func TestHeaderBound(t *testing.T) {
+	r := newRig(t, nil, bearer())
+	big := strings.Repeat("a", MaxHeaderBytes+8<<10) // net/http allows 4 KiB of slack
+	for _, h2 := range []bool{false, true} {
+		req, _ := http.NewRequest("GET", "https://example.com/", nil)
+		req.Header.Set("X-Big", big)
+		resp, err := r.client(t, h2).Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("h2=%v: status %d", h2, resp.StatusCode)
+			}
+		}
+	}
+	if n := len(r.rec.all()); n != 0 {
+		t.Errorf("upstream got %d requests", n)
+	}
+}
