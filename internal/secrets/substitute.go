@@ -98,11 +98,7 @@ func (s *Substituter) Hook(ctx context.Context, c *egress.Conn) bool {
 		if sub.Placeholder == "" || !strings.Contains(string(c.Head), sub.Placeholder) && !headHasBasic(c.Head, sub.Placeholder) {
 			continue
 		}
-		why := "placeholder of secret " + sub.Name + " sent to unbound host"
-		if sub.boundTo(name) {
-			why = "placeholder of secret " + sub.Name + " sent over plain HTTP (not substituted)"
-		}
-		s.deny(c.VMID, name, why)
+		s.deny(c.VMID, name, denyReason(sub.Name, sub.boundTo(name)))
 	}
 	return false
 }
@@ -295,8 +291,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, denied := substitute(r, h.s.Subs(h.vmID), h.name, h.plain)
-	for _, name := range denied {
-		h.s.deny(h.vmID, h.name, "placeholder of secret "+name+" sent to unbound host")
+	for _, why := range denied {
+		h.s.deny(h.vmID, h.name, why)
 	}
 	r.Header.Del("Accept-Encoding")
 	h.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scrubKey{}, rep)))

@@ -496,7 +496,7 @@ func TestPlainHTTP(t *testing.T) {
 	if got.Header.Get("Authorization") != "Bearer "+token || got.Header.Get("X-T") != tls.Placeholder || got.URL.Path != "/v1/models" {
 		t.Errorf("upstream got %v %s", got.Header, got.URL)
 	}
-	if d := r.denied(); len(d) != 1 || !strings.Contains(d[0].Reason, "tlsonly") {
+	if d := r.denied(); len(d) != 1 || d[0].Reason != "placeholder of secret tlsonly sent over plain HTTP (not substituted)" {
 		t.Errorf("denials %+v", d)
 	}
 }
@@ -590,5 +590,20 @@ func TestHeaderBound(t *testing.T) {
 	}
 	if n := len(r.rec.all()); n != 0 {
 		t.Errorf("upstream got %d requests", n)
+	}
+}
+
+// TestBoundTo: exact names match themselves only; *.domain matches names
+// below domain, not domain itself; case and a trailing dot don't matter.
+func TestBoundTo(t *testing.T) {
+	s := Sub{Hosts: []string{"API.example.com.", "*.githubusercontent.com"}}
+	for host, want := range map[string]bool{
+		"api.example.com": true, "example.com": false, "x.api.example.com": false,
+		"raw.githubusercontent.com": true, "a.b.githubusercontent.com": true,
+		"githubusercontent.com": false, "evilgithubusercontent.com": false,
+	} {
+		if got := s.boundTo(host); got != want {
+			t.Errorf("%s: %v, want %v", host, got, want)
+		}
 	}
 }
