@@ -295,8 +295,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.s.deny(h.vmID, h.name, why)
 	}
 	r.Header.Del("Accept-Encoding")
-	h.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scrubKey{}, rep)))
+	h.proxy.ServeHTTP(&scrub1xx{w, rep}, r.WithContext(context.WithValue(r.Context(), scrubKey{}, rep)))
 }
+
+// scrub1xx scrubs the headers of informational responses (103 Early
+// Hints), which the reverse proxy relays without ModifyResponse.
+type scrub1xx struct {
+	http.ResponseWriter
+	rep *replacer
+}
+
+func (w *scrub1xx) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.rep.scrubHeader(w.ResponseWriter.Header())
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap gives http.ResponseController the guest's writer (flush, hijack).
+func (w *scrub1xx) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // hostMatches reports whether a request's Host names the connection's host
 // (and port, when it carries one).

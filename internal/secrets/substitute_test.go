@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
@@ -404,11 +406,15 @@ func TestMisdirected(t *testing.T) {
 	}
 }
 
-// TestScrubEcho: the value echoed in headers, trailers and a body written
+// TestScrubEcho: the value echoed in headers (103 Early Hints included),
+// trailers and a body written
 // in pieces that split it comes back as the placeholder; a value-free
 // body keeps its bytes.
 func TestScrubEcho(t *testing.T) {
 	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Link", "</"+token+">; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
 		w.Header().Set("X-Echo", "got "+token)
 		w.Header().Set("Trailer", "X-T")
 		w.Header().Set("Content-Length", fmt.Sprint(len(token)*3+9))
@@ -423,7 +429,27 @@ func TestScrubEcho(t *testing.T) {
 		w.Header().Set("X-T", token)
 	}, bearer())
 	for _, h2 := range []bool{false, true} {
-		resp, body := get(t, r.client(t, h2), "https://example.com/echo", "Authorization", "Bearer "+tokenPH)
+		var hints []string
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, h.Get("Link"))
+				return nil
+			}})
+		req, _ := http.NewRequestWithContext(ctx, "GET", "https://example.com/echo", nil)
+		req.Header.Set("Authorization", "Bearer "+tokenPH)
+		resp, err := r.client(t, h2).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := string(b)
+		if len(hints) != 1 || hints[0] != "</"+tokenPH+">; rel=preload" {
+			t.Errorf("h2=%v: early hints %q", h2, hints)
+		}
 		want := "a" + tokenPH + "b" + tokenPH + "c" + tokenPH + "dddddd"
 		if body != want {
 			t.Errorf("h2=%v: body %q, want %q", h2, body, want)
