@@ -1,10 +1,12 @@
 package secrets
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -223,6 +225,14 @@ func (s *Substituter) serve(ctx context.Context, c *egress.Conn, name string, co
 	wg.Wait()
 }
 
+// gunzipBody reads a gzip body decompressed and closes the body.
+type gunzipBody struct {
+	*gzip.Reader
+	body io.Closer
+}
+
+func (g *gunzipBody) Close() error { return g.body.Close() }
+
 // replayConn reads head before the rest of the connection.
 type replayConn struct {
 	net.Conn
@@ -336,8 +346,25 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified || resp.Body == nil || resp.Body == http.NoBody {
 		return nil
 	}
+	body := resp.Body
+	switch ce := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); ce {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		// Sent compressed although not asked to: decompressed, to be scrubbed.
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return fmt.Errorf("gzip response: %w", err)
+		}
+		body = &gunzipBody{zr, body}
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+	default:
+		h.log.Info("secrets: response encoded with "+ce+" although not asked to: not scrubbed", "status", resp.StatusCode)
+		return nil
+	}
 	trailer := resp.Trailer
-	resp.Body = newScrubReader(resp.Body, rep, func() { rep.scrubHeader(trailer) })
+	resp.Body = newScrubReader(body, rep, func() { rep.scrubHeader(trailer) })
 	if rep.changesLength() {
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -631,5 +632,20 @@ func TestBoundTo(t *testing.T) {
 		if got := s.boundTo(host); got != want {
 			t.Errorf("%s: %v, want %v", host, got, want)
 		}
+	}
+}
+
+// TestScrubGzip: an upstream that compresses although not asked to is
+// decompressed so that the echo is scrubbed.
+func TestScrubGzip(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		io.WriteString(zw, "token="+token)
+		zw.Close()
+	}, bearer())
+	resp, body := get(t, r.client(t, false), "https://example.com/", "Authorization", "Bearer "+tokenPH)
+	if body != "token="+tokenPH || resp.Header.Get("Content-Encoding") != "" {
+		t.Errorf("body %q encoding %q", body, resp.Header.Get("Content-Encoding"))
 	}
 }
