@@ -1,10 +1,12 @@
 package secrets
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +28,7 @@ const (
 	IdleTimeout         = 2 * time.Minute
 	HandshakeTimeout    = 10 * time.Second
 	maxConcurrentStream = 100 // HTTP/2 streams per guest connection
+	maxUpstreamConns    = 32  // upstream connections per guest connection (more requests wait)
 )
 
 // Sub is one secret bound to a VM, as the substituter uses it.
@@ -97,11 +100,7 @@ func (s *Substituter) Hook(ctx context.Context, c *egress.Conn) bool {
 		if sub.Placeholder == "" || !strings.Contains(string(c.Head), sub.Placeholder) && !headHasBasic(c.Head, sub.Placeholder) {
 			continue
 		}
-		why := "placeholder of secret " + sub.Name + " sent to unbound host"
-		if sub.boundTo(name) {
-			why = "placeholder of secret " + sub.Name + " sent over plain HTTP (not substituted)"
-		}
-		s.deny(c.VMID, name, why)
+		s.deny(c.VMID, name, denyReason(sub.Name, sub.boundTo(name)))
 	}
 	return false
 }
@@ -176,6 +175,7 @@ func (s *Substituter) serve(ctx context.Context, c *egress.Conn, name string, co
 		MaxResponseHeaderBytes: maxUpstreamHeader,
 		DisableCompression:     true,
 		MaxIdleConnsPerHost:    4,
+		MaxConnsPerHost:        maxUpstreamConns,
 	}
 	defer tr.CloseIdleConnections()
 	guestPort := c.Port
@@ -224,6 +224,14 @@ func (s *Substituter) serve(ctx context.Context, c *egress.Conn, name string, co
 	srv.Serve(l)
 	wg.Wait()
 }
+
+// gunzipBody reads a gzip body decompressed and closes the body.
+type gunzipBody struct {
+	*gzip.Reader
+	body io.Closer
+}
+
+func (g *gunzipBody) Close() error { return g.body.Close() }
 
 // replayConn reads head before the rest of the connection.
 type replayConn struct {
@@ -293,12 +301,29 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, denied := substitute(r, h.s.Subs(h.vmID), h.name, h.plain)
-	for _, name := range denied {
-		h.s.deny(h.vmID, h.name, "placeholder of secret "+name+" sent to unbound host")
+	for _, why := range denied {
+		h.s.deny(h.vmID, h.name, why)
 	}
 	r.Header.Del("Accept-Encoding")
-	h.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scrubKey{}, rep)))
+	h.proxy.ServeHTTP(&scrub1xx{w, rep}, r.WithContext(context.WithValue(r.Context(), scrubKey{}, rep)))
 }
+
+// scrub1xx scrubs the headers of informational responses (103 Early
+// Hints), which the reverse proxy relays without ModifyResponse.
+type scrub1xx struct {
+	http.ResponseWriter
+	rep *replacer
+}
+
+func (w *scrub1xx) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.rep.scrubHeader(w.ResponseWriter.Header())
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap gives http.ResponseController the guest's writer (flush, hijack).
+func (w *scrub1xx) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // hostMatches reports whether a request's Host names the connection's host
 // (and port, when it carries one).
@@ -321,8 +346,25 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified || resp.Body == nil || resp.Body == http.NoBody {
 		return nil
 	}
+	body := resp.Body
+	switch ce := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); ce {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		// Sent compressed although not asked to: decompressed, to be scrubbed.
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return fmt.Errorf("gzip response: %w", err)
+		}
+		body = &gunzipBody{zr, body}
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+	default:
+		h.log.Info("secrets: response encoded with "+ce+" although not asked to: not scrubbed", "status", resp.StatusCode)
+		return nil
+	}
 	trailer := resp.Trailer
-	resp.Body = newScrubReader(resp.Body, rep, func() { rep.scrubHeader(trailer) })
+	resp.Body = newScrubReader(body, rep, func() { rep.scrubHeader(trailer) })
 	if rep.changesLength() {
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1

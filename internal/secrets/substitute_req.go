@@ -38,9 +38,10 @@ func (s Sub) usable() bool { return s.Placeholder != "" && len(s.Value) > 0 }
 
 // substitute replaces, in r's headers, the placeholders of the secrets bound
 // to host by their values (each secret in its mode); it returns the
-// replacer that takes every value of the VM back out of the response and
-// the names of secrets whose placeholders r carries although they are not
-// bound to host (left as they are).
+// replacer that takes every value of the VM back out of the response and,
+// as denial reasons, the secrets whose placeholders r carries although they
+// are not bound to host (or not in plain-HTTP mode, for plain HTTP): those
+// are left as they are.
 func substitute(r *http.Request, subs []Sub, host string, plain bool) (*replacer, []string) {
 	rep := &replacer{}
 	var denied []string
@@ -53,9 +54,9 @@ func substitute(r *http.Request, subs []Sub, host string, plain bool) (*replacer
 		if s.BasicUser != "" {
 			rep.addBasic(s.BasicUser, val, s.Placeholder)
 		}
-		if !s.boundTo(host) || plain && !s.PlainHTTP {
+		if bound := s.boundTo(host); !bound || plain && !s.PlainHTTP {
 			if hasPlaceholder(r, s.Placeholder) {
-				denied = append(denied, s.Name)
+				denied = append(denied, denyReason(s.Name, bound))
 			}
 			continue
 		}
@@ -147,4 +148,12 @@ func headHasBasic(head []byte, ph string) bool {
 		}
 	}
 	return false
+}
+
+// denyReason says why a placeholder of secret name was left in a request.
+func denyReason(name string, bound bool) string {
+	if bound {
+		return "placeholder of secret " + name + " sent over plain HTTP (not substituted)"
+	}
+	return "placeholder of secret " + name + " sent to unbound host"
 }

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
@@ -404,11 +407,15 @@ func TestMisdirected(t *testing.T) {
 	}
 }
 
-// TestScrubEcho: the value echoed in headers, trailers and a body written
+// TestScrubEcho: the value echoed in headers (103 Early Hints included),
+// trailers and a body written
 // in pieces that split it comes back as the placeholder; a value-free
 // body keeps its bytes.
 func TestScrubEcho(t *testing.T) {
 	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Link", "</"+token+">; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
 		w.Header().Set("X-Echo", "got "+token)
 		w.Header().Set("Trailer", "X-T")
 		w.Header().Set("Content-Length", fmt.Sprint(len(token)*3+9))
@@ -423,7 +430,27 @@ func TestScrubEcho(t *testing.T) {
 		w.Header().Set("X-T", token)
 	}, bearer())
 	for _, h2 := range []bool{false, true} {
-		resp, body := get(t, r.client(t, h2), "https://example.com/echo", "Authorization", "Bearer "+tokenPH)
+		var hints []string
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, h.Get("Link"))
+				return nil
+			}})
+		req, _ := http.NewRequestWithContext(ctx, "GET", "https://example.com/echo", nil)
+		req.Header.Set("Authorization", "Bearer "+tokenPH)
+		resp, err := r.client(t, h2).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := string(b)
+		if len(hints) != 1 || hints[0] != "</"+tokenPH+">; rel=preload" {
+			t.Errorf("h2=%v: early hints %q", h2, hints)
+		}
 		want := "a" + tokenPH + "b" + tokenPH + "c" + tokenPH + "dddddd"
 		if body != want {
 			t.Errorf("h2=%v: body %q, want %q", h2, body, want)
@@ -496,7 +523,7 @@ func TestPlainHTTP(t *testing.T) {
 	if got.Header.Get("Authorization") != "Bearer "+token || got.Header.Get("X-T") != tls.Placeholder || got.URL.Path != "/v1/models" {
 		t.Errorf("upstream got %v %s", got.Header, got.URL)
 	}
-	if d := r.denied(); len(d) != 1 || !strings.Contains(d[0].Reason, "tlsonly") {
+	if d := r.denied(); len(d) != 1 || d[0].Reason != "placeholder of secret tlsonly sent over plain HTTP (not substituted)" {
 		t.Errorf("denials %+v", d)
 	}
 }
@@ -569,5 +596,56 @@ func TestStreamingAndUpgrade(t *testing.T) {
 	got, _ := bufio.NewReader(rw).ReadString('\n')
 	if got != "echo:hello\n" {
 		t.Errorf("upgraded echo %q", got)
+	}
+}
+
+// TestHeaderBound: a guest's request head beyond MaxHeaderBytes is refused
+// (HTTP/1.1: 431; HTTP/2: the request fails) and never forwarded.
+func TestHeaderBound(t *testing.T) {
+	r := newRig(t, nil, bearer())
+	big := strings.Repeat("a", MaxHeaderBytes+8<<10) // net/http allows 4 KiB of slack
+	for _, h2 := range []bool{false, true} {
+		req, _ := http.NewRequest("GET", "https://example.com/", nil)
+		req.Header.Set("X-Big", big)
+		resp, err := r.client(t, h2).Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("h2=%v: status %d", h2, resp.StatusCode)
+			}
+		}
+	}
+	if n := len(r.rec.all()); n != 0 {
+		t.Errorf("upstream got %d requests", n)
+	}
+}
+
+// TestBoundTo: exact names match themselves only; *.domain matches names
+// below domain, not domain itself; case and a trailing dot don't matter.
+func TestBoundTo(t *testing.T) {
+	s := Sub{Hosts: []string{"API.example.com.", "*.githubusercontent.com"}}
+	for host, want := range map[string]bool{
+		"api.example.com": true, "example.com": false, "x.api.example.com": false,
+		"raw.githubusercontent.com": true, "a.b.githubusercontent.com": true,
+		"githubusercontent.com": false, "evilgithubusercontent.com": false,
+	} {
+		if got := s.boundTo(host); got != want {
+			t.Errorf("%s: %v, want %v", host, got, want)
+		}
+	}
+}
+
+// TestScrubGzip: an upstream that compresses although not asked to is
+// decompressed so that the echo is scrubbed.
+func TestScrubGzip(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		io.WriteString(zw, "token="+token)
+		zw.Close()
+	}, bearer())
+	resp, body := get(t, r.client(t, false), "https://example.com/", "Authorization", "Bearer "+tokenPH)
+	if body != "token="+tokenPH || resp.Header.Get("Content-Encoding") != "" {
+		t.Errorf("body %q encoding %q", body, resp.Header.Get("Content-Encoding"))
 	}
 }
