@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,7 +206,27 @@ type egressWorld struct {
 	good, bad, raw, svc netip.Addr
 	private             netip.Addr
 	caPEM               string
+	ca                  *x509.Certificate
+	caKey               *ecdsa.PrivateKey
 	udpSeen             atomic.Int64
+
+	mu    sync.Mutex
+	names map[string]netip.Addr // what the world's DNS answers (FQDN, lower case)
+}
+
+// addName makes the world's DNS answer name with addr.
+func (w *egressWorld) addName(name string, addr netip.Addr) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.names[strings.ToLower(name)+"."] = addr
+}
+
+// lookup is the world's DNS table.
+func (w *egressWorld) lookup(fqdn string) (netip.Addr, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.names[strings.ToLower(fqdn)]
+	return a, ok
 }
 
 func newEgressWorld(t testing.TB, vmSubnet string) *egressWorld {
@@ -240,7 +261,12 @@ func newEgressWorld(t testing.TB, vmSubnet string) *egressWorld {
 		ipCmd(t, c...)
 	}
 	ca, caKey := egressCA(t)
+	w.ca, w.caKey = ca, caKey
 	w.caPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}))
+	w.names = map[string]netip.Addr{}
+	for name, addr := range map[string]netip.Addr{"good.test": w.good, "bad.test": w.bad, "svc.test": w.svc, "private.test": w.private} {
+		w.addName(name, addr)
+	}
 	w.serveDNS(t)
 	for _, s := range []struct {
 		addr netip.Addr
@@ -327,15 +353,15 @@ func (w *egressWorld) serveHTTP(t testing.TB, addr netip.Addr, port uint16, cfg 
 	t.Cleanup(func() { srv.Close() })
 }
 
-// serveDNS answers A queries in the world: good, bad, svc and private.test.
+// serveDNS answers A queries in the world from its names (good, bad, svc
+// and private.test, and any added later).
 func (w *egressWorld) serveDNS(t testing.TB) {
 	t.Helper()
-	names := map[string]netip.Addr{"good.test.": w.good, "bad.test.": w.bad, "svc.test.": w.svc, "private.test.": w.private}
 	h := dns.HandlerFunc(func(rw dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		for _, question := range q.Question {
-			a, ok := names[strings.ToLower(question.Name)]
+			a, ok := w.lookup(question.Name)
 			if !ok {
 				m.Rcode = dns.RcodeNameError
 				continue

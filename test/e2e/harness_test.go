@@ -225,3 +225,32 @@ func sharedDaemon(t *testing.T) *daemon {
 	shared = d
 	return d
 }
+
+// runStdin runs the CLI with stdin as its standard input.
+func (d *daemon) runStdin(stdin string, args ...string) (stdout, stderr string, code int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "banger"), append([]string{"--socket", d.socket}, args...)...)
+	cmd.Env = d.env()
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		code = -1
+		e.WriteString(err.Error())
+	}
+	return o.String(), e.String(), code
+}
+
+// mustStdin is runStdin failing the test on a non-zero exit.
+func (d *daemon) mustStdin(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, code := d.runStdin(stdin, args...)
+	if code != 0 {
+		t.Fatalf("banger %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
