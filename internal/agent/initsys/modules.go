@@ -39,9 +39,13 @@ func ParseModulesOrder(r io.Reader) ([]string, error) {
 	return mods, nil
 }
 
-// LoadModules loads the modules listed in root+ModulesOrder in order. A
-// missing list means the kernel has its drivers built in. Failures of single
-// modules are logged and returned joined; loading goes on with the rest.
+// LoadModules loads the modules listed in root+ModulesOrder. Each module
+// loads as soon as the listed modules it depends on are in (its .modinfo
+// "depends="), so independent drivers load, and probe their devices, in
+// parallel; a module whose dependencies cannot be read waits for every
+// module listed before it. A missing list means the kernel has its drivers
+// built in. Failures of single modules are logged and returned joined;
+// loading goes on with the rest.
 func LoadModules(root string, log *slog.Logger) error {
 	f, err := os.Open(filepath.Join(root, ModulesOrder))
 	if errors.Is(err, os.ErrNotExist) {
@@ -56,16 +60,18 @@ func LoadModules(root string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("load modules: %w", err)
 	}
+	jobs := planModules(root, mods, modinfoDepends)
+	results := runModules(jobs, loadModule)
 	var errs []error
 	loaded := 0
-	for _, m := range mods {
-		switch err := loadModule(filepath.Join(root, m)); {
+	for i, err := range results {
+		switch {
 		case err == nil:
 			loaded++
 		case errors.Is(err, unix.EEXIST):
 		default:
-			log.Warn("module not loaded", "module", m, "err", err)
-			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(m), err))
+			log.Warn("module not loaded", "module", mods[i], "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(mods[i]), err))
 		}
 	}
 	log.Info("modules loaded", "count", loaded, "listed", len(mods))
