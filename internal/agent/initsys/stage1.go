@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"banger/internal/bootcfg"
@@ -35,6 +37,9 @@ func Stage1(log *slog.Logger) error {
 	}
 	log.Info("stage 1 started", "kernel", kernelRelease())
 
+	// The agent's copy into the new root's /run (a tmpfs, staged here and
+	// moved into place later) runs while the kernel loads modules.
+	agentCopied := stageAgent()
 	modErr := LoadModules("/", log)
 	tunePageReporting(log)
 
@@ -68,7 +73,7 @@ func Stage1(log *slog.Logger) error {
 	if err := assembleRoot(disks, log); err != nil {
 		return err
 	}
-	if err := installAgent(cfg); err != nil {
+	if err := installAgent(cfg, agentCopied); err != nil {
 		return err
 	}
 	if err := WriteEtc(NewRoot, cfg); err != nil {
@@ -86,37 +91,49 @@ func Stage1(log *slog.Logger) error {
 	return errors.New("exec returned")
 }
 
-// assembleRoot mounts rootfs (read-only) and the overlay disk, joins them
-// with overlayfs at NewRoot, mounts /run (tmpfs) and moves the disks under
-// /run/banger, then mounts the work disk at /root.
+// assembleRoot mounts rootfs (read-only), the overlay disk and the work
+// disk at once, joins rootfs and the overlay disk with overlayfs at
+// NewRoot, moves the staged /run (tmpfs) into it and the disks under
+// /run/banger, then moves the work disk to /root.
 func assembleRoot(disks Disks, log *slog.Logger) error {
-	lower, upperDisk := "/mnt/lower", "/mnt/overlay"
-	if err := os.MkdirAll(lower, 0o755); err != nil {
-		return fmt.Errorf("mount rootfs: %w", err)
-	}
+	lower, upperDisk, workMnt := "/mnt/lower", "/mnt/overlay", "/mnt/work"
 	rootDev := disks[bootcfg.SerialRootfs]
-	if err := unix.Mount(rootDev, lower, "ext4", unix.MS_RDONLY, ""); err != nil {
-		// A read-only device cannot replay a journal; try without it.
-		if err2 := unix.Mount(rootDev, lower, "ext4", unix.MS_RDONLY, "noload"); err2 != nil {
-			return fmt.Errorf("mount rootfs %s read-only at %s: %w", rootDev, lower, err)
+	workDev, hasWork := disks[bootcfg.SerialWork]
+	var geo ext4Geometry
+	var geoErr error
+	// Each mount reads its disk's superblock and journal: the three disks
+	// are read at the same time.
+	var g errgroup.Group
+	g.Go(func() error { return mountRootfs(rootDev, lower, log) })
+	g.Go(func() error {
+		if dev, ok := disks[bootcfg.SerialOverlay]; ok {
+			if err := mountFS(dev, upperDisk, "ext4", 0, vmDiskOptions); err != nil {
+				return fmt.Errorf("mount overlay disk: %w", err)
+			}
+		} else {
+			log.Warn("no overlay disk: changes to / will not persist")
+			if err := mountFS("tmpfs", upperDisk, "tmpfs", 0, "mode=0755"); err != nil {
+				return err
+			}
 		}
-		log.Warn("rootfs mounted without its journal (noload)", "dev", rootDev)
+		for _, d := range []string{"upper", "work"} {
+			if err := os.MkdirAll(filepath.Join(upperDisk, d), 0o755); err != nil {
+				return fmt.Errorf("prepare overlay disk: %w", err)
+			}
+		}
+		return nil
+	})
+	if hasWork {
+		g.Go(func() error {
+			geo, geoErr = readGeometry(workDev)
+			if err := mountFS(workDev, workMnt, "ext4", 0, vmDiskOptions); err != nil {
+				return fmt.Errorf("mount work disk: %w", err)
+			}
+			return nil
+		})
 	}
-
-	if dev, ok := disks[bootcfg.SerialOverlay]; ok {
-		if err := mountFS(dev, upperDisk, "ext4", 0, vmDiskOptions); err != nil {
-			return fmt.Errorf("mount overlay disk: %w", err)
-		}
-	} else {
-		log.Warn("no overlay disk: changes to / will not persist")
-		if err := mountFS("tmpfs", upperDisk, "tmpfs", 0, "mode=0755"); err != nil {
-			return err
-		}
-	}
-	for _, d := range []string{"upper", "work"} {
-		if err := os.MkdirAll(filepath.Join(upperDisk, d), 0o755); err != nil {
-			return fmt.Errorf("prepare overlay disk: %w", err)
-		}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, upperDisk, upperDisk)
 	if err := mountFS("overlay", NewRoot, "overlay", 0, opts); err != nil {
@@ -124,8 +141,7 @@ func assembleRoot(disks Disks, log *slog.Logger) error {
 	}
 	log.Info("root assembled", "lower", rootDev, "upper", upperDisk)
 
-	run := filepath.Join(NewRoot, "run")
-	if err := mountFS("tmpfs", run, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+	if err := moveMount(stagedRun, filepath.Join(NewRoot, "run")); err != nil {
 		return err
 	}
 	if err := moveMount(lower, filepath.Join(NewRoot, LowerDir)); err != nil {
@@ -135,21 +151,32 @@ func assembleRoot(disks Disks, log *slog.Logger) error {
 		return err
 	}
 
-	if dev, ok := disks[bootcfg.SerialWork]; ok {
+	if hasWork {
 		home := filepath.Join(NewRoot, "root")
-		if err := os.MkdirAll(home, 0o700); err != nil {
+		if err := moveMount(workMnt, home); err != nil {
 			return fmt.Errorf("mount work disk: %w", err)
 		}
-		geo, geoErr := readGeometry(dev)
-		if err := mountFS(dev, home, "ext4", 0, vmDiskOptions); err != nil {
-			return fmt.Errorf("mount work disk: %w", err)
-		}
-		growWorkDisk(dev, home, geo, geoErr, log)
+		growWorkDisk(workDev, home, geo, geoErr, log)
 		if err := os.Chmod(home, 0o700); err != nil {
 			return fmt.Errorf("mount work disk: %w", err)
 		}
 	} else {
 		log.Warn("no work disk: /root lives on the overlay")
+	}
+	return nil
+}
+
+// mountRootfs mounts the image read-only at dir.
+func mountRootfs(dev, dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("mount rootfs: %w", err)
+	}
+	if err := unix.Mount(dev, dir, "ext4", unix.MS_RDONLY, ""); err != nil {
+		// A read-only device cannot replay a journal; try without it.
+		if err2 := unix.Mount(dev, dir, "ext4", unix.MS_RDONLY, "noload"); err2 != nil {
+			return fmt.Errorf("mount rootfs %s read-only at %s: %w", dev, dir, err)
+		}
+		log.Warn("rootfs mounted without its journal (noload)", "dev", dev)
 	}
 	return nil
 }
@@ -171,18 +198,43 @@ func growWorkDisk(dev, mnt string, geo ext4Geometry, geoErr error, log *slog.Log
 	}
 }
 
-// installAgent copies this binary and the config into the new root's /run.
-func installAgent(cfg *bootcfg.Config) error {
-	self, err := os.Executable()
-	if err != nil {
-		self = "/init"
+// stagedRun is where stage 1 builds the new root's /run (a tmpfs) before
+// the root is assembled.
+const stagedRun = "/mnt/run"
+
+// stageAgent mounts the tmpfs that becomes the new root's /run at
+// stagedRun and copies this binary into it in the background; the channel
+// yields the copy's result.
+func stageAgent() <-chan error {
+	done := make(chan error, 1)
+	if err := mountFS("tmpfs", stagedRun, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		done <- err
+		return done
 	}
-	dst := filepath.Join(NewRoot, AgentPath)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("install agent: %w", err)
-	}
-	if err := iox.CopyFile(self, dst, 0o755); err != nil {
-		return fmt.Errorf("install agent: %w", err)
+	go func() {
+		self, err := os.Executable()
+		if err != nil {
+			self = "/init"
+		}
+		dst := filepath.Join(stagedRun, strings.TrimPrefix(AgentPath, "/run/"))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			done <- fmt.Errorf("install agent: %w", err)
+			return
+		}
+		if err := iox.CopyFile(self, dst, 0o755); err != nil {
+			done <- fmt.Errorf("install agent: %w", err)
+			return
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// installAgent waits for the agent's copy (stageAgent) and writes the
+// config into the new root's /run.
+func installAgent(cfg *bootcfg.Config, copied <-chan error) error {
+	if err := <-copied; err != nil {
+		return err
 	}
 	return WriteConfigFile(filepath.Join(NewRoot, ConfigPath), cfg)
 }
