@@ -35,7 +35,7 @@ var (
 	logTimeRE   = regexp.MustCompile(`^time=(\S+) `)
 	logTookRE   = regexp.MustCompile(` step=(\S+) took=(\S+)`)
 	initLineKey = []string{"stage 1 started", "modules loaded", "boot config read", "root assembled",
-		"switched root; starting stage 2", "network configured", "ssh listening"}
+		"switched root; starting stage 2", "stage 2 started", "network configured", "ssh listening"}
 )
 
 func breakdownMain(args []string) int {

@@ -32,6 +32,7 @@ const SSHAddr = ":22"
 // otherwise it serves until told to power off, then shuts the machine down.
 // It returns only on a setup error.
 func Stage2(log *slog.Logger) error {
+	log.Info("stage 2 started")
 	cfg, err := ReadConfigFile(ConfigPath)
 	if err != nil {
 		return err
