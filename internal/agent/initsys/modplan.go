@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // modJob is one module to load: its path and the jobs it waits for.
@@ -60,9 +61,10 @@ func planModules(root string, mods []string, depsOf func(path string) ([]string,
 
 // runModules runs load for every job once the jobs it depends on have
 // finished (whatever their result), independent jobs at the same time,
-// and returns each job's error.
-func runModules(jobs []modJob, load func(path string) error) []error {
+// and returns each job's error and how long its load took.
+func runModules(jobs []modJob, load func(path string) error) ([]error, []time.Duration) {
 	errs := make([]error, len(jobs))
+	took := make([]time.Duration, len(jobs))
 	done := make([]chan struct{}, len(jobs))
 	for i := range done {
 		done[i] = make(chan struct{})
@@ -78,11 +80,13 @@ func runModules(jobs []modJob, load func(path string) error) []error {
 					<-done[d]
 				}
 			}
+			t0 := time.Now()
 			errs[i] = load(j.path)
+			took[i] = time.Since(t0)
 		}()
 	}
 	wg.Wait()
-	return errs
+	return errs, took
 }
 
 // modinfoDepends reads the "depends=" entry of a module's .modinfo

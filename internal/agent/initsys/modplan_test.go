@@ -87,7 +87,7 @@ func TestRunModulesOrderAndParallel(t *testing.T) {
 		}
 		return nil
 	}
-	errs := runModules(jobs, load)
+	errs, _ := runModules(jobs, load)
 	if errs[0] != nil || errs[2] != nil || errs[1] == nil || errs[1].Error() != "b failed" {
 		t.Fatalf("errors %v", errs)
 	}

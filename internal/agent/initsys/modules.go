@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,10 +62,13 @@ func LoadModules(root string, log *slog.Logger) error {
 		return fmt.Errorf("load modules: %w", err)
 	}
 	jobs := planModules(root, mods, modinfoDepends)
-	results := runModules(jobs, loadModule)
+	results, took := runModules(jobs, loadModule)
 	var errs []error
-	loaded := 0
+	loaded, slowest := 0, 0
 	for i, err := range results {
+		if took[i] > took[slowest] {
+			slowest = i
+		}
 		switch {
 		case err == nil:
 			loaded++
@@ -74,7 +78,12 @@ func LoadModules(root string, log *slog.Logger) error {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(mods[i]), err))
 		}
 	}
-	log.Info("modules loaded", "count", loaded, "listed", len(mods))
+	if len(mods) == 0 {
+		log.Info("modules loaded", "count", 0, "listed", 0)
+		return nil
+	}
+	log.Info("modules loaded", "count", loaded, "listed", len(mods),
+		"slowest", moduleName(mods[slowest]), "slowest_took", took[slowest].Round(time.Millisecond))
 	return errors.Join(errs...)
 }
 
