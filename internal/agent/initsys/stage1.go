@@ -2,19 +2,16 @@ package initsys
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"banger/internal/bootcfg"
-	"banger/internal/iox"
 )
 
 // NewRoot is where stage 1 assembles the VM's root before switching to it.
@@ -24,7 +21,9 @@ const NewRoot = "/newroot"
 const diskWait = 10 * time.Second
 
 // Stage1 runs as /init in the initramfs: it mounts the VM's disks, prepares
-// the new root and execs "banger-agent init" in it. It only returns on error.
+// the new root and makes it "/". It returns nil once it has switched root:
+// the caller then runs Stage2 in the same process (no exec: the Go runtime
+// does not start twice).
 func Stage1(log *slog.Logger) error {
 	if err := mountFS("devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"); err != nil {
 		return err
@@ -37,9 +36,6 @@ func Stage1(log *slog.Logger) error {
 	}
 	log.Info("stage 1 started", "kernel", kernelRelease())
 
-	// The agent's copy into the new root's /run (a tmpfs, staged here and
-	// moved into place later) runs while the kernel loads modules.
-	agentCopied := stageAgent()
 	modErr := LoadModules("/", log)
 	tunePageReporting(log)
 
@@ -73,7 +69,7 @@ func Stage1(log *slog.Logger) error {
 	if err := assembleRoot(disks, log); err != nil {
 		return err
 	}
-	if err := installAgent(cfg, agentCopied); err != nil {
+	if err := installAgent(cfg); err != nil {
 		return err
 	}
 	if err := WriteEtc(NewRoot, cfg); err != nil {
@@ -84,17 +80,13 @@ func Stage1(log *slog.Logger) error {
 		return err
 	}
 	log.Info("switched root; starting stage 2")
-	argv := []string{"banger-agent", "init"}
-	if err := unix.Exec(AgentPath, argv, os.Environ()); err != nil {
-		return fmt.Errorf("exec %s: %w", AgentPath, err)
-	}
-	return errors.New("exec returned")
+	return nil
 }
 
 // assembleRoot mounts rootfs (read-only), the overlay disk and the work
 // disk at once, joins rootfs and the overlay disk with overlayfs at
-// NewRoot, moves the staged /run (tmpfs) into it and the disks under
-// /run/banger, then moves the work disk to /root.
+// NewRoot, mounts /run (tmpfs) and moves the disks under /run/banger, then
+// moves the work disk to /root.
 func assembleRoot(disks Disks, log *slog.Logger) error {
 	lower, upperDisk, workMnt := "/mnt/lower", "/mnt/overlay", "/mnt/work"
 	rootDev := disks[bootcfg.SerialRootfs]
@@ -141,7 +133,8 @@ func assembleRoot(disks Disks, log *slog.Logger) error {
 	}
 	log.Info("root assembled", "lower", rootDev, "upper", upperDisk)
 
-	if err := moveMount(stagedRun, filepath.Join(NewRoot, "run")); err != nil {
+	run := filepath.Join(NewRoot, "run")
+	if err := mountFS("tmpfs", run, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
 		return err
 	}
 	if err := moveMount(lower, filepath.Join(NewRoot, LowerDir)); err != nil {
@@ -198,43 +191,29 @@ func growWorkDisk(dev, mnt string, geo ext4Geometry, geoErr error, log *slog.Log
 	}
 }
 
-// stagedRun is where stage 1 builds the new root's /run (a tmpfs) before
-// the root is assembled.
-const stagedRun = "/mnt/run"
-
-// stageAgent mounts the tmpfs that becomes the new root's /run at
-// stagedRun and copies this binary into it in the background; the channel
-// yields the copy's result.
-func stageAgent() <-chan error {
-	done := make(chan error, 1)
-	if err := mountFS("tmpfs", stagedRun, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
-		done <- err
-		return done
+// installAgent makes this binary, which goes on running as stage 2,
+// visible at the new root's AgentPath (a bind mount: no copy, and the
+// initramfs's other files can still be freed), and writes the config into
+// the new root's /run.
+func installAgent(cfg *bootcfg.Config) error {
+	self, err := os.Executable()
+	if err != nil {
+		self = "/init"
 	}
-	go func() {
-		self, err := os.Executable()
-		if err != nil {
-			self = "/init"
-		}
-		dst := filepath.Join(stagedRun, strings.TrimPrefix(AgentPath, "/run/"))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			done <- fmt.Errorf("install agent: %w", err)
-			return
-		}
-		if err := iox.CopyFile(self, dst, 0o755); err != nil {
-			done <- fmt.Errorf("install agent: %w", err)
-			return
-		}
-		done <- nil
-	}()
-	return done
-}
-
-// installAgent waits for the agent's copy (stageAgent) and writes the
-// config into the new root's /run.
-func installAgent(cfg *bootcfg.Config, copied <-chan error) error {
-	if err := <-copied; err != nil {
-		return err
+	dst := filepath.Join(NewRoot, AgentPath)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("install agent: %w", err)
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return fmt.Errorf("install agent: %w", err)
+	}
+	f.Close()
+	if err := unix.Mount(self, dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("install agent: bind %s on %s: %w", self, dst, err)
+	}
+	if err := unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("install agent: make %s read-only: %w", dst, err)
 	}
 	return WriteConfigFile(filepath.Join(NewRoot, ConfigPath), cfg)
 }
