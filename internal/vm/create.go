@@ -218,6 +218,7 @@ func (t *opTracker) stage(stage, detail string) {
 	if err := t.m.store.PutOperation(context.Background(), t.op); err != nil {
 		t.m.log.Warn("record operation", "op", t.op.ID, "err", err)
 	}
+	t.m.ops.notify()
 }
 
 func (t *opTracker) finish(vm *model.VMRecord, err error) {
@@ -232,6 +233,7 @@ func (t *opTracker) finish(vm *model.VMRecord, err error) {
 	if err := t.m.store.PutOperation(context.Background(), t.op); err != nil {
 		t.m.log.Warn("record operation", "op", t.op.ID, "err", err)
 	}
+	t.m.ops.notify()
 }
 
 // runCreate makes the disks and boots; on any failure it removes everything.
@@ -307,6 +309,30 @@ func (m *Manager) destroy(vm model.VMRecord) {
 // CreateStatus reads an operation.
 func (m *Manager) CreateStatus(ctx context.Context, id string) (api.VMCreateOperation, error) {
 	return m.store.GetOperation(ctx, id)
+}
+
+// maxStatusWait bounds how long WaitCreateStatus holds an answer.
+const maxStatusWait = 5 * time.Second
+
+// WaitCreateStatus reads an operation once it is no longer at stage or has
+// ended, waiting at most maxStatusWait (then it answers as it is).
+func (m *Manager) WaitCreateStatus(ctx context.Context, id, stage string) (api.VMCreateOperation, error) {
+	timeout := time.NewTimer(maxStatusWait)
+	defer timeout.Stop()
+	for {
+		changed := m.ops.changed() // before the read: no change is missed
+		op, err := m.store.GetOperation(ctx, id)
+		if err != nil || op.Done || op.Stage != stage {
+			return op, err
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			return op, nil
+		case <-ctx.Done():
+			return op, ctx.Err()
+		}
+	}
 }
 
 func authorizedLine(s ssh.Signer) string {

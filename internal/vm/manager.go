@@ -95,6 +95,8 @@ type Manager struct {
 	freeSpace func(path string) (int64, error)
 	// steps is the boot (bootSteps; tests make a step fail).
 	steps func() []step
+	// ops wakes WaitCreateStatus when a create operation changes.
+	ops opWatch
 }
 
 // New returns a manager.
