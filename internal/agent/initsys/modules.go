@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,6 +88,11 @@ func LoadModules(root string, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
+// asyncProbe are the modules loaded with the kernel's async_probe
+// parameter: their devices (the four disks) are probed at the same time, in
+// the background; FindDisks waits for them.
+var asyncProbe = []string{"virtio_blk"}
+
 func loadModule(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -97,7 +103,11 @@ func loadModule(path string) error {
 	if strings.HasSuffix(path, ".xz") || strings.HasSuffix(path, ".zst") || strings.HasSuffix(path, ".gz") {
 		flags |= unix.MODULE_INIT_COMPRESSED_FILE
 	}
-	if err := unix.FinitModule(int(f.Fd()), "", flags); err != nil {
+	params := ""
+	if slices.Contains(asyncProbe, moduleName(path)) {
+		params = "async_probe"
+	}
+	if err := unix.FinitModule(int(f.Fd()), params, flags); err != nil {
 		return fmt.Errorf("finit_module: %w", err)
 	}
 	return nil

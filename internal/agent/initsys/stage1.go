@@ -36,6 +36,12 @@ func Stage1(log *slog.Logger) error {
 	}
 	log.Info("stage 1 started", "kernel", kernelRelease())
 
+	// Opened before the modules load: no device event is missed.
+	wake, stopEvents, err := watchUevents()
+	if err != nil {
+		log.Warn("no device events: disks are looked for every 100 ms", "err", err)
+		stopEvents = func() {}
+	}
 	modErr := LoadModules("/", log)
 	tunePageReporting(log)
 
@@ -48,8 +54,9 @@ func Stage1(log *slog.Logger) error {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), diskWait)
-	disks, err := FindDisks(ctx, "/sys/block", "/dev", override)
+	disks, err := FindDisks(ctx, "/sys/block", "/dev", override, wake)
 	cancel()
+	stopEvents()
 	if err != nil {
 		if modErr != nil {
 			err = fmt.Errorf("%w (module errors: %v)", err, modErr)
