@@ -19,6 +19,7 @@ import (
 	"banger/internal/units"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -278,17 +279,29 @@ func (m *Manager) createDisks(ctx context.Context, vm *model.VMRecord, img model
 		return fmt.Errorf("disks: %w", err)
 	}
 	vm.SSHHostKey = pub
-	if err := mkfsExt4(ctx, filepath.Join(vm.Dir, paths.VMOverlay), "banger-overlay", vm.SystemOverlayBytes); err != nil {
-		return fmt.Errorf("disks: system overlay: %w", err)
-	}
-	work := filepath.Join(vm.Dir, paths.VMWorkDisk)
-	if img.WorkSeedPath != "" {
-		err = seedWorkDisk(ctx, img.WorkSeedPath, work, vm.WorkDiskBytes)
-	} else {
-		err = mkfsExt4(ctx, work, "banger-work", vm.WorkDiskBytes)
-	}
-	if err != nil {
-		return fmt.Errorf("disks: work disk: %w", err)
+	// The two disks are independent files: make them at once.
+	var g errgroup.Group
+	g.Go(func() error {
+		if err := mkfsExt4(ctx, filepath.Join(vm.Dir, paths.VMOverlay), "banger-overlay", vm.SystemOverlayBytes); err != nil {
+			return fmt.Errorf("disks: system overlay: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		work := filepath.Join(vm.Dir, paths.VMWorkDisk)
+		var err error
+		if img.WorkSeedPath != "" {
+			err = seedWorkDisk(ctx, img.WorkSeedPath, work, vm.WorkDiskBytes)
+		} else {
+			err = mkfsExt4(ctx, work, "banger-work", vm.WorkDiskBytes)
+		}
+		if err != nil {
+			return fmt.Errorf("disks: work disk: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return m.store.UpdateVM(ctx, *vm)
 }
