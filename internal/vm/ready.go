@@ -14,8 +14,8 @@ import (
 
 // controlGrace is how long a boot waits for the agent's answer on the
 // control port once the guest's SSH port accepts connections, before it
-// also tries the agent over an SSH login.
-const controlGrace = 10 * time.Second
+// also tries the agent over an SSH login (a variable for tests).
+var controlGrace = 10 * time.Second
 
 // waitAgent returns once the guest's agent is ready: it answered a health
 // check on the VM's control port and took the host's clock there, and the

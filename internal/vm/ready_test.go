@@ -66,3 +66,32 @@ func TestStartReadyOverControlPort(t *testing.T) {
 		t.Fatalf("control port requests %v, want health then set_time", ops)
 	}
 }
+
+// A control port that never answers (an agent without it, a port the guest
+// never opens) falls back to the SSH check once the grace period passes.
+func TestStartFallsBackToSSHWhenControlPortSilent(t *testing.T) {
+	old := controlGrace
+	controlGrace = 300 * time.Millisecond
+	defer func() { controlGrace = old }()
+	m, _, n, _ := newFakeManager(t, &fakeBackend{console: "banger-init: stage 1 started\n"})
+	vm := addStoppedVM(t, m, n, "silent") // its SSH agent is healthy
+	ln, err := net.Listen("unix", filepath.Join(vm.Dir, paths.VMRunDir, vmm.ControlSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accepted, never answered
+		}
+	}()
+	started := time.Now()
+	startVM(t, m, "silent")
+	if took := time.Since(started); took < controlGrace {
+		t.Fatalf("ready after %s, before the grace period: the silent control port was not waited for", took)
+	}
+}
