@@ -18,7 +18,8 @@ wall time, the daemon's debug log (boot steps, agent answered, clock set) and
 the guest's timestamped console lines, with a bare QEMU boot of the same argv
 to place the guest's clock on the host's. Needs root.
 
-Environment: BREAKDOWN_RUNS (default 5), BREAKDOWN_MEMORY (1024), and
+Environment: BREAKDOWN_RUNS (default 5), BREAKDOWN_MEMORY (1024),
+BREAKDOWN_SERIALS (a folder to keep each create's serial log in), and
 BENCH_BIN, BENCH_KERNEL_DIR, BENCH_IMAGE, BENCH_BRIDGE, BENCH_SUBNET,
 BENCH_ACCEL as for the benchmarks.
 `
@@ -34,7 +35,7 @@ var (
 	logTimeRE   = regexp.MustCompile(`^time=(\S+) `)
 	logTookRE   = regexp.MustCompile(` step=(\S+) took=(\S+)`)
 	initLineKey = []string{"stage 1 started", "modules loaded", "boot config read", "root assembled",
-		"switched root; starting stage 2", "network configured", "ssh listening"}
+		"switched root; starting stage 2", "stage 2 started", "network configured", "ssh listening"}
 )
 
 func breakdownMain(args []string) int {
@@ -126,6 +127,9 @@ func breakdown(ctx context.Context, e *env, runs int, mem string) (string, error
 			return "", err
 		}
 		serial, _ := os.ReadFile(filepath.Join(v.Dir, "serial.log"))
+		if dir := os.Getenv("BREAKDOWN_SERIALS"); dir != "" {
+			os.WriteFile(filepath.Join(dir, name+".serial.log"), serial, 0o644)
+		}
 		e.d.deleteVM(ctx, name)
 		steps, marks := daemonTimes(e.d.logf.Name(), logOff, name)
 		guest := guestTimes(serial)
@@ -149,7 +153,7 @@ func breakdown(ctx context.Context, e *env, runs int, mem string) (string, error
 		}
 		guest0 := vmmEnd.end.Add(time.Duration(offset * float64(time.Second)))
 		listening := guest0.Add(time.Duration(guest["ssh listening"] * float64(time.Second)))
-		add("ssh listening to agent answered (probe, SSH handshake, health)", answered.Sub(listening).Seconds())
+		add("ssh listening to agent answered (readiness check)", answered.Sub(listening).Seconds())
 		if c, ok := marks["guest clock set"]; ok {
 			add("clock set", c.Sub(answered).Seconds())
 		}

@@ -239,57 +239,78 @@ func summarizeSoak(mode string, k int, res []soakResult, wall time.Duration) soa
 // restart starts a new log) that never showed banger's init line. Logs are
 // small and polled every 200 ms.
 func captureStalls(ctx context.Context, vmsDir, outDir string) {
-	type track struct {
-		size   int64
-		gen    int
-		buf    []byte
-		inited bool
-	}
-	seen := map[string]*track{}
-	flush := func(id string, t *track) {
-		if !t.inited && len(t.buf) > 0 {
-			os.WriteFile(filepath.Join(outDir, fmt.Sprintf("%s.boot%d.log", id, t.gen)), t.buf, 0o644)
-		}
-	}
+	st := newStallScanner(vmsDir, outDir)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		logs, _ := filepath.Glob(filepath.Join(vmsDir, "*", "serial.log"))
-		live := map[string]bool{}
-		for _, p := range logs {
-			id := filepath.Base(filepath.Dir(p))
-			live[id] = true
-			t := seen[id]
-			if t == nil {
-				t = &track{}
-				seen[id] = t
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				continue
-			}
-			if int64(len(data)) < t.size || (len(data) > 0 && len(t.buf) > 0 && !bytes.HasPrefix(data, t.buf[:min(len(t.buf), 64)])) {
-				flush(id, t) // a restart began a new log
-				t.gen++
-				t.inited = false
-			}
-			t.size, t.buf = int64(len(data)), data
-			if bytes.Contains(data, []byte(floorMarker)) {
-				t.inited = true
-			}
-		}
-		for id, t := range seen {
-			if !live[id] {
-				flush(id, t)
-				delete(seen, id)
-			}
-		}
+		st.scan()
 		select {
 		case <-ctx.Done():
 			// Boots still running were cut short (the soak was
 			// interrupted), not stalled: nothing to keep.
 			return
 		case <-tick.C:
+		}
+	}
+}
+
+// stallScanner is captureStalls' state between two looks at the logs.
+type stallScanner struct {
+	vmsDir, outDir string
+	seen           map[string]*bootTrack
+}
+
+// bootTrack is what was last seen of one VM's serial log.
+type bootTrack struct {
+	size   int64
+	gen    int
+	buf    []byte
+	inited bool
+}
+
+func newStallScanner(vmsDir, outDir string) *stallScanner {
+	return &stallScanner{vmsDir: vmsDir, outDir: outDir, seen: map[string]*bootTrack{}}
+}
+
+// flush keeps the boot's console when it never reached banger's init.
+func (s *stallScanner) flush(id string, t *bootTrack) {
+	if !t.inited && len(t.buf) > 0 {
+		os.WriteFile(filepath.Join(s.outDir, fmt.Sprintf("%s.boot%d.log", id, t.gen)), t.buf, 0o644)
+	}
+}
+
+// scan reads every serial log once: a log that shrank or changed its start
+// is a new boot (the old one is flushed), a VM whose folder is gone is
+// flushed and forgotten.
+func (s *stallScanner) scan() {
+	logs, _ := filepath.Glob(filepath.Join(s.vmsDir, "*", "serial.log"))
+	live := map[string]bool{}
+	for _, p := range logs {
+		id := filepath.Base(filepath.Dir(p))
+		live[id] = true
+		t := s.seen[id]
+		if t == nil {
+			t = &bootTrack{}
+			s.seen[id] = t
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if int64(len(data)) < t.size || (len(data) > 0 && len(t.buf) > 0 && !bytes.HasPrefix(data, t.buf[:min(len(t.buf), 64)])) {
+			s.flush(id, t) // a restart began a new log
+			t.gen++
+			t.inited = false
+		}
+		t.size, t.buf = int64(len(data)), data
+		if bytes.Contains(data, []byte(floorMarker)) {
+			t.inited = true
+		}
+	}
+	for id, t := range s.seen {
+		if !live[id] {
+			s.flush(id, t)
+			delete(s.seen, id)
 		}
 	}
 }

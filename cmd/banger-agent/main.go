@@ -13,9 +13,10 @@ import (
 )
 
 const usage = `usage: banger-agent COMMAND
-  init                     stage 2 of banger's init (PID 1 in the VM's root)
+  init                     stage 2 of banger's init alone (PID 1 in the VM's root)
   serve                    run the SSH server only (when the image's init is PID 1)
-As /init (PID 1 in the initramfs) it runs stage 1 of banger's init.
+As /init (PID 1 in the initramfs) it runs stage 1 of banger's init, then
+stage 2 in the same process.
 `
 
 func main() {
@@ -26,8 +27,13 @@ func main() {
 		if os.Getenv(initsys.ProbeEnv) == "1" {
 			initsys.Probe(console) // the host's accelerator probe (see qemu.ProbeKVM)
 		}
-		err := initsys.Stage1(initsys.NewConsoleLogger(console))
-		initsys.FatalReboot(console, fmt.Errorf("stage 1: %w", err))
+		log := initsys.NewConsoleLogger(console)
+		if err := initsys.Stage1(log); err != nil {
+			initsys.FatalReboot(console, fmt.Errorf("stage 1: %w", err))
+		}
+		// Stage 1 switched root: stage 2 goes on in this process.
+		err := initsys.Stage2(log)
+		initsys.FatalReboot(console, fmt.Errorf("stage 2: %w", err))
 	}
 	if err := run(os.Args[1:], os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "banger-agent:", err)

@@ -44,6 +44,10 @@ type VMCreateParams struct {
 }
 type VMCreateStatusParams struct {
 	ID string `json:"id"`
+	// WaitStage, when set, holds the answer until the operation has left
+	// this stage or ended (at most a few seconds): a follower learns each
+	// change when it happens instead of polling.
+	WaitStage string `json:"wait_stage,omitempty"`
 }
 type VMCreateOperation struct {
 	ID        string          `json:"id"`

@@ -256,6 +256,9 @@ func (f fakeVMs) vm(ref string) model.VMRecord {
 func (f fakeVMs) CreateStatus(_ context.Context, id string) (api.VMCreateOperation, error) {
 	return api.VMCreateOperation{ID: id, VMName: "v1", Stage: "ready", Done: true, Success: true}, f.err
 }
+func (f fakeVMs) WaitCreateStatus(ctx context.Context, id, _ string) (api.VMCreateOperation, error) {
+	return f.CreateStatus(ctx, id)
+}
 func (f fakeVMs) List(context.Context) ([]model.VMRecord, error) {
 	return []model.VMRecord{f.vm("v1")}, nil
 }

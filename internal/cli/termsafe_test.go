@@ -45,6 +45,9 @@ func (h hostileVMs) Show(_ context.Context, ref string) (model.VMRecord, error) 
 func (h hostileVMs) CreateStatus(_ context.Context, id string) (api.VMCreateOperation, error) {
 	return api.VMCreateOperation{ID: id, VMName: "v1", Stage: "agent", Done: true, Error: "guest agent: " + evil}, nil
 }
+func (h hostileVMs) WaitCreateStatus(ctx context.Context, id, _ string) (api.VMCreateOperation, error) {
+	return h.CreateStatus(ctx, id)
+}
 func (h hostileVMs) Stats(context.Context, string) (model.VMRecord, model.VMStats, error) {
 	return model.VMRecord{}, model.VMStats{}, api.Errorf(api.ErrUnavailable, "agent: %s", evil)
 }

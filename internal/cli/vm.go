@@ -132,14 +132,26 @@ func (a *app) waitCreate(ctx context.Context, op api.VMCreateOperation, timeout 
 		if time.Now().After(deadline) {
 			return op, fmt.Errorf("vm %s not ready after %s (still at stage %s); follow it with 'banger vm create-status %s'", op.VMName, timeout, op.Stage, op.ID)
 		}
-		select {
-		case <-ctx.Done():
+		// The daemon answers when the stage changes (or after a few
+		// seconds); the deadline bounds the wait.
+		asked := time.Now()
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		next, err := c.VMCreateStatusWait(wctx, op.ID, op.Stage)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
 			return op, fmt.Errorf("stopped waiting; the create goes on: 'banger vm create-status %s'", op.ID)
-		case <-time.After(50 * time.Millisecond):
-		}
-		next, err := c.VMCreateStatus(ctx, op.ID)
-		if err != nil {
+		case err != nil && time.Now().After(deadline):
+			continue // reported by the deadline check above
+		case err != nil:
 			return op, err
+		}
+		if !next.Done && next.Stage == op.Stage && time.Since(asked) < 20*time.Millisecond {
+			// A daemon that does not wait: poll.
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 		op = next
 	}

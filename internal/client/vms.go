@@ -22,6 +22,14 @@ func (c *Client) VMCreateStatus(ctx context.Context, id string) (api.VMCreateOpe
 	return res.Operation, err
 }
 
+// VMCreateStatusWait reads a create operation once it has left stage or
+// ended (the daemon answers after a few seconds at most).
+func (c *Client) VMCreateStatusWait(ctx context.Context, id, stage string) (api.VMCreateOperation, error) {
+	var res api.VMCreateStatusResult
+	err := c.call(ctx, "/v1/vm/create-status", api.VMCreateStatusParams{ID: id, WaitStage: stage}, &res, nil)
+	return res.Operation, err
+}
+
 // VMList lists VMs.
 func (c *Client) VMList(ctx context.Context) ([]model.VMRecord, error) {
 	var res api.VMListResult

@@ -435,6 +435,24 @@ func WaitReady(ctx context.Context, addr string, signer ssh.Signer, hostKey stri
 	}
 }
 
+// WaitReachable returns once a TCP connection to addr opens, probing as
+// WaitReady does, or with ctx's cause when ctx ends first. It proves the
+// host reaches the guest's SSH port without an SSH login, which costs the
+// guest's (possibly emulated) CPU a key exchange.
+func WaitReachable(ctx context.Context, addr string) error {
+	for {
+		last := probe(ctx, addr)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s to accept connections: %w (last error: %v)", addr, context.Cause(ctx), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // probe reports whether a TCP connection to addr opens within 250 ms.
 func probe(ctx context.Context, addr string) error {
 	d := net.Dialer{Timeout: 250 * time.Millisecond}

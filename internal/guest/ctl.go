@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -17,41 +18,116 @@ import (
 // SSH, so it reaches a clone before it has an address of its own. The
 // reply is bounded like every agent reply; ctx bounds the whole exchange.
 func ControlCall(ctx context.Context, socket string, req proto.Request, out any) error {
+	c, err := DialControl(ctx, socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.exchange(ctx, req, nil, out)
+	return err
+}
+
+// ControlConn is one connection to a VM's control port. Requests written
+// before the guest's agent opens the port wait in the socket: the agent
+// reads them when it starts serving, so a caller that sends at once
+// learns the moment the agent is up without polling. Not safe for
+// concurrent use.
+type ControlConn struct {
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+// DialControl connects to the control port's socket.
+func DialControl(ctx context.Context, socket string) (*ControlConn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
-		return fmt.Errorf("control port: %w", err)
+		return nil, fmt.Errorf("control port: %w", err)
 	}
-	defer conn.Close()
+	return &ControlConn{conn: conn, br: bufio.NewReader(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *ControlConn) Close() error { return c.conn.Close() }
+
+// Health runs the agent's health checks (as Client.Health, clock check
+// decided here from the skew around the request).
+func (c *ControlConn) Health(ctx context.Context) (proto.Health, error) {
+	var h proto.Health
+	rt, err := c.exchange(ctx, proto.Request{Op: proto.OpHealth}, nil, &h)
+	if err != nil {
+		return h, err
+	}
+	if err := checkHealth(&h); err != nil {
+		return h, err
+	}
+	skew := clockSkew(rt, h)
+	h.TimeUnixNano = rt.sent.Add(rt.received.Sub(rt.sent) / 2).Add(skew).UnixNano()
+	clock := clockCheck(skew)
+	seen := false
+	for i := range h.Checks {
+		if h.Checks[i].Name == proto.CheckClock {
+			h.Checks[i], seen = clock, true
+		}
+	}
+	if !seen {
+		h.Checks = append(h.Checks, clock)
+	}
+	h.OK = true
+	for _, ch := range h.Checks {
+		h.OK = h.OK && ch.OK
+	}
+	return h, nil
+}
+
+// SetTime sets the guest clock to the host's at the moment the request
+// is sent.
+func (c *ControlConn) SetTime(ctx context.Context) error {
+	_, err := c.exchange(ctx, proto.Request{Op: proto.OpSetTime}, func(req *proto.Request) {
+		req.TimeUnixNano = time.Now().UnixNano()
+	}, nil)
+	return err
+}
+
+// exchange sends req, after beforeSend (when not nil) filled it in, and
+// reads its answer into out (when not nil).
+func (c *ControlConn) exchange(ctx context.Context, req proto.Request, beforeSend func(*proto.Request), out any) (rt roundTrip, err error) {
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		c.conn.SetDeadline(dl)
+	} else {
+		c.conn.SetDeadline(time.Time{})
 	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	if beforeSend != nil {
+		beforeSend(&req)
+	}
 	line, err := json.Marshal(req)
 	if err != nil {
-		return fmt.Errorf("control port %s: %w", req.Op, err)
+		return rt, fmt.Errorf("control port %s: %w", req.Op, err)
 	}
-	if _, err := conn.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("control port %s: send: %w", req.Op, ctxErr(ctx, err))
+	rt.sent = time.Now()
+	if _, err := c.conn.Write(append(line, '\n')); err != nil {
+		return rt, fmt.Errorf("control port %s: send: %w", req.Op, ctxErr(ctx, err))
 	}
-	respLine, err := readLine(conn, MaxReplyBytes)
+	respLine, err := readLineFrom(c.br, MaxReplyBytes)
+	rt.received = time.Now()
 	if err != nil {
-		return fmt.Errorf("control port %s: read response: %w", req.Op, ctxErr(ctx, err))
+		return rt, fmt.Errorf("control port %s: read response: %w", req.Op, ctxErr(ctx, err))
 	}
 	var resp proto.Response
 	if err := json.Unmarshal(respLine, &resp); err != nil {
-		return fmt.Errorf("control port %s: decode response: %w", req.Op, err)
+		return rt, fmt.Errorf("control port %s: decode response: %w", req.Op, err)
 	}
 	if !resp.OK {
-		return fmt.Errorf("agent: %s", clip(resp.Error, MaxMessageBytes))
+		return rt, fmt.Errorf("agent: %s", clip(resp.Error, MaxMessageBytes))
 	}
 	if out != nil {
 		if err := json.Unmarshal(resp.Result, out); err != nil {
-			return fmt.Errorf("control port %s: decode result: %w", req.Op, err)
+			return rt, fmt.Errorf("control port %s: decode result: %w", req.Op, err)
 		}
 	}
-	return nil
+	return rt, nil
 }
 
 // Reidentify gives a clone its identity over its control port; the

@@ -78,6 +78,9 @@ func (f *fakeVMs) Create(_ context.Context, p api.VMCreateParams) (api.VMCreateO
 func (f *fakeVMs) CreateStatus(_ context.Context, id string) (api.VMCreateOperation, error) {
 	return api.VMCreateOperation{ID: id}, f.note(id)
 }
+func (f *fakeVMs) WaitCreateStatus(_ context.Context, id, stage string) (api.VMCreateOperation, error) {
+	return api.VMCreateOperation{ID: id}, f.note(id + " after " + stage)
+}
 func (f *fakeVMs) List(context.Context) ([]model.VMRecord, error) {
 	return []model.VMRecord{{Name: "v1"}}, f.note("list")
 }

@@ -11,6 +11,9 @@ import (
 type VMService interface {
 	Create(ctx context.Context, p api.VMCreateParams) (api.VMCreateOperation, error)
 	CreateStatus(ctx context.Context, id string) (api.VMCreateOperation, error)
+	// WaitCreateStatus is CreateStatus answered once the operation has
+	// left stage or ended, or after a few seconds.
+	WaitCreateStatus(ctx context.Context, id, stage string) (api.VMCreateOperation, error)
 	List(ctx context.Context) ([]model.VMRecord, error)
 	Show(ctx context.Context, ref string) (model.VMRecord, error)
 	Start(ctx context.Context, ref string) (model.VMRecord, error)
@@ -48,7 +51,12 @@ func (s *Server) vmCreateStatus(c *call) (any, error) {
 	if err := required("id", p.ID); err != nil {
 		return nil, err
 	}
-	op, err := s.svc.VMs.CreateStatus(c.ctx, p.ID)
+	var op api.VMCreateOperation
+	if p.WaitStage != "" {
+		op, err = s.svc.VMs.WaitCreateStatus(c.ctx, p.ID, p.WaitStage)
+	} else {
+		op, err = s.svc.VMs.CreateStatus(c.ctx, p.ID)
+	}
 	return api.VMCreateStatusResult{Operation: op}, err
 }
 

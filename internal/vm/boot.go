@@ -281,8 +281,7 @@ func (m *Manager) stepAgent(ctx context.Context, b *bootRun) error {
 			cancel()
 		}
 	}()
-	c, err := guest.WaitReady(ctx, sshAddr(*b.vm), m.signer, b.vm.SSHHostKey)
-	if err != nil {
+	if err := m.waitAgent(ctx, b.vm); err != nil {
 		select {
 		case serr := <-stalled:
 			return serr
@@ -300,15 +299,6 @@ func (m *Manager) stepAgent(ctx context.Context, b *bootRun) error {
 		}
 		return fmt.Errorf("guest agent: %w", err)
 	}
-	defer c.Close()
-	m.log.Debug("guest agent answered", "vm", b.vm.Name)
-	// The guest clock only has a floor from the boot config and the RTC's
-	// whole seconds; set it from the host so health's clock check holds.
-	// A failure leaves a working VM whose health reports the clock.
-	if err := c.SetTime(ctx, time.Now()); err != nil {
-		m.log.Warn("set the guest clock", "vm", b.vm.Name, "err", err)
-	}
-	m.log.Debug("guest clock set", "vm", b.vm.Name)
 	return nil
 }
 

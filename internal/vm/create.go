@@ -19,6 +19,7 @@ import (
 	"banger/internal/units"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -228,6 +229,7 @@ func (t *opTracker) stage(stage, detail string) {
 	if err := t.m.store.PutOperation(context.Background(), t.op); err != nil {
 		t.m.log.Warn("record operation", "op", t.op.ID, "err", err)
 	}
+	t.m.ops.notify()
 }
 
 func (t *opTracker) finish(vm *model.VMRecord, err error) {
@@ -242,6 +244,7 @@ func (t *opTracker) finish(vm *model.VMRecord, err error) {
 	if err := t.m.store.PutOperation(context.Background(), t.op); err != nil {
 		t.m.log.Warn("record operation", "op", t.op.ID, "err", err)
 	}
+	t.m.ops.notify()
 }
 
 // runCreate makes the disks and boots; on any failure it removes everything.
@@ -286,17 +289,29 @@ func (m *Manager) createDisks(ctx context.Context, vm *model.VMRecord, img model
 		return fmt.Errorf("disks: %w", err)
 	}
 	vm.SSHHostKey = pub
-	if err := mkfsExt4(ctx, filepath.Join(vm.Dir, paths.VMOverlay), "banger-overlay", vm.SystemOverlayBytes); err != nil {
-		return fmt.Errorf("disks: system overlay: %w", err)
-	}
-	work := filepath.Join(vm.Dir, paths.VMWorkDisk)
-	if img.WorkSeedPath != "" {
-		err = seedWorkDisk(ctx, img.WorkSeedPath, work, vm.WorkDiskBytes)
-	} else {
-		err = mkfsExt4(ctx, work, "banger-work", vm.WorkDiskBytes)
-	}
-	if err != nil {
-		return fmt.Errorf("disks: work disk: %w", err)
+	// The two disks are independent files: make them at once.
+	var g errgroup.Group
+	g.Go(func() error {
+		if err := mkfsExt4(ctx, filepath.Join(vm.Dir, paths.VMOverlay), "banger-overlay", vm.SystemOverlayBytes); err != nil {
+			return fmt.Errorf("disks: system overlay: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		work := filepath.Join(vm.Dir, paths.VMWorkDisk)
+		var err error
+		if img.WorkSeedPath != "" {
+			err = seedWorkDisk(ctx, img.WorkSeedPath, work, vm.WorkDiskBytes)
+		} else {
+			err = mkfsExt4(ctx, work, "banger-work", vm.WorkDiskBytes)
+		}
+		if err != nil {
+			return fmt.Errorf("disks: work disk: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return m.store.UpdateVM(ctx, *vm)
 }
@@ -317,6 +332,30 @@ func (m *Manager) destroy(vm model.VMRecord) {
 // CreateStatus reads an operation.
 func (m *Manager) CreateStatus(ctx context.Context, id string) (api.VMCreateOperation, error) {
 	return m.store.GetOperation(ctx, id)
+}
+
+// maxStatusWait bounds how long WaitCreateStatus holds an answer.
+const maxStatusWait = 5 * time.Second
+
+// WaitCreateStatus reads an operation once it is no longer at stage or has
+// ended, waiting at most maxStatusWait (then it answers as it is).
+func (m *Manager) WaitCreateStatus(ctx context.Context, id, stage string) (api.VMCreateOperation, error) {
+	timeout := time.NewTimer(maxStatusWait)
+	defer timeout.Stop()
+	for {
+		changed := m.ops.changed() // before the read: no change is missed
+		op, err := m.store.GetOperation(ctx, id)
+		if err != nil || op.Done || op.Stage != stage {
+			return op, err
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			return op, nil
+		case <-ctx.Done():
+			return op, ctx.Err()
+		}
+	}
 }
 
 func authorizedLine(s ssh.Signer) string {

@@ -98,6 +98,8 @@ type Manager struct {
 	// secrets and caPEM let VMs bind secrets (UseSecrets); nil: refused.
 	secrets Secrets
 	caPEM   CAFunc
+	// ops wakes WaitCreateStatus when a create operation changes.
+	ops opWatch
 }
 
 // New returns a manager.

@@ -41,9 +41,11 @@ func ScanDisks(sysBlock, devDir string, override map[string]string) (Disks, erro
 	return found, nil
 }
 
-// FindDisks polls ScanDisks until every banger disk is present or ctx ends.
-// It then requires the config and rootfs disks; overlay and work are optional.
-func FindDisks(ctx context.Context, sysBlock, devDir string, override map[string]string) (Disks, error) {
+// FindDisks scans (ScanDisks) until every banger disk is present or ctx
+// ends, again on each wake-up (the kernel added a device) and at least
+// every 100 ms (wake may be nil). It then requires the config and rootfs
+// disks; overlay and work are optional.
+func FindDisks(ctx context.Context, sysBlock, devDir string, override map[string]string, wake <-chan struct{}) (Disks, error) {
 	for {
 		disks, err := ScanDisks(sysBlock, devDir, override)
 		if err != nil {
@@ -55,6 +57,7 @@ func FindDisks(ctx context.Context, sysBlock, devDir string, override map[string
 		select {
 		case <-ctx.Done():
 			return checkRequired(disks, sysBlock)
+		case <-wake:
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

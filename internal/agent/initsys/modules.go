@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,9 +41,13 @@ func ParseModulesOrder(r io.Reader) ([]string, error) {
 	return mods, nil
 }
 
-// LoadModules loads the modules listed in root+ModulesOrder in order. A
-// missing list means the kernel has its drivers built in. Failures of single
-// modules are logged and returned joined; loading goes on with the rest.
+// LoadModules loads the modules listed in root+ModulesOrder. Each module
+// loads as soon as the listed modules it depends on are in (its .modinfo
+// "depends="), so independent drivers load, and probe their devices, in
+// parallel; a module whose dependencies cannot be read waits for every
+// module listed before it. A missing list means the kernel has its drivers
+// built in. Failures of single modules are logged and returned joined;
+// loading goes on with the rest.
 func LoadModules(root string, log *slog.Logger) error {
 	f, err := os.Open(filepath.Join(root, ModulesOrder))
 	if errors.Is(err, os.ErrNotExist) {
@@ -56,21 +62,36 @@ func LoadModules(root string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("load modules: %w", err)
 	}
+	jobs := planModules(root, mods, modinfoDepends)
+	results, took := runModules(jobs, loadModule)
 	var errs []error
-	loaded := 0
-	for _, m := range mods {
-		switch err := loadModule(filepath.Join(root, m)); {
+	loaded, slowest := 0, 0
+	for i, err := range results {
+		if took[i] > took[slowest] {
+			slowest = i
+		}
+		switch {
 		case err == nil:
 			loaded++
 		case errors.Is(err, unix.EEXIST):
 		default:
-			log.Warn("module not loaded", "module", m, "err", err)
-			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(m), err))
+			log.Warn("module not loaded", "module", mods[i], "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(mods[i]), err))
 		}
 	}
-	log.Info("modules loaded", "count", loaded, "listed", len(mods))
+	if len(mods) == 0 {
+		log.Info("modules loaded", "count", 0, "listed", 0)
+		return nil
+	}
+	log.Info("modules loaded", "count", loaded, "listed", len(mods),
+		"slowest", moduleName(mods[slowest]), "slowest_took", took[slowest].Round(time.Millisecond))
 	return errors.Join(errs...)
 }
+
+// asyncProbe are the modules loaded with the kernel's async_probe
+// parameter: their devices (the four disks) are probed at the same time, in
+// the background; FindDisks waits for them.
+var asyncProbe = []string{"virtio_blk"}
 
 func loadModule(path string) error {
 	f, err := os.Open(path)
@@ -82,7 +103,11 @@ func loadModule(path string) error {
 	if strings.HasSuffix(path, ".xz") || strings.HasSuffix(path, ".zst") || strings.HasSuffix(path, ".gz") {
 		flags |= unix.MODULE_INIT_COMPRESSED_FILE
 	}
-	if err := unix.FinitModule(int(f.Fd()), "", flags); err != nil {
+	params := ""
+	if slices.Contains(asyncProbe, moduleName(path)) {
+		params = "async_probe"
+	}
+	if err := unix.FinitModule(int(f.Fd()), params, flags); err != nil {
 		return fmt.Errorf("finit_module: %w", err)
 	}
 	return nil

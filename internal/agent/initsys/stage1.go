@@ -2,17 +2,16 @@ package initsys
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"banger/internal/bootcfg"
-	"banger/internal/iox"
 )
 
 // NewRoot is where stage 1 assembles the VM's root before switching to it.
@@ -22,7 +21,9 @@ const NewRoot = "/newroot"
 const diskWait = 10 * time.Second
 
 // Stage1 runs as /init in the initramfs: it mounts the VM's disks, prepares
-// the new root and execs "banger-agent init" in it. It only returns on error.
+// the new root and makes it "/". It returns nil once it has switched root:
+// the caller then runs Stage2 in the same process (no exec: the Go runtime
+// does not start twice).
 func Stage1(log *slog.Logger) error {
 	if err := mountFS("devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"); err != nil {
 		return err
@@ -35,6 +36,12 @@ func Stage1(log *slog.Logger) error {
 	}
 	log.Info("stage 1 started", "kernel", kernelRelease())
 
+	// Opened before the modules load: no device event is missed.
+	wake, stopEvents, err := watchUevents()
+	if err != nil {
+		log.Warn("no device events: disks are looked for every 100 ms", "err", err)
+		stopEvents = func() {}
+	}
 	modErr := LoadModules("/", log)
 	tunePageReporting(log)
 
@@ -47,8 +54,9 @@ func Stage1(log *slog.Logger) error {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), diskWait)
-	disks, err := FindDisks(ctx, "/sys/block", "/dev", override)
+	disks, err := FindDisks(ctx, "/sys/block", "/dev", override, wake)
 	cancel()
+	stopEvents()
 	if err != nil {
 		if modErr != nil {
 			err = fmt.Errorf("%w (module errors: %v)", err, modErr)
@@ -79,44 +87,52 @@ func Stage1(log *slog.Logger) error {
 		return err
 	}
 	log.Info("switched root; starting stage 2")
-	argv := []string{"banger-agent", "init"}
-	if err := unix.Exec(AgentPath, argv, os.Environ()); err != nil {
-		return fmt.Errorf("exec %s: %w", AgentPath, err)
-	}
-	return errors.New("exec returned")
+	return nil
 }
 
-// assembleRoot mounts rootfs (read-only) and the overlay disk, joins them
-// with overlayfs at NewRoot, mounts /run (tmpfs) and moves the disks under
-// /run/banger, then mounts the work disk at /root.
+// assembleRoot mounts rootfs (read-only), the overlay disk and the work
+// disk at once, joins rootfs and the overlay disk with overlayfs at
+// NewRoot, mounts /run (tmpfs) and moves the disks under /run/banger, then
+// moves the work disk to /root.
 func assembleRoot(disks Disks, log *slog.Logger) error {
-	lower, upperDisk := "/mnt/lower", "/mnt/overlay"
-	if err := os.MkdirAll(lower, 0o755); err != nil {
-		return fmt.Errorf("mount rootfs: %w", err)
-	}
+	lower, upperDisk, workMnt := "/mnt/lower", "/mnt/overlay", "/mnt/work"
 	rootDev := disks[bootcfg.SerialRootfs]
-	if err := unix.Mount(rootDev, lower, "ext4", unix.MS_RDONLY, ""); err != nil {
-		// A read-only device cannot replay a journal; try without it.
-		if err2 := unix.Mount(rootDev, lower, "ext4", unix.MS_RDONLY, "noload"); err2 != nil {
-			return fmt.Errorf("mount rootfs %s read-only at %s: %w", rootDev, lower, err)
+	workDev, hasWork := disks[bootcfg.SerialWork]
+	var geo ext4Geometry
+	var geoErr error
+	// Each mount reads its disk's superblock and journal: the three disks
+	// are read at the same time.
+	var g errgroup.Group
+	g.Go(func() error { return mountRootfs(rootDev, lower, log) })
+	g.Go(func() error {
+		if dev, ok := disks[bootcfg.SerialOverlay]; ok {
+			if err := mountFS(dev, upperDisk, "ext4", 0, vmDiskOptions); err != nil {
+				return fmt.Errorf("mount overlay disk: %w", err)
+			}
+		} else {
+			log.Warn("no overlay disk: changes to / will not persist")
+			if err := mountFS("tmpfs", upperDisk, "tmpfs", 0, "mode=0755"); err != nil {
+				return err
+			}
 		}
-		log.Warn("rootfs mounted without its journal (noload)", "dev", rootDev)
+		for _, d := range []string{"upper", "work"} {
+			if err := os.MkdirAll(filepath.Join(upperDisk, d), 0o755); err != nil {
+				return fmt.Errorf("prepare overlay disk: %w", err)
+			}
+		}
+		return nil
+	})
+	if hasWork {
+		g.Go(func() error {
+			geo, geoErr = readGeometry(workDev)
+			if err := mountFS(workDev, workMnt, "ext4", 0, vmDiskOptions); err != nil {
+				return fmt.Errorf("mount work disk: %w", err)
+			}
+			return nil
+		})
 	}
-
-	if dev, ok := disks[bootcfg.SerialOverlay]; ok {
-		if err := mountFS(dev, upperDisk, "ext4", 0, vmDiskOptions); err != nil {
-			return fmt.Errorf("mount overlay disk: %w", err)
-		}
-	} else {
-		log.Warn("no overlay disk: changes to / will not persist")
-		if err := mountFS("tmpfs", upperDisk, "tmpfs", 0, "mode=0755"); err != nil {
-			return err
-		}
-	}
-	for _, d := range []string{"upper", "work"} {
-		if err := os.MkdirAll(filepath.Join(upperDisk, d), 0o755); err != nil {
-			return fmt.Errorf("prepare overlay disk: %w", err)
-		}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, upperDisk, upperDisk)
 	if err := mountFS("overlay", NewRoot, "overlay", 0, opts); err != nil {
@@ -135,21 +151,32 @@ func assembleRoot(disks Disks, log *slog.Logger) error {
 		return err
 	}
 
-	if dev, ok := disks[bootcfg.SerialWork]; ok {
+	if hasWork {
 		home := filepath.Join(NewRoot, "root")
-		if err := os.MkdirAll(home, 0o700); err != nil {
+		if err := moveMount(workMnt, home); err != nil {
 			return fmt.Errorf("mount work disk: %w", err)
 		}
-		geo, geoErr := readGeometry(dev)
-		if err := mountFS(dev, home, "ext4", 0, vmDiskOptions); err != nil {
-			return fmt.Errorf("mount work disk: %w", err)
-		}
-		growWorkDisk(dev, home, geo, geoErr, log)
+		growWorkDisk(workDev, home, geo, geoErr, log)
 		if err := os.Chmod(home, 0o700); err != nil {
 			return fmt.Errorf("mount work disk: %w", err)
 		}
 	} else {
 		log.Warn("no work disk: /root lives on the overlay")
+	}
+	return nil
+}
+
+// mountRootfs mounts the image read-only at dir.
+func mountRootfs(dev, dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("mount rootfs: %w", err)
+	}
+	if err := unix.Mount(dev, dir, "ext4", unix.MS_RDONLY, ""); err != nil {
+		// A read-only device cannot replay a journal; try without it.
+		if err2 := unix.Mount(dev, dir, "ext4", unix.MS_RDONLY, "noload"); err2 != nil {
+			return fmt.Errorf("mount rootfs %s read-only at %s: %w", dev, dir, err)
+		}
+		log.Warn("rootfs mounted without its journal (noload)", "dev", dev)
 	}
 	return nil
 }
@@ -171,7 +198,10 @@ func growWorkDisk(dev, mnt string, geo ext4Geometry, geoErr error, log *slog.Log
 	}
 }
 
-// installAgent copies this binary and the config into the new root's /run.
+// installAgent makes this binary, which goes on running as stage 2,
+// visible at the new root's AgentPath (a bind mount: no copy, and the
+// initramfs's other files can still be freed), and writes the config into
+// the new root's /run.
 func installAgent(cfg *bootcfg.Config) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -181,8 +211,16 @@ func installAgent(cfg *bootcfg.Config) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("install agent: %w", err)
 	}
-	if err := iox.CopyFile(self, dst, 0o755); err != nil {
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
 		return fmt.Errorf("install agent: %w", err)
+	}
+	f.Close()
+	if err := unix.Mount(self, dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("install agent: bind %s on %s: %w", self, dst, err)
+	}
+	if err := unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("install agent: make %s read-only: %w", dst, err)
 	}
 	return WriteConfigFile(filepath.Join(NewRoot, ConfigPath), cfg)
 }

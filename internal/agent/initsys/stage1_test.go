@@ -95,7 +95,7 @@ func TestFindDisksWaitsForLateDisk(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got, err := FindDisks(ctx, sys, dev, nil)
+	got, err := FindDisks(ctx, sys, dev, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestFindDisksOptionalAndRequired(t *testing.T) {
 	sys, dev := fakeSys(t, map[string]string{"vda": bootcfg.SerialRootfs, "vdb": bootcfg.SerialConfig})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	got, err := FindDisks(ctx, sys, dev, nil)
+	got, err := FindDisks(ctx, sys, dev, nil, nil)
 	if err != nil {
 		t.Fatalf("optional disks missing should not fail: %v", err)
 	}
@@ -119,7 +119,7 @@ func TestFindDisksOptionalAndRequired(t *testing.T) {
 	sys, dev = fakeSys(t, map[string]string{"vda": bootcfg.SerialRootfs, "vdb": "other"})
 	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	_, err = FindDisks(ctx, sys, dev, nil)
+	_, err = FindDisks(ctx, sys, dev, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), bootcfg.SerialConfig) || !strings.Contains(err.Error(), "vdb(serial=other)") {
 		t.Fatalf("missing config disk: got %v", err)
 	}

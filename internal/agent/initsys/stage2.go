@@ -32,6 +32,7 @@ const SSHAddr = ":22"
 // otherwise it serves until told to power off, then shuts the machine down.
 // It returns only on a setup error.
 func Stage2(log *slog.Logger) error {
+	log.Info("stage 2 started")
 	cfg, err := ReadConfigFile(ConfigPath)
 	if err != nil {
 		return err
@@ -41,13 +42,17 @@ func Stage2(log *slog.Logger) error {
 	if cfg.InitMode == bootcfg.InitImage && !imageInit {
 		log.Warn("init mode image but /sbin/init is missing: banger's init stays PID 1")
 	}
+	// The network (netlink, /proc/sys from stage 1) is set up while the
+	// other kernel filesystems are mounted.
+	netDone := make(chan error, 1)
+	go func() { netDone <- ConfigureNetwork(context.Background(), cfg.Network, log) }()
 	if err := mountAPI(!imageInit); err != nil {
 		return err
 	}
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		log.Warn("set hostname", "err", err)
 	}
-	if err := ConfigureNetwork(context.Background(), cfg.Network, log); err != nil {
+	if err := <-netDone; err != nil {
 		return err
 	}
 	if set, err := SetClockFloor(cfg.HostTimeUnixNano); err != nil {
