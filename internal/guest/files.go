@@ -78,9 +78,10 @@ func (c *Client) Extract(ctx context.Context, dir string, r io.Reader, gitRefres
 // them. It fails unless the agent says the archive is complete. Opening
 // the channel and the agent's answer have the call deadline; the stream
 // runs as long as ctx allows. What the stream holds is the caller's to
-// bound.
-func (c *Client) Archive(ctx context.Context, dir string, exclude []string, w io.Writer) error {
-	op, err := c.startStream(ctx, proto.Request{Op: proto.OpArchive, Path: dir, Exclude: exclude})
+// bound. With unchanged set, files still as the extraction left them come
+// as headers only (see proto.Unchanged).
+func (c *Client) Archive(ctx context.Context, dir string, exclude []string, unchanged *proto.Unchanged, w io.Writer) error {
+	op, err := c.startStream(ctx, proto.Request{Op: proto.OpArchive, Path: dir, Exclude: exclude, Unchanged: unchanged})
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func TestExtractArchiveRemove(t *testing.T) {
 		t.Fatal("extract did not replace the folder")
 	}
 	var out bytes.Buffer
-	if err := c.Archive(testCtx(t), dir, []string{".git"}, &out); err != nil {
+	if err := c.Archive(testCtx(t), dir, []string{".git"}, nil, &out); err != nil {
 		t.Fatalf("archive: %v", err)
 	}
 	var names []string
@@ -91,7 +91,7 @@ func TestExtractArchiveRemove(t *testing.T) {
 	if got := strings.Join(names, ","); got != "a.txt,sub/,sub/b.txt" {
 		t.Fatalf("archive holds %s", got)
 	}
-	if err := c.Archive(testCtx(t), filepath.Join(dir, "a.txt"), nil, io.Discard); err == nil || !strings.Contains(err.Error(), "not a directory") {
+	if err := c.Archive(testCtx(t), filepath.Join(dir, "a.txt"), nil, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Fatalf("archive of a file: %v", err)
 	}
 	if err := c.Remove(testCtx(t), dir); err != nil {
@@ -134,11 +134,11 @@ func TestArchiveCutByGuest(t *testing.T) {
 		io.WriteString(w, `{"ok":true}`+"\n")
 		w.Write(part)
 	}})
-	if err := c.Archive(testCtx(t), "/ws", nil, io.Discard); err == nil || !strings.Contains(err.Error(), "agent archive") {
+	if err := c.Archive(testCtx(t), "/ws", nil, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "agent archive") {
 		t.Fatalf("archive cut by the guest: %v", err)
 	}
 	c = dialFake(t, agenttest.Options{Handle: agenttest.Never})
-	err := c.Archive(testCtx(t), "/ws", nil, io.Discard)
+	err := c.Archive(testCtx(t), "/ws", nil, nil, io.Discard)
 	wantTimeout(t, "archive", err)
 	c = dialFake(t, agenttest.Options{Handle: reply(`{"ok":true,"result":{"state":"maybe"}}`)})
 	if _, err := c.Probe(testCtx(t), "/ws"); err == nil || !strings.Contains(err.Error(), "unknown state") {

@@ -32,6 +32,7 @@ import (
 // changes.
 func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller Caller, p api.WorkspaceExportParams, w io.Writer) (api.WorkspaceExportResult, error) {
 	var res api.WorkspaceExportResult
+	clock := newStageClock()
 	guestPath := ""
 	if p.GuestPath != "" {
 		var err error
@@ -63,6 +64,7 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 	if err := st.loadObjects(ctx, rec.SourcePath, filepath.Join(dir, objectsDir)); err != nil {
 		return res, fmt.Errorf("load workspace objects: %w", err)
 	}
+	clock.mark("load")
 	baseTree, baseCommit := rec.PrepareTree, rec.BaseCommit
 	if p.BaseCommit != "" {
 		if baseCommit, err = st.resolveCommit(ctx, rec.SourcePath, p.BaseCommit); err != nil {
@@ -76,10 +78,12 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 			return res, fmt.Errorf("read tree of %s: %w", baseCommit, err)
 		}
 	}
-	files, err := s.readGuest(ctx, g, st, rec.SourcePath, rec.GuestPath)
+	base := &baseline{load: func() ([]treeEntry, error) { return st.lsTree(ctx, rec.SourcePath, rec.PrepareTree) }}
+	files, err := s.readGuest(ctx, g, st, rec.SourcePath, rec.GuestPath, rec.unchanged(), base)
 	if err != nil {
 		return res, err
 	}
+	clock.mark("guest")
 	tracked := func() (map[string]bool, error) {
 		return st.trackedPaths(ctx, rec.SourcePath, baseTree, rec.PrepareTree)
 	}
@@ -95,6 +99,7 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 	if err != nil {
 		return res, err
 	}
+	clock.mark("tree")
 	changed, err := st.changedFiles(ctx, rec.SourcePath, baseTree, guestTree)
 	if err != nil {
 		return res, err
@@ -105,8 +110,9 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 			return res, err
 		}
 	}
-	s.log.Info("workspace exported", "guest_path", rec.GuestPath, "base", baseCommit,
-		"changed_files", len(changed), "patch_bytes", size, "ignored_files", ignored)
+	clock.mark("diff")
+	s.log.Info("workspace exported", append([]any{"guest_path", rec.GuestPath, "base", baseCommit,
+		"changed_files", len(changed), "patch_bytes", size, "ignored_files", ignored}, clock.attrs...)...)
 	return api.WorkspaceExportResult{
 		GuestPath: rec.GuestPath, BaseCommit: baseCommit,
 		ChangedFiles: changed, HasChanges: len(changed) > 0,

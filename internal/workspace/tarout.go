@@ -40,9 +40,8 @@ func checkTree(entries []treeEntry, l Limits) (int, int64, error) {
 
 // writeTar writes the files of entries (contents read from the store) and,
 // when gitDir is set, that directory as ".git", to w.
-func (st *store) writeTar(ctx context.Context, dir string, entries []treeEntry, gitDir string, w io.Writer) error {
+func (st *store) writeTar(ctx context.Context, dir string, entries []treeEntry, gitDir string, now time.Time, w io.Writer) error {
 	tw := tar.NewWriter(w)
-	now := time.Now()
 	if err := st.writeTreeFiles(ctx, dir, entries, tw, now); err != nil {
 		return err
 	}

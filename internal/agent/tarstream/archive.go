@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+
+	"banger/internal/agent/proto"
 )
 
 // Write writes a tar of dir's contents to w, names relative to dir.
@@ -14,6 +17,13 @@ import (
 // matches one of the exclude patterns (filepath.Match) are left out with
 // everything below them. Sockets and other special files are skipped.
 func Write(w io.Writer, dir string, excludes []string) error {
+	return WriteChanged(w, dir, excludes, nil)
+}
+
+// WriteChanged is Write, but with unchanged set a regular file still as an
+// extraction left it (see proto.Unchanged) is written as a header only:
+// size 0 and its real size in the PAX record proto.PAXUnchanged.
+func WriteChanged(w io.Writer, dir string, excludes []string, unchanged *proto.Unchanged) error {
 	for _, p := range excludes {
 		if _, err := filepath.Match(p, ""); err != nil {
 			return fmt.Errorf("archive: bad exclude pattern %q: %w", p, err)
@@ -70,6 +80,11 @@ func Write(w io.Writer, dir string, excludes []string) error {
 		}
 		hdr.Uname, hdr.Gname = "", ""
 		hdr.Format = tar.FormatPAX
+		if unchanged != nil && info.Mode().IsRegular() && isUnchanged(info, unchanged) {
+			hdr.PAXRecords = map[string]string{proto.PAXUnchanged: strconv.FormatInt(hdr.Size, 10)}
+			hdr.Size = 0
+			return tw.WriteHeader(hdr)
+		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
@@ -93,4 +108,12 @@ func Write(w io.Writer, dir string, excludes []string) error {
 		return fmt.Errorf("archive: %w", err)
 	}
 	return nil
+}
+
+// isUnchanged reports whether a regular file is as the extraction described
+// by u left it. Only this guest's own edits can be hidden by a wrong clock
+// or a forged time stamp: the host then reports the prepared content.
+func isUnchanged(fi fs.FileInfo, u *proto.Unchanged) bool {
+	ctime, ok := changeTime(fi)
+	return ok && fi.ModTime().UnixNano() == u.MtimeUnixNano && ctime <= u.CtimeUnixNano
 }

@@ -46,6 +46,10 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 		mtime time.Time
 	}
 	var dirs []dirTime
+	// made holds the directories known to exist, so that the parents of
+	// most entries cost no system call (each is slow in an emulated guest).
+	// An entry that replaces a directory empties it.
+	made := map[string]bool{}
 	tr := tar.NewReader(bufio.NewReaderSize(r, 1<<20))
 	buf := make([]byte, 256<<10)
 	for {
@@ -66,10 +70,14 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 			}
 			continue
 		}
-		if dir := path.Dir(name); dir != "." {
+		if dir := path.Dir(name); dir != "." && !made[dir] {
 			if err := root.MkdirAll(dir, 0o755); err != nil {
 				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
+			made[dir] = true
+		}
+		if hdr.Typeflag != tar.TypeDir && made[name] {
+			clear(made)
 		}
 		mode := fs.FileMode(hdr.Mode).Perm() | modeBits(hdr.Mode)
 		switch hdr.Typeflag {
@@ -78,6 +86,7 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			dirs = append(dirs, dirTime{name, hdr.ModTime})
+			made[name] = true
 			sum.Dirs++
 		case tar.TypeReg, tar.TypeRegA:
 			n, err := writeFile(root, name, tr, mode, hdr.ModTime, buf)
@@ -87,7 +96,7 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 			sum.Files++
 			sum.Bytes += n
 		case tar.TypeSymlink:
-			if err := clear(root, name); err != nil {
+			if err := clearEntry(root, name); err != nil {
 				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			if err := root.Symlink(hdr.Linkname, name); err != nil {
@@ -99,7 +108,7 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 			if err != nil {
 				return sum, fmt.Errorf("extract: hard link %s: %w", name, err)
 			}
-			if err := clear(root, name); err != nil {
+			if err := clearEntry(root, name); err != nil {
 				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			if err := root.Link(target, name); err != nil {
@@ -116,6 +125,7 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 			return sum, fmt.Errorf("extract: %s: %w", d.name, err)
 		}
 	}
+	sum.DoneUnixNano = time.Now().UnixNano()
 	return sum, nil
 }
 
@@ -153,9 +163,9 @@ func makeDir(root *os.Root, name string, mode fs.FileMode) error {
 	return root.Chmod(name, mode)
 }
 
-// clear removes whatever is at name so a new entry can replace it (a
+// clearEntry removes whatever is at name so a new entry can replace it (a
 // symlink is replaced, never followed).
-func clear(root *os.Root, name string) error {
+func clearEntry(root *os.Root, name string) error {
 	err := root.RemoveAll(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -169,7 +179,7 @@ func writeFile(root *os.Root, name string, r io.Reader, mode fs.FileMode, mtime 
 	// cleared, since RemoveAll is several syscalls even when nothing is there.
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		if err := clear(root, name); err != nil {
+		if err := clearEntry(root, name); err != nil {
 			return 0, err
 		}
 		f, err = root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
