@@ -185,6 +185,9 @@ func unchangedFile(p string, hdr *tar.Header, size string, base *baseline) (gues
 // base (the prepared tree) provides; should the guest send one that base
 // does not have, every file is read again in full.
 func (s *Service) readGuest(ctx context.Context, g Guest, st *store, dir, guestPath string, unchanged *proto.Unchanged, base *baseline) (map[string]guestFile, error) {
+	if unchanged == nil {
+		base = nil // a file sent as unchanged anyway is refused
+	}
 	files, err := s.readGuestOnce(ctx, g, st, dir, guestPath, unchanged, base)
 	if unchanged != nil && errors.Is(err, errNotPrepared) {
 		s.log.Warn("guest sent a file as unchanged that prepare did not give it; reading every file", "guest_path", guestPath, "err", err)

@@ -117,18 +117,19 @@ type Extracted struct {
 	Dirs    int   `json:"dirs"`    // directories created or updated
 	Bytes   int64 `json:"bytes"`   // bytes of regular file content
 	Skipped int   `json:"skipped"` // entries of other types (devices, fifos)
-	// DoneUnixNano is the guest clock once every entry was written: a
-	// file extracted then untouched since has a change time (ctime) no
-	// later than this.
+	// DoneUnixNano is a change time (ctime, Unix nanoseconds) the agent
+	// stamped on the folder once every entry was written: every extracted
+	// file has an earlier one, any later change gets this or a later one.
+	// 0 when the guest could not tell.
 	DoneUnixNano int64 `json:"done_unix_nano,omitempty"`
 }
 
 // Unchanged identifies, for OpArchive, the regular files still as an
 // extraction left them: modification time exactly MtimeUnixNano (what the
-// host gave every file) and change time no later than CtimeUnixNano (the
+// host gave every file) and change time before CtimeUnixNano (the
 // extraction's Extracted.DoneUnixNano). Any write, chmod, rename, link or
-// touch since sets the change time to the guest's clock, so such a file is
-// sent in full. For an unchanged file the archive holds a header only: type
+// touch since sets the change time to the file system's clock, no earlier
+// than that stamp, so such a file is sent in full. For an unchanged file the archive holds a header only: type
 // regular, size 0, and the PAX record PAXUnchanged giving the file's size.
 type Unchanged struct {
 	MtimeUnixNano int64 `json:"mtime_unix_nano"`

@@ -125,8 +125,40 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 			return sum, fmt.Errorf("extract: %s: %w", d.name, err)
 		}
 	}
-	sum.DoneUnixNano = time.Now().UnixNano()
+	sum.DoneUnixNano = stampAfter(root)
 	return sum, nil
+}
+
+// stampAfter returns a change time (ctime) later than that of every entry
+// written so far under root, taken from root itself: it sets root's mode
+// to what it is (which sets its ctime to the clock the file system uses)
+// until the stamp moves past the first one. 0 when the file system gives
+// no such time or it does not move within about 100 ms.
+func stampAfter(root *os.Root) int64 {
+	d, err := root.Open(".")
+	if err != nil {
+		return 0
+	}
+	defer d.Close()
+	stamp := func() (int64, bool) {
+		fi, err := d.Stat()
+		if err != nil || d.Chmod(fi.Mode().Perm()|(fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))) != nil {
+			return 0, false
+		}
+		if fi, err = d.Stat(); err != nil {
+			return 0, false
+		}
+		return changeTime(fi)
+	}
+	first, ok := stamp()
+	for i := 0; ok && i < 100; i++ {
+		time.Sleep(time.Millisecond)
+		var t int64
+		if t, ok = stamp(); ok && t > first {
+			return t
+		}
+	}
+	return 0
 }
 
 // modeBits converts tar's setuid/setgid/sticky bits to fs.FileMode ones.
