@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"banger/internal/agent/proto"
 	"banger/internal/guest/agenttest"
@@ -147,5 +148,50 @@ func TestArchiveCutByGuest(t *testing.T) {
 	c = dialFake(t, agenttest.Options{Handle: reply(`{"ok":true,"result":{"files":-1}}`)})
 	if _, err := c.Extract(testCtx(t), "/ws", tarOf(t, nil), false); err == nil || !strings.Contains(err.Error(), "negative") {
 		t.Fatalf("extract with a negative count: %v", err)
+	}
+}
+
+// TestArchiveUnchanged: the unchanged bounds cross the protocol; a file
+// the guest left alone since the extraction comes as a header only.
+func TestArchiveUnchanged(t *testing.T) {
+	g := startGuest(t)
+	c := g.dial(t)
+	dir := filepath.Join(t.TempDir(), "ws")
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	for _, name := range []string{"a.txt", "sub/b.txt"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: 2, ModTime: mtime, Typeflag: tar.TypeReg})
+		tw.Write([]byte("x\n"))
+	}
+	tw.Close()
+	sum, err := c.Extract(testCtx(t), dir, &in, false)
+	if err != nil || sum.DoneUnixNano == 0 {
+		t.Fatalf("extract: %+v, %v", sum, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub/b.txt"), []byte("y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(dir, "sub/b.txt"), mtime, mtime) // the change time still tells
+	var out bytes.Buffer
+	u := &proto.Unchanged{MtimeUnixNano: mtime.UnixNano(), CtimeUnixNano: sum.DoneUnixNano}
+	if err := c.Archive(testCtx(t), dir, nil, u, &out); err != nil {
+		t.Fatalf("archive: %v", err)
+	}
+	got := map[string]string{}
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(tr)
+		got[h.Name] = string(body) + "|" + h.PAXRecords[proto.PAXUnchanged]
+	}
+	if got["a.txt"] != "|2" || got["sub/b.txt"] != "y\n|" {
+		t.Fatalf("archive holds %q; want a.txt as a header of size 2, sub/b.txt in full", got)
 	}
 }

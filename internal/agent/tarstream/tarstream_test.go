@@ -3,6 +3,8 @@ package tarstream
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"banger/internal/agent/proto"
 )
 
 func mustWrite(t *testing.T, path, content string, mode os.FileMode) {
@@ -204,5 +208,67 @@ func TestWriteRefuses(t *testing.T) {
 	}
 	if err := Write(&bytes.Buffer{}, filepath.Join(t.TempDir(), "missing"), nil); err == nil {
 		t.Error("archive of a missing dir: no error")
+	}
+}
+
+func TestWriteChangedLeavesOutUnchanged(t *testing.T) {
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	for _, name := range []string{"same.txt", "edited.txt", "chmod.txt", "touched.txt"} {
+		tw.WriteHeader(&tar.Header{Name: "d/" + name, Mode: 0o644, Size: 3, ModTime: mtime, Typeflag: tar.TypeReg})
+		tw.Write([]byte("abc"))
+	}
+	tw.Close()
+	dst := filepath.Join(t.TempDir(), "ws")
+	sum, err := Extract(&in, dst)
+	if err != nil || sum.DoneUnixNano == 0 || sum.Files != 4 {
+		t.Fatalf("extract: %+v %v", sum, err)
+	}
+	mustWrite(t, filepath.Join(dst, "d/edited.txt"), "xyz", 0o644)
+	os.Chtimes(filepath.Join(dst, "d/edited.txt"), mtime, mtime)
+	os.Chmod(filepath.Join(dst, "d/chmod.txt"), 0o755)
+	later := mtime.Add(time.Second)
+	os.Chtimes(filepath.Join(dst, "d/touched.txt"), later, later)
+	mustWrite(t, filepath.Join(dst, "new.txt"), "new", 0o644)
+
+	var out bytes.Buffer
+	if err := WriteChanged(&out, dst, nil, &proto.Unchanged{MtimeUnixNano: mtime.UnixNano(), CtimeUnixNano: sum.DoneUnixNano}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		body, _ := io.ReadAll(tr)
+		got[h.Name] = fmt.Sprintf("%s|%s|%o", body, h.PAXRecords[proto.PAXUnchanged], h.Mode)
+	}
+	want := map[string]string{"d/same.txt": "|3|644", "d/edited.txt": "xyz||644", "d/chmod.txt": "abc||755",
+		"d/touched.txt": "abc||644", "new.txt": "new||644"}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: got %q, want %q", name, got[name], w)
+		}
+	}
+	// Without the bounds every file comes in full, in plain headers.
+	out.Reset()
+	if err := Write(&out, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	tr = tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if len(h.PAXRecords) != 0 || h.Format == tar.FormatPAX {
+			t.Errorf("%s: PAX header %v (format %v)", h.Name, h.PAXRecords, h.Format)
+		}
 	}
 }
