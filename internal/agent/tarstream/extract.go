@@ -209,12 +209,18 @@ func clearEntry(root *os.Root, name string) error {
 func writeFile(root *os.Root, name string, r io.Reader, mode fs.FileMode, mtime time.Time, buf []byte) (int64, error) {
 	// Create first; only an existing entry (rare: a re-extraction) is
 	// cleared, since RemoveAll is several syscalls even when nothing is there.
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// A plain mode the umask leaves alone is given at creation: no
+	// fchmod afterwards (one system call less per file).
+	perm, chmod := fs.FileMode(0o600), true
+	if m, ok := processUmask(); ok && mode == mode.Perm() && mode&m == 0 {
+		perm, chmod = mode, false
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, fs.ErrExist) {
 		if err := clearEntry(root, name); err != nil {
 			return 0, err
 		}
-		f, err = root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	}
 	if err != nil {
 		return 0, err
@@ -222,7 +228,7 @@ func writeFile(root *os.Root, name string, r io.Reader, mode fs.FileMode, mtime 
 	// Mode and times go through the open descriptor: no second and third
 	// walk of the path (each costs several syscalls, slow in an emulated guest).
 	n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, buf)
-	if err == nil {
+	if err == nil && chmod {
 		err = f.Chmod(mode)
 	}
 	if err == nil {

@@ -272,3 +272,32 @@ func TestWriteChangedLeavesOutUnchanged(t *testing.T) {
 		}
 	}
 }
+
+func TestExtractModesWithUmask(t *testing.T) {
+	m, ok := processUmask()
+	if !ok {
+		t.Skip("no Umask in /proc/self/status")
+	}
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	modes := map[string]int64{"plain": 0o644, "exec": 0o755, "private": 0o600, "group": 0o664, "setuid": 0o4755}
+	for name, mode := range modes {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: 1, Typeflag: tar.TypeReg})
+		tw.Write([]byte("x"))
+	}
+	tw.Close()
+	dst := t.TempDir()
+	if _, err := Extract(&in, dst); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range modes {
+		fi, err := os.Lstat(filepath.Join(dst, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fs.FileMode(mode).Perm() | modeBits(mode)
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v (umask %o)", name, fi.Mode(), want, m)
+		}
+	}
+}
