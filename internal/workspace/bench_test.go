@@ -108,3 +108,23 @@ func BenchmarkPrepare2000Files(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExport10Of1000Files exports a workspace of 1000 files of which
+// 10 were edited in the guest: the other 990 cross as headers only.
+func BenchmarkExport10Of1000Files(b *testing.B) {
+	ctx := context.Background()
+	s := newTestService(b)
+	repo := benchRepo(b, 1000)
+	ws := filepath.Join(b.TempDir(), "bench")
+	state := b.TempDir()
+	if _, err := s.Prepare(ctx, gitGuest(), state, Caller{}, api.VMWorkspacePrepareParams{SourcePath: repo, GuestPath: ws}, "vm"); err != nil {
+		b.Fatal(err)
+	}
+	editAll(b, ws, 10)
+	for b.Loop() {
+		exp, err := exportAll(s, ctx, gitGuest(), state, Caller{}, api.WorkspaceExportParams{GuestPath: ws})
+		if err != nil || len(exp.ChangedFiles) != 10 {
+			b.Fatalf("export: %v (%d files)", err, len(exp.ChangedFiles))
+		}
+	}
+}
