@@ -100,15 +100,30 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 		return res, err
 	}
 	clock.mark("tree")
-	changed, err := st.changedFiles(ctx, rec.SourcePath, baseTree, guestTree)
-	if err != nil {
-		return res, err
-	}
+	changed := []string{}
 	var size int64
-	if len(changed) > 0 {
-		if size, err = st.patch(ctx, rec.SourcePath, baseTree, guestTree, s.limits().MaxPatchBytes, w); err != nil {
+	if guestTree != baseTree {
+		// The list of changed files and the patch are two git runs: at
+		// the same time. An unchanged tree gives neither (nothing is
+		// written to w).
+		type list struct {
+			changed []string
+			err     error
+		}
+		listed := make(chan list, 1)
+		go func() {
+			c, err := st.changedFiles(ctx, rec.SourcePath, baseTree, guestTree)
+			listed <- list{c, err}
+		}()
+		size, err = st.patch(ctx, rec.SourcePath, baseTree, guestTree, s.limits().MaxPatchBytes, w)
+		l := <-listed
+		if err != nil {
 			return res, err
 		}
+		if l.err != nil {
+			return res, l.err
+		}
+		changed = l.changed
 	}
 	clock.mark("diff")
 	s.log.Info("workspace exported", append([]any{"guest_path", rec.GuestPath, "base", baseCommit,
