@@ -301,3 +301,56 @@ func TestExtractModesWithUmask(t *testing.T) {
 		}
 	}
 }
+
+// failAfter fails every write once n bytes went through.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.n -= len(p); f.n < 0 {
+		return 0, fmt.Errorf("reader went away")
+	}
+	return len(p), nil
+}
+
+// TestWriteReadAhead: files small enough to be read ahead and larger ones
+// come back whole and in walk order, and a writer that fails stops the
+// archive (no goroutine left blocked).
+func TestWriteReadAhead(t *testing.T) {
+	src := t.TempDir()
+	var want []string
+	for i := range 300 {
+		name := fmt.Sprintf("d%d/f%03d", i%7, i)
+		body := strings.Repeat(fmt.Sprintf("%d ", i), i)
+		if i%50 == 0 {
+			body = strings.Repeat("big ", prefetchMax/2) // over prefetchMax
+		}
+		mustWrite(t, filepath.Join(src, name), body, 0o644)
+		want = append(want, name+"="+body)
+	}
+	var out bytes.Buffer
+	if err := Write(&out, src, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			body, _ := io.ReadAll(tr)
+			got = append(got, h.Name+"="+string(body))
+		}
+	}
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("archive differs: %d files, want %d", len(got), len(want))
+	}
+	if err := Write(&failAfter{n: 10 << 10}, src, nil); err == nil || !strings.Contains(err.Error(), "reader went away") {
+		t.Fatalf("failing writer: %v", err)
+	}
+}
