@@ -312,17 +312,16 @@ func (f *failAfter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestWriteReadAhead: files small enough to be read ahead and larger ones
-// come back whole and in walk order, and a writer that fails stops the
-// archive (no goroutine left blocked).
-func TestWriteReadAhead(t *testing.T) {
+// TestWriteManyFiles: small and larger files come back whole and in walk
+// order, and a writer that fails stops the archive with its error.
+func TestWriteManyFiles(t *testing.T) {
 	src := t.TempDir()
 	var want []string
 	for i := range 300 {
 		name := fmt.Sprintf("d%d/f%03d", i%7, i)
 		body := strings.Repeat(fmt.Sprintf("%d ", i), i)
 		if i%50 == 0 {
-			body = strings.Repeat("big ", prefetchMax/2) // over prefetchMax
+			body = strings.Repeat("big ", 64<<10) // over the copy buffer
 		}
 		mustWrite(t, filepath.Join(src, name), body, 0o644)
 		want = append(want, name+"="+body)
