@@ -2,14 +2,12 @@ package tarstream
 
 import (
 	"archive/tar"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"banger/internal/agent/proto"
@@ -21,26 +19,6 @@ import (
 // everything below them. Sockets and other special files are skipped.
 func Write(w io.Writer, dir string, excludes []string) error {
 	return WriteChanged(w, dir, excludes, nil)
-}
-
-// Small files are read ahead by prefetchers while earlier entries are
-// written: in an emulated guest each open and read is slow, and a second
-// vCPU can do them meanwhile. At most prefetchQueue entries wait, so at
-// most prefetchQueue*prefetchMax bytes are held.
-const (
-	prefetchers   = 2
-	prefetchQueue = 64
-	prefetchMax   = 128 << 10
-)
-
-// archiveEntry is one archive member on its way from the walk to the writer.
-type archiveEntry struct {
-	hdr  *tar.Header
-	path string
-	size int64  // content to copy (regular files only)
-	data []byte // the content when read ahead
-	err  error
-	done chan struct{} // closed once data and err are set
 }
 
 // WriteChanged is Write, but with unchanged set a regular file still as an
@@ -59,58 +37,9 @@ func WriteChanged(w io.Writer, dir string, excludes []string, unchanged *proto.U
 	if !fi.IsDir() {
 		return fmt.Errorf("archive: %s is not a directory", dir)
 	}
-	stop := make(chan struct{})
-	queue := make(chan *archiveEntry, prefetchQueue)
-	work := make(chan *archiveEntry, prefetchQueue)
-	go func() {
-		// A failed walk ends the queue with its error, so the writer
-		// never finishes the archive (its end marker would make a cut
-		// archive look whole).
-		if err := walk(dir, excludes, unchanged, queue, work, stop); !errors.Is(err, errStopped) && err != nil {
-			failed := &archiveEntry{err: err, done: make(chan struct{})}
-			close(failed.done)
-			select {
-			case queue <- failed:
-			case <-stop:
-			}
-		}
-		close(queue)
-		close(work)
-	}()
-	var readers sync.WaitGroup
-	for range prefetchers {
-		readers.Go(func() {
-			for e := range work {
-				e.data, e.err = readAhead(e.path, e.size)
-				close(e.done)
-			}
-		})
-	}
-	err = writeEntries(w, queue)
-	close(stop)
-	for range queue { // let the walk end
-	}
-	readers.Wait()
-	if err != nil {
-		return fmt.Errorf("archive: %w", err)
-	}
-	return nil
-}
-
-var errStopped = errors.New("stopped")
-
-// walk sends the entries of dir, in walk order, to queue, and those whose
-// content is read ahead also to work.
-func walk(dir string, excludes []string, unchanged *proto.Unchanged, queue, work chan<- *archiveEntry, stop <-chan struct{}) error {
-	send := func(ch chan<- *archiveEntry, e *archiveEntry) error {
-		select {
-		case ch <- e:
-			return nil
-		case <-stop:
-			return errStopped
-		}
-	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	tw := tar.NewWriter(w)
+	buf := make([]byte, 64<<10)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -158,82 +87,39 @@ func walk(dir string, excludes []string, unchanged *proto.Unchanged, queue, work
 		hdr.ModTime = hdr.ModTime.Truncate(time.Second)
 		hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 		hdr.Format = tar.FormatUnknown
-		e := &archiveEntry{hdr: hdr, path: p, done: make(chan struct{})}
-		if info.Mode().IsRegular() {
-			if unchanged != nil && isUnchanged(info, unchanged) {
-				hdr.PAXRecords = map[string]string{proto.PAXUnchanged: strconv.FormatInt(hdr.Size, 10)}
-				hdr.Size = 0
-			}
-			e.size = hdr.Size
+		size := hdr.Size
+		if unchanged != nil && info.Mode().IsRegular() && isUnchanged(info, unchanged) {
+			hdr.PAXRecords = map[string]string{proto.PAXUnchanged: strconv.FormatInt(hdr.Size, 10)}
+			hdr.Size = 0
+			return tw.WriteHeader(hdr)
 		}
-		if e.size > 0 && e.size <= prefetchMax {
-			if err := send(work, e); err != nil {
-				return err
-			}
-		} else {
-			close(e.done)
-		}
-		return send(queue, e)
-	})
-}
-
-// readAhead reads the size bytes of the regular file p.
-func readAhead(p string, size int64) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data := make([]byte, size)
-	n, err := io.ReadFull(f, data)
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		err = fmt.Errorf("shrank from %d to %d bytes while being read", size, n)
-	}
-	return data, err
-}
-
-// writeEntries writes the entries of queue, in order, to w.
-func writeEntries(w io.Writer, queue <-chan *archiveEntry) error {
-	tw := tar.NewWriter(w)
-	buf := make([]byte, 64<<10)
-	for e := range queue {
-		<-e.done
-		if e.err != nil && e.hdr == nil {
-			return e.err // the walk failed
-		}
-		if e.err != nil {
-			return fmt.Errorf("%s: %w", e.path, e.err)
-		}
-		if err := tw.WriteHeader(e.hdr); err != nil {
+		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		if e.data != nil {
-			if _, err := tw.Write(e.data); err != nil {
-				return err
-			}
-			continue
+		if !info.Mode().IsRegular() {
+			return nil
 		}
-		if e.size > 0 {
-			if err := copyFile(tw, e.path, e.size, buf); err != nil {
-				return fmt.Errorf("%s: %w", e.path, err)
-			}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
 		}
-	}
-	return tw.Close()
-}
-
-// copyFile copies the size bytes of the regular file p to w.
-func copyFile(w io.Writer, p string, size int64, buf []byte) error {
-	f, err := os.Open(p)
+		defer f.Close()
+		n, err := io.CopyBuffer(tw, io.LimitReader(f, size), buf)
+		if err == nil && n != size {
+			err = fmt.Errorf("shrank from %d to %d bytes while being read", size, n)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("archive: %w", err)
 	}
-	defer f.Close()
-	n, err := io.CopyBuffer(w, io.LimitReader(f, size), buf)
-	if err == nil && n != size {
-		err = fmt.Errorf("shrank from %d to %d bytes while being read", size, n)
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("archive: %w", err)
 	}
-	return err
+	return nil
 }
 
 // isUnchanged reports whether a regular file is as the extraction described
