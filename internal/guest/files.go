@@ -64,11 +64,13 @@ func (c *Client) Extract(ctx context.Context, dir string, r io.Reader, gitRefres
 		}
 		return sum, err
 	}
+	// A summary that cannot be true is refused first, whatever became of
+	// the send (an agent may answer before reading everything).
+	if sum.Files < 0 || sum.Dirs < 0 || sum.Bytes < 0 || sum.Skipped < 0 || sum.DoneUnixNano < 0 {
+		return sum, fmt.Errorf("agent extract: negative counts in the summary %+v", sum)
+	}
 	if copyErr != nil {
 		return sum, fmt.Errorf("agent extract: send archive: %w", ctxErr(ctx, copyErr))
-	}
-	if sum.Files < 0 || sum.Dirs < 0 || sum.Bytes < 0 || sum.Skipped < 0 {
-		return sum, fmt.Errorf("agent extract: negative counts in the summary %+v", sum)
 	}
 	return sum, nil
 }
