@@ -64,11 +64,13 @@ func (c *Client) Extract(ctx context.Context, dir string, r io.Reader, gitRefres
 		}
 		return sum, err
 	}
+	// A summary that cannot be true is refused first, whatever became of
+	// the send (an agent may answer before reading everything).
+	if sum.Files < 0 || sum.Dirs < 0 || sum.Bytes < 0 || sum.Skipped < 0 || sum.DoneUnixNano < 0 {
+		return sum, fmt.Errorf("agent extract: negative counts in the summary %+v", sum)
+	}
 	if copyErr != nil {
 		return sum, fmt.Errorf("agent extract: send archive: %w", ctxErr(ctx, copyErr))
-	}
-	if sum.Files < 0 || sum.Dirs < 0 || sum.Bytes < 0 || sum.Skipped < 0 {
-		return sum, fmt.Errorf("agent extract: negative counts in the summary %+v", sum)
 	}
 	return sum, nil
 }
@@ -78,9 +80,10 @@ func (c *Client) Extract(ctx context.Context, dir string, r io.Reader, gitRefres
 // them. It fails unless the agent says the archive is complete. Opening
 // the channel and the agent's answer have the call deadline; the stream
 // runs as long as ctx allows. What the stream holds is the caller's to
-// bound.
-func (c *Client) Archive(ctx context.Context, dir string, exclude []string, w io.Writer) error {
-	op, err := c.startStream(ctx, proto.Request{Op: proto.OpArchive, Path: dir, Exclude: exclude})
+// bound. With unchanged set, files still as the extraction left them come
+// as headers only (see proto.Unchanged).
+func (c *Client) Archive(ctx context.Context, dir string, exclude []string, unchanged *proto.Unchanged, w io.Writer) error {
+	op, err := c.startStream(ctx, proto.Request{Op: proto.OpArchive, Path: dir, Exclude: exclude, Unchanged: unchanged})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"banger/internal/agent/proto"
 	"banger/internal/guest/agenttest"
@@ -73,7 +74,7 @@ func TestExtractArchiveRemove(t *testing.T) {
 		t.Fatal("extract did not replace the folder")
 	}
 	var out bytes.Buffer
-	if err := c.Archive(testCtx(t), dir, []string{".git"}, &out); err != nil {
+	if err := c.Archive(testCtx(t), dir, []string{".git"}, nil, &out); err != nil {
 		t.Fatalf("archive: %v", err)
 	}
 	var names []string
@@ -91,7 +92,7 @@ func TestExtractArchiveRemove(t *testing.T) {
 	if got := strings.Join(names, ","); got != "a.txt,sub/,sub/b.txt" {
 		t.Fatalf("archive holds %s", got)
 	}
-	if err := c.Archive(testCtx(t), filepath.Join(dir, "a.txt"), nil, io.Discard); err == nil || !strings.Contains(err.Error(), "not a directory") {
+	if err := c.Archive(testCtx(t), filepath.Join(dir, "a.txt"), nil, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Fatalf("archive of a file: %v", err)
 	}
 	if err := c.Remove(testCtx(t), dir); err != nil {
@@ -134,11 +135,11 @@ func TestArchiveCutByGuest(t *testing.T) {
 		io.WriteString(w, `{"ok":true}`+"\n")
 		w.Write(part)
 	}})
-	if err := c.Archive(testCtx(t), "/ws", nil, io.Discard); err == nil || !strings.Contains(err.Error(), "agent archive") {
+	if err := c.Archive(testCtx(t), "/ws", nil, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "agent archive") {
 		t.Fatalf("archive cut by the guest: %v", err)
 	}
 	c = dialFake(t, agenttest.Options{Handle: agenttest.Never})
-	err := c.Archive(testCtx(t), "/ws", nil, io.Discard)
+	err := c.Archive(testCtx(t), "/ws", nil, nil, io.Discard)
 	wantTimeout(t, "archive", err)
 	c = dialFake(t, agenttest.Options{Handle: reply(`{"ok":true,"result":{"state":"maybe"}}`)})
 	if _, err := c.Probe(testCtx(t), "/ws"); err == nil || !strings.Contains(err.Error(), "unknown state") {
@@ -147,5 +148,50 @@ func TestArchiveCutByGuest(t *testing.T) {
 	c = dialFake(t, agenttest.Options{Handle: reply(`{"ok":true,"result":{"files":-1}}`)})
 	if _, err := c.Extract(testCtx(t), "/ws", tarOf(t, nil), false); err == nil || !strings.Contains(err.Error(), "negative") {
 		t.Fatalf("extract with a negative count: %v", err)
+	}
+}
+
+// TestArchiveUnchanged: the unchanged bounds cross the protocol; a file
+// the guest left alone since the extraction comes as a header only.
+func TestArchiveUnchanged(t *testing.T) {
+	g := startGuest(t)
+	c := g.dial(t)
+	dir := filepath.Join(t.TempDir(), "ws")
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	for _, name := range []string{"a.txt", "sub/b.txt"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: 2, ModTime: mtime, Typeflag: tar.TypeReg})
+		tw.Write([]byte("x\n"))
+	}
+	tw.Close()
+	sum, err := c.Extract(testCtx(t), dir, &in, false)
+	if err != nil || sum.DoneUnixNano == 0 {
+		t.Fatalf("extract: %+v, %v", sum, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub/b.txt"), []byte("y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(dir, "sub/b.txt"), mtime, mtime) // the change time still tells
+	var out bytes.Buffer
+	u := &proto.Unchanged{MtimeUnixNano: mtime.UnixNano(), CtimeUnixNano: sum.DoneUnixNano}
+	if err := c.Archive(testCtx(t), dir, nil, u, &out); err != nil {
+		t.Fatalf("archive: %v", err)
+	}
+	got := map[string]string{}
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(tr)
+		got[h.Name] = string(body) + "|" + h.PAXRecords[proto.PAXUnchanged]
+	}
+	if got["a.txt"] != "|2" || got["sub/b.txt"] != "y\n|" {
+		t.Fatalf("archive holds %q; want a.txt as a header of size 2, sub/b.txt in full", got)
 	}
 }

@@ -32,6 +32,7 @@ import (
 // changes.
 func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller Caller, p api.WorkspaceExportParams, w io.Writer) (api.WorkspaceExportResult, error) {
 	var res api.WorkspaceExportResult
+	clock := newStageClock()
 	guestPath := ""
 	if p.GuestPath != "" {
 		var err error
@@ -63,6 +64,7 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 	if err := st.loadObjects(ctx, rec.SourcePath, filepath.Join(dir, objectsDir)); err != nil {
 		return res, fmt.Errorf("load workspace objects: %w", err)
 	}
+	clock.mark("load")
 	baseTree, baseCommit := rec.PrepareTree, rec.BaseCommit
 	if p.BaseCommit != "" {
 		if baseCommit, err = st.resolveCommit(ctx, rec.SourcePath, p.BaseCommit); err != nil {
@@ -76,10 +78,12 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 			return res, fmt.Errorf("read tree of %s: %w", baseCommit, err)
 		}
 	}
-	files, err := s.readGuest(ctx, g, st, rec.SourcePath, rec.GuestPath)
+	base := &baseline{load: func() ([]treeEntry, error) { return st.lsTree(ctx, rec.SourcePath, rec.PrepareTree) }}
+	files, err := s.readGuest(ctx, g, st, rec.SourcePath, rec.GuestPath, rec.unchanged(), base)
 	if err != nil {
 		return res, err
 	}
+	clock.mark("guest")
 	tracked := func() (map[string]bool, error) {
 		return st.trackedPaths(ctx, rec.SourcePath, baseTree, rec.PrepareTree)
 	}
@@ -95,18 +99,35 @@ func (s *Service) Export(ctx context.Context, g Guest, stateDir string, caller C
 	if err != nil {
 		return res, err
 	}
-	changed, err := st.changedFiles(ctx, rec.SourcePath, baseTree, guestTree)
-	if err != nil {
-		return res, err
-	}
+	clock.mark("tree")
+	changed := []string{}
 	var size int64
-	if len(changed) > 0 {
-		if size, err = st.patch(ctx, rec.SourcePath, baseTree, guestTree, s.limits().MaxPatchBytes, w); err != nil {
+	if guestTree != baseTree {
+		// The list of changed files and the patch are two git runs: at
+		// the same time. An unchanged tree gives neither (nothing is
+		// written to w).
+		type list struct {
+			changed []string
+			err     error
+		}
+		listed := make(chan list, 1)
+		go func() {
+			c, err := st.changedFiles(ctx, rec.SourcePath, baseTree, guestTree)
+			listed <- list{c, err}
+		}()
+		size, err = st.patch(ctx, rec.SourcePath, baseTree, guestTree, s.limits().MaxPatchBytes, w)
+		l := <-listed
+		if err != nil {
 			return res, err
 		}
+		if l.err != nil {
+			return res, l.err
+		}
+		changed = l.changed
 	}
-	s.log.Info("workspace exported", "guest_path", rec.GuestPath, "base", baseCommit,
-		"changed_files", len(changed), "patch_bytes", size, "ignored_files", ignored)
+	clock.mark("diff")
+	s.log.Info("workspace exported", append([]any{"guest_path", rec.GuestPath, "base", baseCommit,
+		"changed_files", len(changed), "patch_bytes", size, "ignored_files", ignored}, clock.attrs...)...)
 	return api.WorkspaceExportResult{
 		GuestPath: rec.GuestPath, BaseCommit: baseCommit,
 		ChangedFiles: changed, HasChanges: len(changed) > 0,

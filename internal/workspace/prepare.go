@@ -20,6 +20,7 @@ import (
 // caller; the host repository is only read.
 func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller Caller, p api.VMWorkspacePrepareParams, vmName string) (model.WorkspacePrepareResult, error) {
 	var res model.WorkspacePrepareResult
+	clock := newStageClock()
 	mode := p.Mode
 	if mode == "" {
 		mode = ModeWorktree
@@ -74,6 +75,7 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 	if err != nil {
 		return res, err
 	}
+	clock.mark("snapshot")
 
 	probe, err := g.Probe(ctx, guestPath)
 	if err != nil {
@@ -97,6 +99,9 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 		ObjectFormat: st.format, Alternates: st.alts, FileCount: files, Bytes: total,
 		PreparedAt: time.Now().UTC(),
 	}
+	// Whole seconds: the tar header keeps them exactly.
+	mtime := rec.PreparedAt.Truncate(time.Second)
+	rec.FileMtime = mtime.UnixNano()
 	excludes, err := st.readExcludes(ctx, src.top)
 	if err != nil {
 		// git itself goes on without an unreadable ignore file.
@@ -112,17 +117,26 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 			os.RemoveAll(staged)
 		}
 	}()
-	if err := s.sendTree(ctx, g, st, src.top, entries, gitDir, guestPath); err != nil {
+	clock.mark("state")
+	sum, err := s.sendTree(ctx, g, st, src.top, entries, gitDir, guestPath, mtime)
+	if err != nil {
 		// The guest folder was replaced: whatever was there is gone.
 		g.Remove(context.WithoutCancel(ctx), guestPath)
 		return res, errors.Join(err, dropState(stateDir, guestPath))
+	}
+	clock.mark("send")
+	if sum.DoneUnixNano > 0 {
+		rec.GuestDone = sum.DoneUnixNano
+		if err := writeRecord(staged, rec); err != nil {
+			return res, err
+		}
 	}
 	if err := commitState(stateDir, staged, guestPath); err != nil {
 		return res, err
 	}
 	ok = true
-	s.log.Info("workspace prepared", "vm", vmName, "source", src.top, "guest_path", guestPath,
-		"base", base, "mode", mode, "files", files, "bytes", total, "guest_git", hasGit)
+	s.log.Info("workspace prepared", append([]any{"vm", vmName, "source", src.top, "guest_path", guestPath,
+		"base", base, "mode", mode, "files", files, "bytes", total, "guest_git", hasGit}, clock.attrs...)...)
 	return model.WorkspacePrepareResult{
 		VMName: vmName, SourcePath: src.top, GuestPath: guestPath, BaseCommit: base,
 		Branch: p.Branch, Mode: mode, IncludeUntracked: p.IncludeUntracked,
@@ -131,28 +145,29 @@ func (s *Service) Prepare(ctx context.Context, g Guest, stateDir string, caller 
 }
 
 // sendTree replaces guestPath in the guest by the files of entries (and the
-// .git directory gitDir when set), streamed as a tar to the agent.
-func (s *Service) sendTree(ctx context.Context, g Guest, st *store, dir string, entries []treeEntry, gitDir, guestPath string) error {
+// .git directory gitDir when set), streamed as a tar to the agent, every
+// file with modification time mtime.
+func (s *Service) sendTree(ctx context.Context, g Guest, st *store, dir string, entries []treeEntry, gitDir, guestPath string, mtime time.Time) (proto.Extracted, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := st.writeTar(ctx, dir, entries, gitDir, pw)
+		err := st.writeTar(ctx, dir, entries, gitDir, mtime, pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()
 	// The guest refreshes its git index after extracting, so the first git
 	// status is fast.
-	_, runErr := g.Extract(ctx, guestPath, pr, gitDir != "")
+	sum, runErr := g.Extract(ctx, guestPath, pr, gitDir != "")
 	pr.CloseWithError(errors.New("guest stopped reading"))
 	cancel()
 	tarErr := <-done
 	if runErr != nil {
-		return guestErr(runErr, "copy workspace to "+guestPath)
+		return sum, guestErr(runErr, "copy workspace to "+guestPath)
 	}
 	if tarErr != nil && !errors.Is(tarErr, errTarTrailer) {
-		return fmt.Errorf("copy workspace to %s: %w", guestPath, tarErr)
+		return sum, fmt.Errorf("copy workspace to %s: %w", guestPath, tarErr)
 	}
-	return nil
+	return sum, nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"banger/internal/agent/proto"
 	"banger/internal/api"
 	"banger/internal/iox"
 )
@@ -48,6 +49,21 @@ type record struct {
 	FileCount        int       `json:"file_count"`
 	Bytes            int64     `json:"bytes"`
 	PreparedAt       time.Time `json:"prepared_at"`
+	// FileMtime is the modification time (Unix nanoseconds) prepare gave
+	// every file, and GuestDone the guest clock once the extraction was
+	// done (proto.Extracted.DoneUnixNano): export asks the guest to leave
+	// out the content of files still as prepare left them
+	// (proto.Unchanged). Zero in records of earlier versions.
+	FileMtime int64 `json:"file_mtime,omitempty"`
+	GuestDone int64 `json:"guest_done,omitempty"`
+}
+
+// unchanged is what export asks the guest to leave out, or nil.
+func (r record) unchanged() *proto.Unchanged {
+	if r.FileMtime == 0 || r.GuestDone == 0 {
+		return nil
+	}
+	return &proto.Unchanged{MtimeUnixNano: r.FileMtime, CtimeUnixNano: r.GuestDone}
 }
 
 func stateID(guestPath string) string {
@@ -77,15 +93,23 @@ func stageState(stateDir string, rec record, packs []string, excludes []byte) (s
 	if err := os.WriteFile(filepath.Join(staged, excludeFile), excludes, 0o600); err != nil {
 		return "", fmt.Errorf("save workspace ignore rules: %w", err)
 	}
-	data, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
+	if err := writeRecord(staged, rec); err != nil {
 		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(staged, recordFile), data, 0o600); err != nil {
-		return "", fmt.Errorf("save workspace record: %w", err)
 	}
 	ok = true
 	return staged, nil
+}
+
+// writeRecord writes rec into the state folder dir.
+func writeRecord(dir string, rec record) error {
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, recordFile), data, 0o600); err != nil {
+		return fmt.Errorf("save workspace record: %w", err)
+	}
+	return nil
 }
 
 // commitState replaces the state of guestPath with the staged folder.

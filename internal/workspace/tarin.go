@@ -8,8 +8,10 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
+	"banger/internal/agent/proto"
 	"banger/internal/api"
 	"banger/internal/tarname"
 )
@@ -51,9 +53,39 @@ func isGitName(c string) bool {
 	return c == ".git" || c == "git~1"
 }
 
+// errNotPrepared is the answer to a guest that sent a file as unchanged
+// since prepare (proto.Unchanged) when the prepared workspace has no such
+// file or one of another size or type: export then asks for every file in
+// full.
+var errNotPrepared = errors.New("guest file sent as unchanged is not the prepared one")
+
+// baseline looks up the files of the prepared workspace by path (loaded at
+// the first call).
+type baseline struct {
+	load  func() ([]treeEntry, error)
+	files map[string]treeEntry
+}
+
+func (b *baseline) lookup(p string) (treeEntry, bool, error) {
+	if b.files == nil {
+		entries, err := b.load()
+		if err != nil {
+			return treeEntry{}, false, err
+		}
+		b.files = make(map[string]treeEntry, len(entries))
+		for _, e := range entries {
+			b.files[e.path] = e
+		}
+	}
+	e, ok := b.files[p]
+	return e, ok, nil
+}
+
 // readGuestTar reads the guest workspace tar from r, storing file contents
-// as blobs, and returns the files by path.
-func (st *store) readGuestTar(ctx context.Context, dir string, r io.Reader, l Limits) (map[string]guestFile, error) {
+// as blobs, and returns the files by path. A file sent as unchanged since
+// prepare (header only, proto.PAXUnchanged) takes its content from base;
+// errNotPrepared when base has no such file of that size.
+func (st *store) readGuestTar(ctx context.Context, dir string, r io.Reader, l Limits, base *baseline) (map[string]guestFile, error) {
 	ow := newObjectWriter(st, dir)
 	defer ow.close()
 	files := map[string]guestFile{}
@@ -77,6 +109,12 @@ func (st *store) readGuestTar(ctx context.Context, dir string, r io.Reader, l Li
 		var f guestFile
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:
+			if size, ok := hdr.PAXRecords[proto.PAXUnchanged]; ok {
+				if f, err = unchangedFile(p, hdr, size, base); err != nil {
+					return nil, err
+				}
+				break
+			}
 			if hdr.Size > l.MaxFileBytes {
 				return nil, api.Errorf(api.ErrInvalid, "guest file %q is %d bytes, over the %d byte per-file limit", p, hdr.Size, l.MaxFileBytes)
 			}
@@ -117,22 +155,61 @@ func (st *store) readGuestTar(ctx context.Context, dir string, r io.Reader, l Li
 	}
 }
 
+// unchangedFile is the guest file p sent as unchanged since prepare with
+// the given size: the prepared file's content with the mode the guest
+// reports. The content comes from the host's own record of the prepared
+// tree, never from the guest: a guest that says a file it changed is
+// unchanged (a forged time stamp, a clock set back) only hides its own edit
+// from the export, which then reports the prepared content.
+func unchangedFile(p string, hdr *tar.Header, size string, base *baseline) (guestFile, error) {
+	if base == nil {
+		return guestFile{}, fmt.Errorf("read guest workspace: %q sent as unchanged, which was not asked for", p)
+	}
+	e, ok, err := base.lookup(p)
+	if err != nil {
+		return guestFile{}, err
+	}
+	if !ok || e.typ != "blob" || e.mode == "120000" || strconv.FormatInt(e.size, 10) != size || hdr.Size != 0 {
+		return guestFile{}, fmt.Errorf("%w: %q", errNotPrepared, p)
+	}
+	f := guestFile{mode: "100644", oid: e.oid}
+	if hdr.Mode&0o111 != 0 {
+		f.mode = "100755"
+	}
+	return f, nil
+}
+
 // readGuest reads the guest workspace at guestPath (without .git) into the
-// temporary store and returns its files by path.
-func (s *Service) readGuest(ctx context.Context, g Guest, st *store, dir, guestPath string) (map[string]guestFile, error) {
+// temporary store and returns its files by path. With unchanged set the
+// guest leaves out the content of files still as prepare left them, which
+// base (the prepared tree) provides; should the guest send one that base
+// does not have, every file is read again in full.
+func (s *Service) readGuest(ctx context.Context, g Guest, st *store, dir, guestPath string, unchanged *proto.Unchanged, base *baseline) (map[string]guestFile, error) {
+	if unchanged == nil {
+		base = nil // a file sent as unchanged anyway is refused
+	}
+	files, err := s.readGuestOnce(ctx, g, st, dir, guestPath, unchanged, base)
+	if unchanged != nil && errors.Is(err, errNotPrepared) {
+		s.log.Warn("guest sent a file as unchanged that prepare did not give it; reading every file", "guest_path", guestPath, "err", err)
+		return s.readGuestOnce(ctx, g, st, dir, guestPath, nil, nil)
+	}
+	return files, err
+}
+
+func (s *Service) readGuestOnce(ctx context.Context, g Guest, st *store, dir, guestPath string, unchanged *proto.Unchanged, base *baseline) (map[string]guestFile, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := g.Archive(ctx, guestPath, []string{".git"}, pw)
+		err := g.Archive(ctx, guestPath, []string{".git"}, unchanged, pw)
 		if err != nil {
 			err = guestErr(err, "read workspace "+guestPath)
 		}
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	files, readErr := st.readGuestTar(ctx, dir, pr, s.limits())
+	files, readErr := st.readGuestTar(ctx, dir, pr, s.limits(), base)
 	if readErr == nil {
 		// Tar writers pad the archive after its end marker: let them finish.
 		io.CopyN(io.Discard, pr, 1<<20)

@@ -36,8 +36,10 @@ type Guest interface {
 	// then refreshes dir's git index (best effort).
 	Extract(ctx context.Context, dir string, r io.Reader, gitRefresh bool) (proto.Extracted, error)
 	// Archive writes a tar of dir to w, leaving out what matches exclude;
-	// it fails unless the guest says the archive is complete.
-	Archive(ctx context.Context, dir string, exclude []string, w io.Writer) error
+	// it fails unless the guest says the archive is complete. With
+	// unchanged set, files the guest says are as prepare left them come as
+	// headers only (proto.Unchanged).
+	Archive(ctx context.Context, dir string, exclude []string, unchanged *proto.Unchanged, w io.Writer) error
 	// Remove removes dir and everything below it.
 	Remove(ctx context.Context, dir string) error
 }

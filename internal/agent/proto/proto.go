@@ -21,7 +21,8 @@
 //	-> {"op":"extract","path":"/root/proj","git_refresh":true}
 //	   then a tar stream until the host closes its side
 //	<- {"ok":true,"result":{"files":12,"dirs":3,"bytes":4096,"skipped":0}}
-//	-> {"op":"archive","path":"/root/proj","exclude":[".git"]}
+//	-> {"op":"archive","path":"/root/proj","exclude":[".git"],
+//	    "unchanged":{"mtime_unix_nano":1735689600000000000,"ctime_unix_nano":1735689601000000000}}
 //	<- {"ok":true}
 //	   then a tar stream; the channel's exit status is 0 when the archive
 //	   is complete, else 1 with a one-line error on stderr
@@ -94,6 +95,9 @@ type Request struct {
 	// Exclude lists base-name patterns (filepath.Match) OpArchive leaves
 	// out with everything below them.
 	Exclude []string `json:"exclude,omitempty"`
+	// Unchanged asks OpArchive to leave out the content of files that
+	// have not changed since an extraction (see Unchanged).
+	Unchanged *Unchanged `json:"unchanged,omitempty"`
 	// GitRefresh asks OpExtract to refresh the git index of Path after
 	// extracting (when Path has a .git and the guest has git; best effort).
 	GitRefresh bool `json:"git_refresh,omitempty"`
@@ -115,7 +119,29 @@ type Extracted struct {
 	Dirs    int   `json:"dirs"`    // directories created or updated
 	Bytes   int64 `json:"bytes"`   // bytes of regular file content
 	Skipped int   `json:"skipped"` // entries of other types (devices, fifos)
+	// DoneUnixNano is a change time (ctime, Unix nanoseconds) the agent
+	// stamped on the folder once every entry was written: every extracted
+	// file has an earlier one, any later change gets this or a later one.
+	// 0 when the guest could not tell.
+	DoneUnixNano int64 `json:"done_unix_nano,omitempty"`
 }
+
+// Unchanged identifies, for OpArchive, the regular files still as an
+// extraction left them: modification time exactly MtimeUnixNano (what the
+// host gave every file) and change time before CtimeUnixNano (the
+// extraction's Extracted.DoneUnixNano). Any write, chmod, rename, link or
+// touch since sets the change time to the file system's clock, no earlier
+// than that stamp, so such a file is sent in full. For an unchanged file the archive holds a header only: type
+// regular, size 0, and the PAX record PAXUnchanged giving the file's size.
+type Unchanged struct {
+	MtimeUnixNano int64 `json:"mtime_unix_nano"`
+	CtimeUnixNano int64 `json:"ctime_unix_nano"`
+}
+
+// PAXUnchanged is the PAX record key of an archive entry whose content
+// was left out as unchanged (see Unchanged); its value is the file's size
+// in decimal.
+const PAXUnchanged = "BANGER.unchanged"
 
 // Identity is what a clone restored from a snapshot changes to become a
 // VM of its own (control port only).

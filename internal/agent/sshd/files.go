@@ -94,7 +94,7 @@ func (s *server) serveStream(req proto.Request, r io.Reader, w, stderr io.Writer
 		return 1, err
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
-	err = tarstream.Write(bw, p, req.Exclude)
+	err = tarstream.WriteChanged(bw, p, req.Exclude, req.Unchanged)
 	if err == nil {
 		err = bw.Flush()
 	}

@@ -46,6 +46,10 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 		mtime time.Time
 	}
 	var dirs []dirTime
+	// made holds the directories known to exist, so that the parents of
+	// most entries cost no system call (each is slow in an emulated guest).
+	// An entry that replaces a directory empties it.
+	made := map[string]bool{}
 	tr := tar.NewReader(bufio.NewReaderSize(r, 1<<20))
 	buf := make([]byte, 256<<10)
 	for {
@@ -66,10 +70,14 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 			}
 			continue
 		}
-		if dir := path.Dir(name); dir != "." {
+		if dir := path.Dir(name); dir != "." && !made[dir] {
 			if err := root.MkdirAll(dir, 0o755); err != nil {
 				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
+			made[dir] = true
+		}
+		if hdr.Typeflag != tar.TypeDir && made[name] {
+			clear(made)
 		}
 		mode := fs.FileMode(hdr.Mode).Perm() | modeBits(hdr.Mode)
 		switch hdr.Typeflag {
@@ -78,6 +86,7 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			dirs = append(dirs, dirTime{name, hdr.ModTime})
+			made[name] = true
 			sum.Dirs++
 		case tar.TypeReg, tar.TypeRegA:
 			n, err := writeFile(root, name, tr, mode, hdr.ModTime, buf)
@@ -87,7 +96,7 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 			sum.Files++
 			sum.Bytes += n
 		case tar.TypeSymlink:
-			if err := clear(root, name); err != nil {
+			if err := clearEntry(root, name); err != nil {
 				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			if err := root.Symlink(hdr.Linkname, name); err != nil {
@@ -99,7 +108,7 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 			if err != nil {
 				return sum, fmt.Errorf("extract: hard link %s: %w", name, err)
 			}
-			if err := clear(root, name); err != nil {
+			if err := clearEntry(root, name); err != nil {
 				return sum, fmt.Errorf("extract: %s: %w", name, err)
 			}
 			if err := root.Link(target, name); err != nil {
@@ -116,7 +125,40 @@ func Extract(r io.Reader, dir string) (Summary, error) {
 			return sum, fmt.Errorf("extract: %s: %w", d.name, err)
 		}
 	}
+	sum.DoneUnixNano = stampAfter(root)
 	return sum, nil
+}
+
+// stampAfter returns a change time (ctime) later than that of every entry
+// written so far under root, taken from root itself: it sets root's mode
+// to what it is (which sets its ctime to the clock the file system uses)
+// until the stamp moves past the first one. 0 when the file system gives
+// no such time or it does not move within about 100 ms.
+func stampAfter(root *os.Root) int64 {
+	d, err := root.Open(".")
+	if err != nil {
+		return 0
+	}
+	defer d.Close()
+	stamp := func() (int64, bool) {
+		fi, err := d.Stat()
+		if err != nil || d.Chmod(fi.Mode().Perm()|(fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))) != nil {
+			return 0, false
+		}
+		if fi, err = d.Stat(); err != nil {
+			return 0, false
+		}
+		return changeTime(fi)
+	}
+	first, ok := stamp()
+	for i := 0; ok && i < 100; i++ {
+		time.Sleep(time.Millisecond)
+		var t int64
+		if t, ok = stamp(); ok && t > first {
+			return t
+		}
+	}
+	return 0
 }
 
 // modeBits converts tar's setuid/setgid/sticky bits to fs.FileMode ones.
@@ -153,9 +195,9 @@ func makeDir(root *os.Root, name string, mode fs.FileMode) error {
 	return root.Chmod(name, mode)
 }
 
-// clear removes whatever is at name so a new entry can replace it (a
+// clearEntry removes whatever is at name so a new entry can replace it (a
 // symlink is replaced, never followed).
-func clear(root *os.Root, name string) error {
+func clearEntry(root *os.Root, name string) error {
 	err := root.RemoveAll(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -167,12 +209,18 @@ func clear(root *os.Root, name string) error {
 func writeFile(root *os.Root, name string, r io.Reader, mode fs.FileMode, mtime time.Time, buf []byte) (int64, error) {
 	// Create first; only an existing entry (rare: a re-extraction) is
 	// cleared, since RemoveAll is several syscalls even when nothing is there.
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// A plain mode the umask leaves alone is given at creation: no
+	// fchmod afterwards (one system call less per file).
+	perm, chmod := fs.FileMode(0o600), true
+	if m, ok := processUmask(); ok && mode == mode.Perm() && mode&m == 0 {
+		perm, chmod = mode, false
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, fs.ErrExist) {
-		if err := clear(root, name); err != nil {
+		if err := clearEntry(root, name); err != nil {
 			return 0, err
 		}
-		f, err = root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	}
 	if err != nil {
 		return 0, err
@@ -180,7 +228,7 @@ func writeFile(root *os.Root, name string, r io.Reader, mode fs.FileMode, mtime 
 	// Mode and times go through the open descriptor: no second and third
 	// walk of the path (each costs several syscalls, slow in an emulated guest).
 	n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, buf)
-	if err == nil {
+	if err == nil && chmod {
 		err = f.Chmod(mode)
 	}
 	if err == nil {

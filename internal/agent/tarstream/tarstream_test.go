@@ -3,6 +3,8 @@ package tarstream
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"banger/internal/agent/proto"
 )
 
 func mustWrite(t *testing.T, path, content string, mode os.FileMode) {
@@ -204,5 +208,148 @@ func TestWriteRefuses(t *testing.T) {
 	}
 	if err := Write(&bytes.Buffer{}, filepath.Join(t.TempDir(), "missing"), nil); err == nil {
 		t.Error("archive of a missing dir: no error")
+	}
+}
+
+func TestWriteChangedLeavesOutUnchanged(t *testing.T) {
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	for _, name := range []string{"same.txt", "edited.txt", "chmod.txt", "touched.txt"} {
+		tw.WriteHeader(&tar.Header{Name: "d/" + name, Mode: 0o644, Size: 3, ModTime: mtime, Typeflag: tar.TypeReg})
+		tw.Write([]byte("abc"))
+	}
+	tw.Close()
+	dst := filepath.Join(t.TempDir(), "ws")
+	sum, err := Extract(&in, dst)
+	if err != nil || sum.DoneUnixNano == 0 || sum.Files != 4 {
+		t.Fatalf("extract: %+v %v", sum, err)
+	}
+	mustWrite(t, filepath.Join(dst, "d/edited.txt"), "xyz", 0o644)
+	os.Chtimes(filepath.Join(dst, "d/edited.txt"), mtime, mtime)
+	os.Chmod(filepath.Join(dst, "d/chmod.txt"), 0o755)
+	later := mtime.Add(time.Second)
+	os.Chtimes(filepath.Join(dst, "d/touched.txt"), later, later)
+	mustWrite(t, filepath.Join(dst, "new.txt"), "new", 0o644)
+
+	var out bytes.Buffer
+	if err := WriteChanged(&out, dst, nil, &proto.Unchanged{MtimeUnixNano: mtime.UnixNano(), CtimeUnixNano: sum.DoneUnixNano}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		body, _ := io.ReadAll(tr)
+		got[h.Name] = fmt.Sprintf("%s|%s|%o", body, h.PAXRecords[proto.PAXUnchanged], h.Mode)
+	}
+	want := map[string]string{"d/same.txt": "|3|644", "d/edited.txt": "xyz||644", "d/chmod.txt": "abc||755",
+		"d/touched.txt": "abc||644", "new.txt": "new||644"}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: got %q, want %q", name, got[name], w)
+		}
+	}
+	// Without the bounds every file comes in full, in plain headers.
+	out.Reset()
+	if err := Write(&out, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	tr = tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if len(h.PAXRecords) != 0 || h.Format == tar.FormatPAX {
+			t.Errorf("%s: PAX header %v (format %v)", h.Name, h.PAXRecords, h.Format)
+		}
+	}
+}
+
+func TestExtractModesWithUmask(t *testing.T) {
+	m, ok := processUmask()
+	if !ok {
+		t.Skip("no Umask in /proc/self/status")
+	}
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	modes := map[string]int64{"plain": 0o644, "exec": 0o755, "private": 0o600, "group": 0o664, "setuid": 0o4755}
+	for name, mode := range modes {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: 1, Typeflag: tar.TypeReg})
+		tw.Write([]byte("x"))
+	}
+	tw.Close()
+	dst := t.TempDir()
+	if _, err := Extract(&in, dst); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range modes {
+		fi, err := os.Lstat(filepath.Join(dst, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fs.FileMode(mode).Perm() | modeBits(mode)
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v (umask %o)", name, fi.Mode(), want, m)
+		}
+	}
+}
+
+// failAfter fails every write once n bytes went through.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.n -= len(p); f.n < 0 {
+		return 0, fmt.Errorf("reader went away")
+	}
+	return len(p), nil
+}
+
+// TestWriteManyFiles: small and larger files come back whole and in walk
+// order, and a writer that fails stops the archive with its error.
+func TestWriteManyFiles(t *testing.T) {
+	src := t.TempDir()
+	var want []string
+	for i := range 300 {
+		name := fmt.Sprintf("d%d/f%03d", i%7, i)
+		body := strings.Repeat(fmt.Sprintf("%d ", i), i)
+		if i%50 == 0 {
+			body = strings.Repeat("big ", 64<<10) // over the copy buffer
+		}
+		mustWrite(t, filepath.Join(src, name), body, 0o644)
+		want = append(want, name+"="+body)
+	}
+	var out bytes.Buffer
+	if err := Write(&out, src, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			body, _ := io.ReadAll(tr)
+			got = append(got, h.Name+"="+string(body))
+		}
+	}
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("archive differs: %d files, want %d", len(got), len(want))
+	}
+	if err := Write(&failAfter{n: 10 << 10}, src, nil); err == nil || !strings.Contains(err.Error(), "reader went away") {
+		t.Fatalf("failing writer: %v", err)
 	}
 }

@@ -40,8 +40,8 @@ func (l Local) Extract(ctx context.Context, dir string, r io.Reader, gitRefresh 
 }
 
 // Archive is the agent's archive op.
-func (l Local) Archive(_ context.Context, dir string, exclude []string, w io.Writer) error {
-	if err := tarstream.Write(w, dir, exclude); err != nil {
+func (l Local) Archive(_ context.Context, dir string, exclude []string, unchanged *proto.Unchanged, w io.Writer) error {
+	if err := tarstream.WriteChanged(w, dir, exclude, unchanged); err != nil {
 		return fmt.Errorf("agent archive: %w", err)
 	}
 	return nil
