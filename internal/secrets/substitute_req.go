@@ -50,7 +50,7 @@ func substitute(r *http.Request, subs []Sub, host string, plain bool) (*replacer
 			continue
 		}
 		val := string(s.Value)
-		rep.add(val, s.Placeholder)
+		rep.addValue(val, s.Placeholder)
 		if s.BasicUser != "" {
 			rep.addBasic(s.BasicUser, val, s.Placeholder)
 		}
