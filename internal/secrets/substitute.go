@@ -300,9 +300,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("banger: this connection is for %s, not %s", h.name, r.Host), http.StatusMisdirectedRequest)
 		return
 	}
-	rep, denied := substitute(r, h.s.Subs(h.vmID), h.name, h.plain)
+	rep, denied, err := substitute(r, h.s.Subs(h.vmID), h.name, h.plain)
 	for _, why := range denied {
 		h.s.deny(h.vmID, h.name, why)
+	}
+	if err != nil {
+		h.log.Info("secrets: request refused", "err", err)
+		http.Error(w, "banger: "+err.Error(), http.StatusRequestHeaderFieldsTooLarge)
+		return
 	}
 	r.Header.Del("Accept-Encoding")
 	h.proxy.ServeHTTP(&scrub1xx{w, rep}, r.WithContext(context.WithValue(r.Context(), scrubKey{}, rep)))

@@ -70,3 +70,29 @@ func TestScrubEncodedEchoes(t *testing.T) {
 		}
 	}
 }
+
+// TestSubstitutionBounded: a guest repeating a placeholder cannot make the
+// host build and send a head many times a large value's size: the request
+// is refused (431) and nothing goes upstream; one substitution passes.
+func TestSubstitutionBounded(t *testing.T) {
+	big := bearer()
+	big.Value = []byte(strings.Repeat("v", 32<<10))
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {}, big)
+	c := r.client(t, false)
+	req, _ := http.NewRequest("GET", "https://example.com/", nil)
+	for i := range 20 {
+		req.Header.Set(fmt.Sprintf("X-Echo-%d", i), tokenPH)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || len(r.rec.all()) != 0 {
+		t.Fatalf("20 placeholders: status %d, upstream got %d requests", resp.StatusCode, len(r.rec.all()))
+	}
+	resp, _ = get(t, c, "https://example.com/", "Authorization", "Bearer "+tokenPH)
+	if resp.StatusCode != http.StatusOK || len(r.rec.all()) != 1 || r.rec.all()[0].Header.Get("Authorization") != "Bearer "+string(big.Value) {
+		t.Fatalf("one placeholder: status %d, upstream got %d requests", resp.StatusCode, len(r.rec.all()))
+	}
+}
