@@ -63,7 +63,7 @@ func TestAPINeverReturnsTheValue(t *testing.T) {
 		return w
 	}
 	var bodies []string
-	add := api.SecretAddParams{Name: "gh", Hosts: []string{"API.github.com", "*.githubusercontent.com"}, Header: "Authorization: Bearer {}", Value: []byte(testValue)}
+	add := api.SecretAddParams{Name: "gh", Hosts: []string{"API.github.com", "raw.githubusercontent.com"}, Header: "Authorization: Bearer {}", Value: []byte(testValue)}
 	steps := []struct {
 		uid    int
 		path   string
@@ -90,7 +90,7 @@ func TestAPINeverReturnsTheValue(t *testing.T) {
 	}
 	var shown api.SecretShowResult
 	json.Unmarshal([]byte(bodies[3]), &shown)
-	if shown.Secret.Name != "gh" || shown.Secret.OwnerUID != 1001 || strings.Join(shown.Secret.Hosts, " ") != "api.github.com *.githubusercontent.com" {
+	if shown.Secret.Name != "gh" || shown.Secret.OwnerUID != 1001 || strings.Join(shown.Secret.Hosts, " ") != "api.github.com raw.githubusercontent.com" {
 		t.Errorf("show: %s", bodies[3])
 	}
 	var bobs api.SecretListResult

@@ -307,36 +307,3 @@ func writeFile(dir, name string, b []byte) error {
 	}
 	return os.Rename(tmp, filepath.Join(dir, name))
 }
-
-// CACache keeps one loaded CA per directory, so that leaves stay cached
-// between connections (Substituter.CA is called for each one).
-type CACache struct {
-	mu  sync.Mutex
-	cas map[string]*CA
-}
-
-// Get returns the CA in dir, loading or creating it (LoadOrCreateCA) the
-// first time.
-func (c *CACache) Get(dir, vmName string) (*CA, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ca, ok := c.cas[dir]; ok {
-		return ca, nil
-	}
-	ca, err := LoadOrCreateCA(dir, vmName)
-	if err != nil {
-		return nil, err
-	}
-	if c.cas == nil {
-		c.cas = map[string]*CA{}
-	}
-	c.cas[dir] = ca
-	return ca, nil
-}
-
-// Forget drops dir's CA (the VM is gone, or its CA directory replaced).
-func (c *CACache) Forget(dir string) {
-	c.mu.Lock()
-	delete(c.cas, dir)
-	c.mu.Unlock()
-}

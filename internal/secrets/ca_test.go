@@ -126,24 +126,3 @@ func TestCAMismatch(t *testing.T) {
 		t.Error("symlinked key followed")
 	}
 }
-
-// TestCACache loads a CA once per directory until it is forgotten.
-func TestCACache(t *testing.T) {
-	var c CACache
-	dir := t.TempDir()
-	a, err := c.Get(dir, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := c.Get(dir, "x")
-	if a != b {
-		t.Error("second Get loaded again")
-	}
-	c.Forget(dir)
-	if b, _ = c.Get(dir, "x"); b == a || string(b.CertPEM()) != string(a.CertPEM()) {
-		t.Error("after Forget: want a fresh load of the same CA")
-	}
-	if _, err := c.Get(filepath.Join(dir, CertFile), "x"); err == nil {
-		t.Error("a file as the CA dir accepted")
-	}
-}

@@ -300,9 +300,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("banger: this connection is for %s, not %s", h.name, r.Host), http.StatusMisdirectedRequest)
 		return
 	}
-	rep, denied := substitute(r, h.s.Subs(h.vmID), h.name, h.plain)
+	rep, denied, err := substitute(r, h.s.Subs(h.vmID), h.name, h.plain)
 	for _, why := range denied {
 		h.s.deny(h.vmID, h.name, why)
+	}
+	if err != nil {
+		h.log.Info("secrets: request refused", "err", err)
+		http.Error(w, "banger: "+err.Error(), http.StatusRequestHeaderFieldsTooLarge)
+		return
 	}
 	r.Header.Del("Accept-Encoding")
 	h.proxy.ServeHTTP(&scrub1xx{w, rep}, r.WithContext(context.WithValue(r.Context(), scrubKey{}, rep)))
@@ -342,8 +347,15 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	rep.scrubHeader(resp.Header)
-	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Request.Method == http.MethodHead ||
-		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified || resp.Body == nil || resp.Body == http.NoBody {
+	rep.scrubHeader(resp.Trailer)
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
+		return nil
+	}
+	trailer := resp.Trailer
+	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		// No body, and its Content-Length is not this one's; but HTTP/2
+		// may still send trailers, which arrive when the body ends.
+		resp.Body = newScrubReader(resp.Body, rep, func() { rep.scrubHeader(trailer) })
 		return nil
 	}
 	body := resp.Body
@@ -363,7 +375,6 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		h.log.Info("secrets: response encoded with "+ce+" although not asked to: not scrubbed", "status", resp.StatusCode)
 		return nil
 	}
-	trailer := resp.Trailer
 	resp.Body = newScrubReader(body, rep, func() { rep.scrubHeader(trailer) })
 	if rep.changesLength() {
 		resp.Header.Del("Content-Length")

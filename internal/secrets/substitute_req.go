@@ -3,6 +3,7 @@ package secrets
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -42,15 +43,23 @@ func (s Sub) usable() bool { return s.Placeholder != "" && len(s.Value) > 0 }
 // as denial reasons, the secrets whose placeholders r carries although they
 // are not bound to host (or not in plain-HTTP mode, for plain HTTP): those
 // are left as they are.
-func substitute(r *http.Request, subs []Sub, host string, plain bool) (*replacer, []string) {
+func substitute(r *http.Request, subs []Sub, host string, plain bool) (*replacer, []string, error) {
 	rep := &replacer{}
 	var denied []string
+	// grown is what substitution has added to the request head: a guest
+	// repeating a placeholder must not make the host build (and send) a
+	// head many times a large value's size.
+	grown := 0
+	grow := func(added int) bool {
+		grown += added
+		return grown <= MaxSubstitutedBytes
+	}
 	for _, s := range subs {
 		if !s.usable() {
 			continue
 		}
 		val := string(s.Value)
-		rep.add(val, s.Placeholder)
+		rep.addValue(val, s.Placeholder)
 		if s.BasicUser != "" {
 			rep.addBasic(s.BasicUser, val, s.Placeholder)
 		}
@@ -68,6 +77,9 @@ func substitute(r *http.Request, subs []Sub, host string, plain bool) (*replacer
 				if !ok || !strings.Contains(pass, s.Placeholder) {
 					continue
 				}
+				if !grow(strings.Count(pass, s.Placeholder) * (len(val) - len(s.Placeholder))) {
+					return rep, denied, errTooMuch
+				}
 				pass = strings.ReplaceAll(pass, s.Placeholder, val)
 				vs[i] = "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 				if user != s.BasicUser {
@@ -79,19 +91,31 @@ func substitute(r *http.Request, subs []Sub, host string, plain bool) (*replacer
 			vs := r.Header[name]
 			for i, v := range vs {
 				if strings.Contains(v, s.Placeholder) {
+					if !grow(len(tmpl) + strings.Count(tmpl, "{}")*(len(val)-2) - len(v)) {
+						return rep, denied, errTooMuch
+					}
 					vs[i] = strings.ReplaceAll(tmpl, "{}", val)
 				}
 			}
 		default:
 			for _, vs := range r.Header {
 				for i, v := range vs {
+					if !grow(strings.Count(v, s.Placeholder) * (len(val) - len(s.Placeholder))) {
+						return rep, denied, errTooMuch
+					}
 					vs[i] = strings.ReplaceAll(v, s.Placeholder, val)
 				}
 			}
 		}
 	}
-	return rep, denied
+	return rep, denied, nil
 }
+
+// MaxSubstitutedBytes bounds what substitution may add to one request's
+// head (a 64 KiB value, substituted a few times, fits).
+const MaxSubstitutedBytes = 256 << 10
+
+var errTooMuch = errors.New("the request carries placeholders too many times")
 
 // parseTemplate splits "Name: template" into the canonical header name and
 // the template ("{}" alone when there is no colon).

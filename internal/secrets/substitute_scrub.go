@@ -3,8 +3,11 @@ package secrets
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // replacer takes secret values out of responses: each value (and its
@@ -26,6 +29,29 @@ func (r *replacer) add(from, to string) {
 	r.from = append(r.from, []byte(from))
 	r.to = append(r.to, []byte(to))
 	r.maxLen = max(r.maxLen, len(from))
+}
+
+// addValue adds value → placeholder, and the forms in which a server most
+// often echoes a value it was sent: percent-encoded (query or path),
+// JSON-escaped, and base64 on its own. A placeholder is letters, digits,
+// '-' and '_', the same in every one of those forms but base64.
+func (r *replacer) addValue(value, placeholder string) {
+	r.add(value, placeholder)
+	r.add(url.QueryEscape(value), placeholder)
+	r.add(url.PathEscape(value), placeholder)
+	for _, html := range []bool{false, true} {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(value) == nil {
+			q := strings.TrimSpace(b.String())
+			r.add(q[1:len(q)-1], placeholder)
+		}
+	}
+	// Unpadded: it also finds the padded form (the padding stays).
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		r.add(enc.EncodeToString([]byte(value)), enc.EncodeToString([]byte(placeholder)))
+	}
 }
 
 // addBasic adds base64(user:value) → base64(user:placeholder).

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/net/publicsuffix"
+
 	"banger/internal/api"
 	"banger/internal/bootcfg"
 	"banger/internal/egress"
@@ -64,11 +66,22 @@ func NormalHosts(hosts []string) ([]string, error) {
 		if !egress.ValidName(bare) || !strings.Contains(bare, ".") || strings.Contains(bare, "*") || isNumeric(bare) {
 			return nil, api.Errorf(api.ErrInvalid, "host %q is not a DNS name (want api.example.com or *.example.com)", h)
 		}
+		if bare != n && isPublicSuffix(bare) {
+			return nil, api.Errorf(api.ErrInvalid, "host %q: %s is a public suffix (anyone may register a name below it, and the value would go there): name the hosts themselves", h, bare)
+		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
 	return out, nil
+}
+
+// isPublicSuffix reports whether names below name are registered by
+// unrelated parties: a public suffix (co.uk), including the shared hosting
+// ones of the list's private part (github.io, herokuapp.com).
+func isPublicSuffix(name string) bool {
+	ps, _ := publicsuffix.PublicSuffix(name)
+	return ps == name
 }
 
 // isNumeric reports whether name's last label is all digits (an address,

@@ -10,11 +10,11 @@ import (
 )
 
 func TestNormalHosts(t *testing.T) {
-	got, err := NormalHosts([]string{"API.Example.com.", "*.example.org", "api.example.com"})
-	if err != nil || !slices.Equal(got, []string{"api.example.com", "*.example.org"}) {
+	got, err := NormalHosts([]string{"API.Example.com.", "*.example.org", "api.example.com", "*.example.co.uk", "me.github.io"})
+	if err != nil || !slices.Equal(got, []string{"api.example.com", "*.example.org", "*.example.co.uk", "me.github.io"}) {
 		t.Fatalf("hosts = %v, %v", got, err)
 	}
-	for _, bad := range [][]string{nil, {"localhost"}, {"10.0.0.1"}, {"api.example.com:443"}, {"*"}, {"a.*.example.com"}, {"https://x.example.com"}, {"-a.example.com"}} {
+	for _, bad := range [][]string{nil, {"localhost"}, {"10.0.0.1"}, {"api.example.com:443"}, {"*"}, {"a.*.example.com"}, {"https://x.example.com"}, {"-a.example.com"}, {"*.co.uk"}, {"*.github.io"}, {"*.CO.UK."}} {
 		if _, err := NormalHosts(bad); !errors.Is(err, api.ErrInvalid) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%q accepted or not one line: %v", bad, err)
 		}

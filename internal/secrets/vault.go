@@ -88,6 +88,9 @@ func loadOrCreateKey(path, dir string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("secrets key %s is not a regular file", path)
 	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("secrets key %s belongs to uid %d, not to the daemon's user (uid %d): chown it", path, st.Uid, os.Geteuid())
+	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("secrets key %s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
 	}

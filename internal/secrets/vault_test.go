@@ -158,3 +158,20 @@ func TestVaultRefusesBadInput(t *testing.T) {
 		t.Fatal("oversized value accepted")
 	}
 }
+
+// TestVaultKeyOwnedByAnother: a key file someone else owns (who could read
+// or replace it) is refused, whatever its mode.
+func TestVaultKeyOwnedByAnother(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file away")
+	}
+	dir := t.TempDir()
+	theirs := filepath.Join(dir, "theirs.key")
+	os.WriteFile(theirs, bytes.Repeat([]byte("k"), KeySize), 0o600)
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenVault(filepath.Join(dir, "v"), theirs); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Fatalf("key owned by uid 65534: %v", err)
+	}
+}

@@ -122,7 +122,7 @@ func (m *Manager) forkOne(ctx context.Context, snapper vmm.Snapshotter, susp vmm
 	if err != nil {
 		return vm, fmt.Errorf("clone %s: %w", name, err)
 	}
-	if err := m.store.InsertVM(ctx, vm); err != nil {
+	if err := m.insertClone(ctx, vm); err != nil {
 		return vm, err
 	}
 	ok := false
@@ -170,6 +170,20 @@ func (m *Manager) cloneRecord(sn model.Snapshot, img model.Image, name string) (
 	}
 	withSecretEgress(&vm)
 	return vm, nil
+}
+
+// insertClone records a clone; its secrets are checked again, and held
+// from removal, up to the insert (a secret removed since the fork began
+// is not bound to a new VM).
+func (m *Manager) insertClone(ctx context.Context, vm model.VMRecord) error {
+	if len(vm.Secrets) > 0 && m.secrets != nil {
+		release := m.secrets.Hold()
+		defer release()
+	}
+	if err := m.checkSecretsExist(ctx, vm.Secrets); err != nil {
+		return err
+	}
+	return m.store.InsertVM(ctx, vm)
 }
 
 func (m *Manager) forkSteps(ctx context.Context, snapper vmm.Snapshotter, susp vmm.Suspender, sn model.Snapshot, img model.Image, vm *model.VMRecord) error {

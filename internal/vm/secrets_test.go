@@ -263,6 +263,17 @@ func TestCloneGetsNewPlaceholdersAndParentsCA(t *testing.T) {
 	if err := m.checkSecretsExist(alice, sn.Secrets); !errors.Is(err, api.ErrConflict) {
 		t.Fatalf("fork of a removed secret: %v", err)
 	}
+	// Nor is a clone recorded whose secret went while the fork ran.
+	late, err := m.cloneRecord(sn, img, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.insertClone(alice, late); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("clone of a removed secret recorded: %v", err)
+	}
+	if _, err := st.GetVM(alice, late.ID); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("clone of a removed secret in the store: %v", err)
+	}
 }
 
 // TestBootConfigHasPlaceholdersAndCA: the boot config of a VM with
