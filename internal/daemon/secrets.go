@@ -86,6 +86,9 @@ func (h *secretHook) desc(ctx context.Context, id string) (model.Secret, error) 
 	return sec, nil
 }
 
+// maxCachedCAs bounds the loaded CAs the hook keeps.
+const maxCachedCAs = 256
+
 // ca is the VM's CA, as its boot made it (never a new one: the guest
 // would not trust it).
 func (h *secretHook) ca(vmID string) (secrets.Minter, error) {
@@ -106,13 +109,16 @@ func (h *secretHook) ca(vmID string) (secrets.Minter, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(h.cas) >= maxCachedCAs {
+		clear(h.cas) // deleted VMs' CAs go too; the rest load again
+	}
 	h.cas[vmID] = ca
 	return ca, nil
 }
 
 // denier records a denial among a VM's (by its address).
 type denier interface {
-	RecordDenial(ip netip.Addr, d egress.Denial)
+	RecordDenial(ip netip.Addr, d egress.Denial) (log bool, dropped int)
 }
 
 // deny records d for vm vmID with the bridge network's denials.
@@ -123,7 +129,9 @@ func (h *secretHook) deny(n denier) func(vmID string, d model.EgressDenial) {
 			return
 		}
 		if ip, err := netip.ParseAddr(vm.GuestIP); err == nil {
-			n.RecordDenial(ip, d)
+			if log, dropped := n.RecordDenial(ip, d); log {
+				h.log.Info("egress denied", "vm", vm.Name, "via", d.Via, "name", d.Name, "reason", d.Reason, "unlogged_before", dropped)
+			}
 		}
 	}
 }

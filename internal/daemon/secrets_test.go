@@ -134,7 +134,10 @@ type denials struct {
 	d  []egress.Denial
 }
 
-func (n *denials) RecordDenial(ip netip.Addr, d egress.Denial) { n.ip, n.d = ip, append(n.d, d) }
+func (n *denials) RecordDenial(ip netip.Addr, d egress.Denial) (bool, int) {
+	n.ip, n.d = ip, append(n.d, d)
+	return true, 0
+}
 
 // TestSecretHookFeedsTheSubstituter: the hook gives a VM's bindings with
 // values and modes, its CA only once its boot made one, and records

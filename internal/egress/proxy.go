@@ -139,8 +139,9 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, isTLS bool) {
 		if orig.IsValid() {
 			d.Destination = orig.String()
 		}
-		p.Registry.Deny(src, d)
-		p.Log.Info("egress denied", "client", src, "name", name, "destination", d.Destination, "reason", reason)
+		if log, dropped := p.Registry.Deny(src, d); log {
+			p.Log.Info("egress denied", "client", src, "name", name, "destination", d.Destination, "reason", reason, "unlogged_before", dropped)
+		}
 		c.Close()
 	}
 	id, pol, ok := p.Registry.Lookup(src)

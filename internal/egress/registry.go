@@ -12,6 +12,15 @@ import (
 // MaxDenials is how many recent denials are kept per VM.
 const MaxDenials = 64
 
+// LoggedDenials is how many denials of one VM are worth a log line per
+// DenialLogWindow: a guest cannot flood the daemon's log (all are still
+// recorded for vm egress, and each window's first unlogged one says how
+// many went unlogged in the window before).
+const (
+	LoggedDenials   = 20
+	DenialLogWindow = time.Minute
+)
+
 // Denial is one refused attempt.
 type Denial = model.EgressDenial
 
@@ -31,6 +40,9 @@ type vmState struct {
 	policy  Policy
 	denials []Denial
 	conns   map[*proxied]struct{}
+	// The log budget: denials logged and left unlogged since windowAt.
+	windowAt         time.Time
+	logged, unlogged int
 }
 
 // proxied is one live proxied connection: what it was allowed for and how
@@ -127,8 +139,11 @@ func (r *Registry) PolicyOf(id string) (Policy, bool) {
 	return s.policy, true
 }
 
-// Deny records a denial for the VM at ip (nothing when unknown).
-func (r *Registry) Deny(ip netip.Addr, d Denial) {
+// Deny records a denial for the VM at ip (nothing when unknown). log says
+// whether the caller should log it (LoggedDenials per DenialLogWindow and
+// VM); dropped is how many went unlogged in the window before, to say so
+// in that line.
+func (r *Registry) Deny(ip netip.Addr, d Denial) (log bool, dropped int) {
 	if d.Time.IsZero() {
 		d.Time = time.Now().UTC()
 	}
@@ -136,12 +151,22 @@ func (r *Registry) Deny(ip netip.Addr, d Denial) {
 	defer r.mu.Unlock()
 	s := r.byIP[ip.Unmap()]
 	if s == nil {
-		return
+		return false, 0
 	}
 	if len(s.denials) >= MaxDenials {
 		s.denials = append(s.denials[:0], s.denials[1:]...)
 	}
 	s.denials = append(s.denials, d)
+	if d.Time.Sub(s.windowAt) >= DenialLogWindow || d.Time.Before(s.windowAt) {
+		dropped = s.unlogged
+		s.windowAt, s.logged, s.unlogged = d.Time, 0, 0
+	}
+	if s.logged >= LoggedDenials {
+		s.unlogged++
+		return false, 0
+	}
+	s.logged++
+	return true, dropped
 }
 
 // Denials returns vm id's recent denials, oldest first.

@@ -113,8 +113,7 @@ func (s *Substituter) log() *slog.Logger {
 }
 
 func (s *Substituter) deny(vmID, name, reason string) {
-	s.log().Info("egress denied", "vm", vmID, "name", name, "reason", reason)
-	if s.Deny != nil {
+	if s.Deny != nil { // which logs it, within a budget per VM
 		s.Deny(vmID, model.EgressDenial{Time: time.Now(), Via: "secrets", Name: name, Reason: reason})
 	}
 }
