@@ -114,7 +114,7 @@ func newSecretListCmd(a *app) *cobra.Command {
 			return a.output(secs, func(w io.Writer) error {
 				rows := [][]string{}
 				for _, s := range secs {
-					rows = append(rows, []string{s.Name, strings.Join(s.Hosts, ","), secretMode(s), s.CreatedAt.Local().Format(time.DateTime)})
+					rows = append(rows, []string{s.Name, strings.Join(s.Hosts, ","), s.Mode(), s.CreatedAt.Local().Format(time.DateTime)})
 				}
 				return table(w, []string{"NAME", "HOSTS", "MODE", "CREATED"}, rows)
 			})
@@ -139,7 +139,7 @@ func newSecretShowCmd(a *app) *cobra.Command {
 					vms = "-"
 				}
 				return keyValues(w, [][2]string{{"name", s.Name}, {"id", s.ID}, {"owner", fmt.Sprint(s.OwnerUID)},
-					{"hosts", strings.Join(s.Hosts, ", ")}, {"mode", secretMode(s)},
+					{"hosts", strings.Join(s.Hosts, ", ")}, {"mode", s.Mode()},
 					{"created", s.CreatedAt.Local().Format(time.DateTime)}, {"vms", vms}})
 			})
 		},
@@ -159,23 +159,6 @@ func newSecretRmCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// secretMode says where the value goes.
-func secretMode(s model.Secret) string {
-	var m string
-	switch {
-	case s.Header != "":
-		m = "header " + s.Header
-	case s.BasicUser != "":
-		m = "basic " + s.BasicUser
-	default:
-		m = "any header"
-	}
-	if s.PlainHTTP {
-		m += ", plain http"
-	}
-	return m
 }
 
 // secretFlags are vm create|set's --secret (and set's --no-secret).

@@ -28,6 +28,8 @@ type Daemon interface {
 	VMPorts(ctx context.Context, ref string) (api.VMPortsResult, error)
 	WorkspacePrepare(ctx context.Context, p api.VMWorkspacePrepareParams) (model.WorkspacePrepareResult, error)
 	WorkspaceExport(ctx context.Context, p api.WorkspaceExportParams) (api.WorkspaceExportResult, error)
+	SecretList(ctx context.Context) ([]model.Secret, error)
+	SecretShow(ctx context.Context, name string) (api.SecretShowResult, error)
 }
 
 // Guests opens a connection to a VM's guest as root.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -26,6 +27,9 @@ type fakeDaemon struct {
 	logPath  string
 	patch    []byte
 	prepared api.VMWorkspacePrepareParams
+	created  []api.VMCreateParams // every create request
+	secrets  []model.Secret
+	bound    map[string][]string // secret name -> VMs
 }
 
 func newFakeDaemon() *fakeDaemon {
@@ -42,6 +46,9 @@ func (f *fakeDaemon) find(ref string) (model.VMRecord, error) {
 }
 
 func (f *fakeDaemon) VMCreate(_ context.Context, p api.VMCreateParams) (api.VMCreateOperation, error) {
+	f.mu.Lock()
+	f.created = append(f.created, p)
+	f.mu.Unlock()
 	return api.VMCreateOperation{ID: "op1", VMName: p.Name, Stage: "validate"}, nil
 }
 
@@ -97,6 +104,22 @@ func (f *fakeDaemon) WorkspaceExport(_ context.Context, p api.WorkspaceExportPar
 		return api.WorkspaceExportResult{}, err
 	}
 	return api.WorkspaceExportResult{GuestPath: "/root/repo", Patch: f.patch, HasChanges: len(f.patch) > 0, ChangedFiles: []string{"a.txt"}}, nil
+}
+
+func (f *fakeDaemon) SecretList(context.Context) ([]model.Secret, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.secrets), nil
+}
+func (f *fakeDaemon) SecretShow(_ context.Context, name string) (api.SecretShowResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.secrets {
+		if s.Name == name {
+			return api.SecretShowResult{Secret: s, VMs: f.bound[name]}, nil
+		}
+	}
+	return api.SecretShowResult{}, api.Errorf(api.ErrNotFound, "secret %q not found", name)
 }
 
 // localGuests is a "guest" that is this machine: commands run with sh in

@@ -47,11 +47,12 @@ func NewServer(o Options) *mcp.Server {
 	s.addExecTools(ms)
 	s.addFileTools(ms)
 	s.addWorkspaceTools(ms)
+	s.addSecretTools(ms)
 	s.addResources(ms)
 	return ms
 }
 
-const instructions = `banger gives you disposable Linux microVMs. Create one with vm_create, run commands with vm_exec (background: true for long jobs, then vm_job_output), read and edit files with the file_* tools, copy a host git repository in with workspace_prepare and get your changes back as a patch with workspace_export. You are root in the guest. Delete VMs you no longer need with vm_delete.`
+const instructions = `banger gives you disposable Linux microVMs. Create one with vm_create, run commands with vm_exec (background: true for long jobs, then vm_job_output), read and edit files with the file_* tools, copy a host git repository in with workspace_prepare and get your changes back as a patch with workspace_export. You are root in the guest. To call an API with a token, bind a secret the human added (secret_list, vm_create's secrets): the guest holds a placeholder and never the value; no tool takes a secret's value. Delete VMs you no longer need with vm_delete.`
 
 // kind is how a tool touches its environment (for annotations).
 type kind int

@@ -18,7 +18,7 @@ import (
 
 var (
 	destructiveTools = []string{"vm_stop", "vm_delete", "vm_exec", "vm_job_kill", "file_write", "file_edit", "workspace_prepare"}
-	readOnlyTools    = []string{"vm_list", "vm_show", "vm_ports", "vm_job_output", "file_read", "file_list", "file_glob", "file_search", "workspace_export"}
+	readOnlyTools    = []string{"vm_list", "vm_show", "vm_ports", "vm_job_output", "file_read", "file_list", "file_glob", "file_search", "workspace_export", "secret_list"}
 	additiveTools    = []string{"vm_create", "vm_start"}
 )
 

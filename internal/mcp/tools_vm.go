@@ -28,14 +28,18 @@ type VMListResult struct {
 
 // VMCreateInput are vm_create's arguments.
 type VMCreateInput struct {
-	Name              string `json:"name,omitempty" jsonschema:"VM name, a DNS label (default: generated)"`
-	Image             string `json:"image,omitempty" jsonschema:"image name or id (default: the daemon's default image)"`
-	VCPUs             int    `json:"vcpus,omitempty" jsonschema:"virtual CPUs (default 2)"`
-	MemoryMiB         int    `json:"memory_mib,omitempty" jsonschema:"memory in MiB (default 1024)"`
-	SystemOverlaySize string `json:"system_overlay_size,omitempty" jsonschema:"size of the copy-on-write system overlay, e.g. 8G"`
-	WorkDiskSize      string `json:"work_disk_size,omitempty" jsonschema:"size of the persistent work disk at /root, e.g. 8G"`
-	NAT               bool   `json:"nat,omitempty" jsonschema:"let the VM reach beyond the host (internet access)"`
-	TimeoutSeconds    int    `json:"timeout_seconds,omitempty" jsonschema:"how long to wait for the VM to be ready (default 600)"`
+	Name              string           `json:"name,omitempty" jsonschema:"VM name, a DNS label (default: generated)"`
+	Image             string           `json:"image,omitempty" jsonschema:"image name or id (default: the daemon's default image)"`
+	VCPUs             int              `json:"vcpus,omitempty" jsonschema:"virtual CPUs (default 2)"`
+	MemoryMiB         int              `json:"memory_mib,omitempty" jsonschema:"memory in MiB (default 1024)"`
+	SystemOverlaySize string           `json:"system_overlay_size,omitempty" jsonschema:"size of the copy-on-write system overlay, e.g. 8G"`
+	WorkDiskSize      string           `json:"work_disk_size,omitempty" jsonschema:"size of the persistent work disk at /root, e.g. 8G"`
+	NAT               bool             `json:"nat,omitempty" jsonschema:"let the VM reach anywhere beyond the host (internet access; same as egress open)"`
+	Egress            string           `json:"egress,omitempty" jsonschema:"outbound policy: none (nothing beyond the host), open (anywhere, same as nat) or allow (only what allow lists)"`
+	Allow             []string         `json:"allow,omitempty" jsonschema:"with egress allow: domains, *.domain wildcards, IPv4 addresses or CIDRs, each with an optional :PORT"`
+	Deny              []string         `json:"deny,omitempty" jsonschema:"IPv4 addresses or CIDRs never reached, whatever else allows"`
+	Secrets           []SecretRefInput `json:"secrets,omitempty" jsonschema:"secrets to bind (see secret_list): the guest gets a placeholder, never the value; needs egress none (the default with secrets: only the secrets' hosts are reached) or allow"`
+	TimeoutSeconds    int              `json:"timeout_seconds,omitempty" jsonschema:"how long to wait for the VM to be ready (default 600)"`
 }
 
 // VMDeleteInput are vm_delete's arguments.
@@ -53,7 +57,8 @@ type DeleteResult struct {
 var createStages = []string{"validate", "disks", "network", "boot", "agent", "ready"}
 
 func (s *server) addVMTools(ms *mcp.Server) {
-	addTool(ms, "vm_create", "Create VM", "Create a VM and wait until it is ready (reports progress per stage). You are root in it; delete it with vm_delete when done.", additive, s.vmCreate)
+	addTool(ms, "vm_create", "Create VM", "Create a VM and wait until it is ready (reports progress per stage). You are root in it; delete it with vm_delete when done. "+
+		"secrets binds secrets the human added with 'banger secret add' (see secret_list): the guest holds placeholders, banger's proxy puts the values into requests to their hosts; no tool takes a secret's value.", additive, s.vmCreate)
 	addTool(ms, "vm_list", "List VMs", "List your VMs with state, IP and image.", readOnly,
 		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (VMListResult, error) {
 			vms, err := s.Daemon.VMList(ctx)
@@ -97,6 +102,9 @@ func (s *server) addVMTools(ms *mcp.Server) {
 func (s *server) vmCreate(ctx context.Context, req *mcp.CallToolRequest, in VMCreateInput) (VMResult, error) {
 	p := api.VMCreateParams{Name: in.Name, ImageName: in.Image, SystemOverlaySize: in.SystemOverlaySize,
 		WorkDiskSize: in.WorkDiskSize, NATEnabled: in.NAT}
+	if err := createSecrets(in, &p); err != nil {
+		return VMResult{}, err
+	}
 	if in.VCPUs != 0 {
 		p.VCPUCount = &in.VCPUs
 	}

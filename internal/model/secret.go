@@ -81,3 +81,21 @@ func withSecrets(p EgressPolicy, bs []SecretBinding) EgressPolicy {
 	}
 	return EgressPolicy{Mode: EgressAllow, Allow: allow, Deny: p.Deny}
 }
+
+// Mode says where the value goes: "header H", "basic USER" or "any
+// header", with ", plain http" in plain-HTTP mode.
+func (s Secret) Mode() string {
+	var m string
+	switch {
+	case s.Header != "":
+		m = "header " + s.Header
+	case s.BasicUser != "":
+		m = "basic " + s.BasicUser
+	default:
+		m = "any header"
+	}
+	if s.PlainHTTP {
+		m += ", plain http"
+	}
+	return m
+}
