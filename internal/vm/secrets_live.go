@@ -25,24 +25,16 @@ const secretsTimeout = 30 * time.Second
 // keep the environment they started with. The VM's CA is made when it has
 // none. When anything fails the old record and policy come back.
 func (m *Manager) setSecretsLive(ctx context.Context, vm, next model.VMRecord) error {
-	u := proto.SecretsUpdate{Secrets: guestSecrets(next.Secrets)}
-	if len(next.Secrets) > 0 {
-		if m.caPEM == nil {
-			return api.Errorf(api.ErrNotImplemented, "secrets: not available in this daemon")
-		}
-		pem, err := m.caPEM(filepath.Join(vm.Dir, paths.VMCA), vm.Name)
-		if err != nil {
-			return fmt.Errorf("vm CA: %w", err)
-		}
-		u.CACerts = []string{string(pem)}
-	}
-	if err := bootcfg.ValidateSecrets(u.Secrets, u.CACerts); err != nil {
-		return api.Errorf(api.ErrInvalid, "vm %q: %v", vm.Name, err)
-	}
-	if err := m.store.UpdateVM(ctx, next); err != nil {
+	u, err := m.secretsUpdate(vm, next)
+	if err != nil {
+		m.rollbackSet(ctx, vm, next) // vm set may have changed NAT or egress already
 		return err
 	}
-	err := m.applyLiveEgress(ctx, vm, next)
+	if err := m.store.UpdateVM(ctx, next); err != nil {
+		m.rollbackSet(ctx, vm, next)
+		return err
+	}
+	err = m.applyLiveEgress(ctx, vm, next)
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, secretsTimeout)
 		err = m.sendSecrets(pctx, filepath.Join(vm.Dir, paths.VMRunDir, vmm.ControlSocket), u)
@@ -57,6 +49,26 @@ func (m *Manager) setSecretsLive(ctx context.Context, vm, next model.VMRecord) e
 	}
 	m.rollbackSet(ctx, vm, next)
 	return fmt.Errorf("vm %q: secrets not changed: %w", vm.Name, err)
+}
+
+// secretsUpdate is what the guest of a running VM gets for next's
+// bindings: placeholders and, with any, the VM's CA (made when missing).
+func (m *Manager) secretsUpdate(vm, next model.VMRecord) (proto.SecretsUpdate, error) {
+	u := proto.SecretsUpdate{Secrets: guestSecrets(next.Secrets)}
+	if len(next.Secrets) > 0 {
+		if m.caPEM == nil {
+			return u, api.Errorf(api.ErrNotImplemented, "secrets: not available in this daemon")
+		}
+		pem, err := m.caPEM(filepath.Join(vm.Dir, paths.VMCA), vm.Name)
+		if err != nil {
+			return u, fmt.Errorf("vm CA: %w", err)
+		}
+		u.CACerts = []string{string(pem)}
+	}
+	if err := bootcfg.ValidateSecrets(u.Secrets, u.CACerts); err != nil {
+		return u, api.Errorf(api.ErrInvalid, "vm %q: %v", vm.Name, err)
+	}
+	return u, nil
 }
 
 // applyLiveEgress puts next's effective egress policy in force for a
