@@ -169,7 +169,7 @@ type secretFlags struct {
 func addSecretFlags(fl *pflag.FlagSet, f *secretFlags, unbind bool) {
 	fl.StringArrayVar(&f.bind, "secret", nil, "bind secret NAME; the guest holds a placeholder in $ENVVAR (default NAME upper-cased, '-' as '_') (repeatable)")
 	if unbind {
-		fl.StringArrayVar(&f.unbind, "no-secret", nil, "unbind secret NAME (repeatable; the VM must be stopped)")
+		fl.StringArrayVar(&f.unbind, "no-secret", nil, "unbind secret NAME (repeatable; on a running VM new sessions and /run/banger/secrets change at once)")
 	}
 }
 

@@ -288,7 +288,7 @@ func newVMSetCmd(a *app) *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:               "set NAME",
-		Short:             "Change vCPUs, memory (next start), work disk size (grows only), NAT or egress (live), secrets (stopped VM)",
+		Short:             "Change vCPUs, memory (next start), work disk size (grows only), NAT, egress or secrets (live)",
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: a.completeVMs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -141,10 +141,28 @@ func Reidentify(ctx context.Context, socket string, id proto.Identity) error {
 	// virtio-serial port learns it from an event): try again on a fresh
 	// connection until ctx ends. Applying the same identity twice is
 	// harmless.
+	return controlRetry(ctx, socket, func() proto.Request {
+		id.TimeUnixNano = time.Now().UnixNano()
+		return proto.Request{Op: proto.OpReidentify, Identity: &id}
+	})
+}
+
+// SetSecrets gives a running VM its new set of secrets over its control
+// port (applying the same set twice is harmless, so a timed out attempt
+// is made again until ctx ends).
+func SetSecrets(ctx context.Context, socket string, u proto.SecretsUpdate) error {
+	return controlRetry(ctx, socket, func() proto.Request {
+		return proto.Request{Op: proto.OpSecrets, Secrets: &u}
+	})
+}
+
+// controlRetry sends the request req makes, on a fresh connection each
+// attempt, until it is answered or fails other than by timing out, or
+// ctx ends.
+func controlRetry(ctx context.Context, socket string, req func() proto.Request) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, controlAttempt)
-		id.TimeUnixNano = time.Now().UnixNano()
-		err := ControlCall(actx, socket, proto.Request{Op: proto.OpReidentify, Identity: &id}, nil)
+		err := ControlCall(actx, socket, req(), nil)
 		cancel()
 		var ne net.Error
 		timedOut := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())

@@ -193,7 +193,7 @@ func (m *Manager) Delete(ctx context.Context, p api.VMDeleteParams) error {
 
 // Set changes settings: vCPUs and memory apply at next start, the work disk
 // only grows (its file at once when stopped, else at next start; the guest
-// grows the filesystem at boot), NAT applies live.
+// grows the filesystem at boot), NAT and secrets apply live.
 func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, error) {
 	vm, unlock, err := m.lockedVM(ctx, p.IDOrName)
 	if err != nil {
@@ -206,10 +206,12 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 	running := vm.State == model.VMRunning || vm.State == model.VMSuspended
 	next := vm
 	pending := []string{}
+	liveSecrets := false
 	if len(p.Secrets) > 0 || len(p.NoSecrets) > 0 {
-		if running {
-			return vm, api.Errorf(api.ErrConflict, "vm %q is %s: stop the VM first to change its secrets", vm.Name, vm.State)
+		if vm.State == model.VMSuspended {
+			return vm, api.Errorf(api.ErrConflict, "vm %q is suspended: resume it first to change its secrets", vm.Name)
 		}
+		liveSecrets = running
 		release := m.holdSecrets(p.Secrets)
 		defer release()
 		if next.Secrets, err = m.bindSecrets(ctx, vm.Secrets, p.Secrets, p.NoSecrets); err != nil {
@@ -263,6 +265,12 @@ func (m *Manager) Set(ctx context.Context, p api.VMSetParams) (model.VMRecord, e
 		if err := extendFile(filepath.Join(vm.Dir, paths.VMWorkDisk), next.WorkDiskBytes); err != nil {
 			return vm, fmt.Errorf("extend work disk: %w", err)
 		}
+	}
+	if liveSecrets {
+		if err := m.setSecretsLive(ctx, vm, next); err != nil {
+			return vm, err
+		}
+		return next, nil
 	}
 	return next, m.store.UpdateVM(ctx, next)
 }

@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"banger/internal/agent/proto"
 	"banger/internal/api"
+	"banger/internal/guest"
 	"banger/internal/model"
 	"banger/internal/network"
 	"banger/internal/paths"
@@ -98,6 +100,9 @@ type Manager struct {
 	// secrets and caPEM let VMs bind secrets (UseSecrets); nil: refused.
 	secrets Secrets
 	caPEM   CAFunc
+	// sendSecrets gives a running guest its new secrets over its control
+	// port (guest.SetSecrets; tests fake it).
+	sendSecrets func(ctx context.Context, socket string, u proto.SecretsUpdate) error
 	// ops wakes WaitCreateStatus when a create operation changes.
 	ops opWatch
 }
@@ -114,7 +119,8 @@ func New(base context.Context, cfg Config, st Store, k Kernels, n Network, b vmm
 		cfg.StopTimeout = 20 * time.Second
 	}
 	m := &Manager{cfg: cfg, store: st, kernels: k, net: n, backend: b, signer: signer, log: log,
-		base: base, locks: map[string]*sync.Mutex{}, freeSpace: freeBytes, loadPerCPU: hostLoadPerCPU}
+		base: base, locks: map[string]*sync.Mutex{}, freeSpace: freeBytes, loadPerCPU: hostLoadPerCPU,
+		sendSecrets: guest.SetSecrets}
 	m.steps = m.bootSteps
 	return m
 }

@@ -161,7 +161,7 @@ func TestCreateWithSecretRefusals(t *testing.T) {
 
 // TestSecretRemoveWhileBoundAndSet: rm is refused naming the VM while it
 // is bound; vm set --no-secret unbinds (stopped VM), then rm works; set
-// on a running VM is refused.
+// on a suspended VM is refused.
 func TestSecretRemoveWhileBoundAndSet(t *testing.T) {
 	m, st, svc, alice := newSecretsManager(t)
 	createOK(t, m, alice, api.VMCreateParams{Name: "s1", ImageName: "img", NoStart: true, Secrets: []api.SecretRef{{Name: "gh-token"}}})
@@ -173,10 +173,10 @@ func TestSecretRemoveWhileBoundAndSet(t *testing.T) {
 		t.Errorf("show lists %v", vms)
 	}
 	vm, _ := st.GetVM(alice, "s1")
-	vm.State = model.VMRunning
+	vm.State = model.VMSuspended
 	st.UpdateVM(alice, vm)
-	if _, err := m.Set(alice, api.VMSetParams{IDOrName: "s1", NoSecrets: []string{"gh-token"}}); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "stop the VM first") {
-		t.Fatalf("set on a running VM: %v", err)
+	if _, err := m.Set(alice, api.VMSetParams{IDOrName: "s1", NoSecrets: []string{"gh-token"}}); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "resume it first") {
+		t.Fatalf("set on a suspended VM: %v", err)
 	}
 	vm.State = model.VMStopped
 	st.UpdateVM(alice, vm)

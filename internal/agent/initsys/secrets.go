@@ -51,6 +51,36 @@ func reidentifySecrets(root string, id proto.Identity, log *slog.Logger) error {
 	return nil
 }
 
+// secretsSetter returns the function that gives a running VM (root "/")
+// its new set of secrets (sshd.Config.SetSecrets).
+func secretsSetter(log *slog.Logger) func(proto.SecretsUpdate) ([]string, error) {
+	return func(u proto.SecretsUpdate) ([]string, error) {
+		return setSecrets("/", u, log)
+	}
+}
+
+// setSecrets replaces the secret files under root with u's (none left
+// when u has none) and, when u carries the VM's CA, installs it as at
+// boot (a failure is logged, as at boot). It returns the variables that
+// point sessions' TLS clients at the CA, once its files are there.
+func setSecrets(root string, u proto.SecretsUpdate, log *slog.Logger) ([]string, error) {
+	if err := bootcfg.ValidateSecrets(u.Secrets, u.CACerts); err != nil {
+		return nil, err
+	}
+	if err := WriteSecrets(root, u.Secrets); err != nil {
+		return nil, err
+	}
+	log.Info("secrets changed", "count", len(u.Secrets), "dir", SecretsDir)
+	if len(u.CACerts) > 0 {
+		if stores, err := InstallTrust(root, u.CACerts); err != nil {
+			log.Error("ca certificates", "err", err)
+		} else {
+			log.Info("ca certificates installed", "stores", stores, "bundle", CABundlePath)
+		}
+	}
+	return TrustEnv(root), nil
+}
+
 // WriteSecrets makes SecretsDir under root (0700) hold exactly one file
 // (0600) per secret, its placeholder without a newline. Files of secrets
 // no longer bound are removed. Nothing is written when a secret is invalid.

@@ -116,3 +116,39 @@ func TestReidentifySecrets(t *testing.T) {
 		t.Fatal("bad secret accepted")
 	}
 }
+
+func TestSetSecretsLive(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"etc/ssl/certs/ca-certificates.crt": testSystem})
+	log := slog.New(slog.DiscardHandler)
+	// A VM that booted without secrets: no CA, no files, no variables.
+	first := []bootcfg.Secret{{Name: "tok", Env: "TOK", Placeholder: "banger-secret-tok-aaaaaaaaaaaaaaaaaaaaaaaa"}}
+	env, err := setSecrets(root, proto.SecretsUpdate{Secrets: first, CACerts: []string{testCA}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env) != 3 || !strings.HasPrefix(env[0], "SSL_CERT_FILE=") {
+		t.Fatalf("trust env %v", env)
+	}
+	if got := readString(t, filepath.Join(root, SecretsDir, "tok")); got != first[0].Placeholder {
+		t.Fatalf("placeholder %q", got)
+	}
+	if got := readString(t, filepath.Join(root, "etc/ssl/certs/ca-certificates.crt")); got != testSystem+trustBegin+testCA+trustEnd {
+		t.Fatalf("store:\n%s", got)
+	}
+	// A bad set changes nothing.
+	bad := proto.SecretsUpdate{Secrets: []bootcfg.Secret{{Name: "other", Env: "PATH", Placeholder: "banger-secret-other-bbbbbbbbbbbbbbbbbbbbbbbb"}}}
+	if _, err := setSecrets(root, bad, log); err == nil {
+		t.Fatal("bad secret accepted")
+	}
+	if got := readString(t, filepath.Join(root, SecretsDir, "tok")); got != first[0].Placeholder {
+		t.Fatalf("placeholder after a refused set %q", got)
+	}
+	// An empty set removes the files; the CA stays trusted.
+	if _, err := setSecrets(root, proto.SecretsUpdate{}, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, SecretsDir, "tok")); !os.IsNotExist(err) {
+		t.Fatalf("secret file left: %v", err)
+	}
+}

@@ -146,6 +146,7 @@ func startSSH(ctx context.Context, cfg *bootcfg.Config, poweroff func(), log *sl
 		Disks:          sshd.DiskPaths{Root: "/", Work: "/root", Overlay: OverlayDir},
 		ControlPort:    func() string { return findControlPort("/sys", "/dev") },
 		Reidentify:     reidentifier(cfg, log),
+		SetSecrets:     secretsSetter(log),
 	}
 	served := make(chan error, 1)
 	go func() { served <- sshd.Serve(ctx, ln, scfg, log.With("component", "sshd")) }()

@@ -58,6 +58,7 @@ const (
 	OpRemove       = "remove"        // needs Path; removes it and everything below; result: none
 	OpReseed       = "reseed"        // needs Entropy; mixes it into the guest RNG and reseeds it; result: none
 	OpReidentify   = "reidentify"    // needs Identity; a fork's clone takes its own identity; result: none
+	OpSecrets      = "secrets"       // needs Secrets; a running VM's secrets change (vm set --secret); result: none
 )
 
 // States of a probed path.
@@ -105,6 +106,19 @@ type Request struct {
 	Entropy []byte `json:"entropy,omitempty"`
 	// Identity is the new identity for OpReidentify.
 	Identity *Identity `json:"identity,omitempty"`
+	// Secrets are the VM's new secrets for OpSecrets.
+	Secrets *SecretsUpdate `json:"secrets,omitempty"`
+}
+
+// SecretsUpdate is a running VM's whole new set of secrets (OpSecrets):
+// they replace the old ones for new sessions and in /run/banger/secrets
+// (an empty list removes them all). Processes already running keep the
+// environment they started with.
+type SecretsUpdate struct {
+	Secrets []bootcfg.Secret `json:"secrets,omitempty"`
+	// CACerts, when set, are the VM's CA (PEM), installed into the
+	// guest's trust stores and /run/banger as at boot.
+	CACerts []string `json:"ca_certs,omitempty"`
 }
 
 // Probe is the answer to OpProbe.

@@ -157,6 +157,8 @@ func (s *server) agentOp(req proto.Request) (any, func(), error) {
 		return nil, nil, s.setTime(req.TimeUnixNano)
 	case proto.OpReidentify:
 		return nil, nil, s.reidentify(req.Identity)
+	case proto.OpSecrets:
+		return nil, nil, s.setSecrets(req.Secrets)
 	case proto.OpReseed:
 		return nil, nil, s.reseed(req.Entropy)
 	case proto.OpDiskUsage:

@@ -98,8 +98,43 @@ func (s *server) reidentify(id *proto.Identity) error {
 	return nil
 }
 
+// setSecrets gives a running VM its new set of secrets: checked whole
+// before anything changes, applied by cfg.SetSecrets (files, trust
+// stores), then new sessions get the new placeholders. Sessions already
+// running keep the environment they started with.
+func (s *server) setSecrets(u *proto.SecretsUpdate) error {
+	if u == nil {
+		return errors.New("missing secrets")
+	}
+	if s.cfg.SetSecrets == nil {
+		return errors.New("this agent cannot change its secrets")
+	}
+	if err := bootcfg.ValidateSecrets(u.Secrets, u.CACerts); err != nil {
+		return err
+	}
+	env, err := s.cfg.SetSecrets(*u)
+	if err != nil {
+		return err
+	}
+	secrets := slices.Clone(u.Secrets)
+	s.secrets.Store(&secrets)
+	var extra []string
+	for _, kv := range env {
+		if !slices.Contains(s.cfg.Env, kv) {
+			extra = append(extra, kv)
+		}
+	}
+	if p := s.secretsEnv.Load(); p != nil && len(extra) == 0 {
+		extra = *p // a CA installed earlier stays trusted
+	}
+	s.secretsEnv.Store(&extra)
+	s.log.Info("secrets changed", "secrets", len(secrets), "ca_certs", len(u.CACerts))
+	return nil
+}
+
 // secretEnv is ENV=placeholder for each secret the sessions get: the
-// boot configuration's, or a reidentify's once one carried secrets.
+// boot configuration's, or the last reidentify's or secrets op's that
+// carried secrets; then the variables a secrets op added.
 func (s *server) secretEnv() []string {
 	secrets := s.cfg.Secrets
 	if p := s.secrets.Load(); p != nil {
@@ -108,6 +143,9 @@ func (s *server) secretEnv() []string {
 	env := make([]string, 0, len(secrets))
 	for _, sec := range secrets {
 		env = append(env, sec.Env+"="+sec.Placeholder)
+	}
+	if p := s.secretsEnv.Load(); p != nil {
+		env = append(env, *p...)
 	}
 	return env
 }

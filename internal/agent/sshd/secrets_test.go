@@ -3,10 +3,12 @@ package sshd
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,4 +155,92 @@ func mustParse(t *testing.T, pemKey []byte) ssh.Signer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func TestSetSecretsLive(t *testing.T) {
+	var mu sync.Mutex
+	var got []proto.SecretsUpdate
+	var fail atomic.Bool
+	ts := startServerConfig(t, func(c *Config) {
+		c.SetSecrets = func(u proto.SecretsUpdate) ([]string, error) {
+			if fail.Load() {
+				return nil, errors.New("disk full")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, u)
+			return trustEnv, nil
+		}
+	}, nil)
+	env := envLines(t, ts)
+	if slices.Contains(env, trustEnv[0]) || slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "GITHUB_TOKEN=") }) {
+		t.Fatalf("secrets before any were set:\n%s", strings.Join(env, "\n"))
+	}
+	u := proto.SecretsUpdate{Secrets: testSecrets[:1], CACerts: []string{testCAPEM(t)}}
+	if resp := agentCall(t, ts, proto.Request{Op: proto.OpSecrets, Secrets: &u}); !resp.OK {
+		t.Fatalf("secrets: %+v", resp)
+	}
+	mu.Lock()
+	calls := len(got)
+	if calls != 1 || !slices.Equal(got[0].Secrets, testSecrets[:1]) || len(got[0].CACerts) != 1 {
+		t.Fatalf("SetSecrets got %+v", got)
+	}
+	mu.Unlock()
+	env = envLines(t, ts)
+	for _, want := range append([]string{"GITHUB_TOKEN=" + testSecrets[0].Placeholder}, trustEnv...) {
+		if !slices.Contains(env, want) {
+			t.Errorf("after the secrets op the session env lacks %s:\n%s", want, strings.Join(env, "\n"))
+		}
+	}
+	// A bad set reaches neither the hook nor the sessions.
+	bad := proto.SecretsUpdate{Secrets: []bootcfg.Secret{{Name: "x", Env: "PATH", Placeholder: "banger-secret-x-aaaaaaaaaaaaaaaaaaaaaaaa"}}}
+	if resp := agentCall(t, ts, proto.Request{Op: proto.OpSecrets, Secrets: &bad}); resp.OK || !strings.Contains(resp.Error, "reserved") {
+		t.Fatalf("bad secrets: %+v", resp)
+	}
+	mu.Lock()
+	calls = len(got)
+	mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("a bad set reached the hook (%d calls)", calls)
+	}
+	// The hook failing leaves the sessions' placeholders as they were.
+	fail.Store(true)
+	other := proto.SecretsUpdate{Secrets: testSecrets[1:]}
+	if resp := agentCall(t, ts, proto.Request{Op: proto.OpSecrets, Secrets: &other}); resp.OK || !strings.Contains(resp.Error, "disk full") {
+		t.Fatalf("failing hook: %+v", resp)
+	}
+	if env = envLines(t, ts); !slices.Contains(env, "GITHUB_TOKEN="+testSecrets[0].Placeholder) {
+		t.Fatalf("placeholder lost after a failed set:\n%s", strings.Join(env, "\n"))
+	}
+	// Removing every secret: none in new sessions; the CA stays trusted.
+	fail.Store(false)
+	if resp := agentCall(t, ts, proto.Request{Op: proto.OpSecrets, Secrets: &proto.SecretsUpdate{}}); !resp.OK {
+		t.Fatalf("no secrets: %+v", resp)
+	}
+	env = envLines(t, ts)
+	if slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "GITHUB_TOKEN=") }) || !slices.Contains(env, trustEnv[0]) {
+		t.Fatalf("after removing every secret:\n%s", strings.Join(env, "\n"))
+	}
+	// No request body: refused.
+	if resp := agentCall(t, ts, proto.Request{Op: proto.OpSecrets}); resp.OK {
+		t.Fatal("secrets op without secrets accepted")
+	}
+}
+
+func TestSetSecretsUnsupported(t *testing.T) {
+	s := newTestAgent(t, Config{})
+	line, _ := json.Marshal(proto.Request{Op: proto.OpSecrets, Secrets: &proto.SecretsUpdate{Secrets: testSecrets}})
+	if resps := agentExchange(t, s, string(line)); resps[0].OK || !strings.Contains(resps[0].Error, "cannot change its secrets") {
+		t.Fatalf("%+v", resps[0])
+	}
+	if len(s.secretEnv()) != 0 {
+		t.Fatalf("env %v", s.secretEnv())
+	}
+}
+
+// testCAPEM is a PEM certificate block as the host sends (the agent checks
+// its framing; the trust stores are initsys's).
+func testCAPEM(t *testing.T) string {
+	t.Helper()
+	return "-----BEGIN CERTIFICATE-----\nMAoGCCqGSM49BAMC\n-----END CERTIFICATE-----\n"
 }

@@ -48,6 +48,11 @@ type Config struct {
 	// Secrets put ENV=placeholder in every session's environment; a
 	// reidentify carrying secrets replaces them for new sessions.
 	Secrets []bootcfg.Secret
+	// SetSecrets applies a running VM's new secrets (secrets op): files
+	// and trust stores. It returns environment variables new sessions get
+	// from then on (those pointing TLS clients at the CA); the server
+	// itself swaps the sessions' placeholders once it succeeded.
+	SetSecrets func(proto.SecretsUpdate) (env []string, err error)
 }
 
 // loginUser is the only user name accepted.
@@ -63,6 +68,8 @@ type server struct {
 	started time.Time
 	// secrets, once a reidentify set them, replace cfg.Secrets.
 	secrets atomic.Pointer[[]bootcfg.Secret]
+	// secretsEnv, once a secrets op set it, is added to sessions' env.
+	secretsEnv atomic.Pointer[[]string]
 }
 
 // sysPaths are the files and defaults that shape sessions; tests replace them.
