@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"banger/internal/paths"
 )
 
 const soakUsage = `banger-bench soak: many creates against a real daemon; reports failures,
@@ -258,6 +260,7 @@ func captureStalls(ctx context.Context, vmsDir, outDir string) {
 type stallScanner struct {
 	vmsDir, outDir string
 	seen           map[string]*bootTrack
+	records        map[string]string // stall records copied, by path: their size and time
 }
 
 // bootTrack is what was last seen of one VM's serial log.
@@ -269,7 +272,7 @@ type bootTrack struct {
 }
 
 func newStallScanner(vmsDir, outDir string) *stallScanner {
-	return &stallScanner{vmsDir: vmsDir, outDir: outDir, seen: map[string]*bootTrack{}}
+	return &stallScanner{vmsDir: vmsDir, outDir: outDir, seen: map[string]*bootTrack{}, records: map[string]string{}}
 }
 
 // flush keeps the boot's console when it never reached banger's init.
@@ -283,6 +286,7 @@ func (s *stallScanner) flush(id string, t *bootTrack) {
 // is a new boot (the old one is flushed), a VM whose folder is gone is
 // flushed and forgotten.
 func (s *stallScanner) scan() {
+	s.copyRecords()
 	logs, _ := filepath.Glob(filepath.Join(s.vmsDir, "*", "serial.log"))
 	live := map[string]bool{}
 	for _, p := range logs {
@@ -321,4 +325,28 @@ func newLogger() *slog.Logger {
 
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// copyRecords copies the daemon's stall records (the watchdog's reason, the
+// vCPUs' state and the console's tail, written in the VM's folder before a
+// restart) to outDir as ID.stall-N.log, again when one changed.
+func (s *stallScanner) copyRecords() {
+	recs, _ := filepath.Glob(filepath.Join(s.vmsDir, "*", paths.VMStallPrefix+"*.log"))
+	for _, p := range recs {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		stamp := fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+		if s.records[p] == stamp {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s.records[p] = stamp
+		id := filepath.Base(filepath.Dir(p))
+		os.WriteFile(filepath.Join(s.outDir, id+"."+filepath.Base(p)), data, 0o644)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // The stall scanner keeps the console of a boot that never reached banger's
@@ -32,5 +33,26 @@ func TestCaptureStallsKeepsOnlyStalledBoots(t *testing.T) {
 	got, _ := filepath.Glob(filepath.Join(out, "*"))
 	if len(got) != 1 || filepath.Base(got[0]) != "hung.boot0.log" {
 		t.Fatalf("kept %v, want only hung.boot0.log", got)
+	}
+}
+
+// The daemon's stall records are copied out once each, again when one is
+// rewritten (the next boot's first stall), and survive their VM's removal.
+func TestCaptureStallsCopiesRecords(t *testing.T) {
+	vms, out := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(vms, "vm1"), 0o755)
+	rec := filepath.Join(vms, "vm1", "stall-1.log")
+	st := newStallScanner(vms, out)
+	os.WriteFile(rec, []byte("stall 1: APIC frequency too slow"), 0o600)
+	st.scan()
+	os.WriteFile(rec, []byte("stall 1 of the next boot, longer"), 0o600) // same size
+	later := time.Now().Add(time.Second)
+	os.Chtimes(rec, later, later) // file times are coarser than two writes
+	st.scan()
+	os.RemoveAll(filepath.Join(vms, "vm1"))
+	st.scan()
+	got, err := os.ReadFile(filepath.Join(out, "vm1.stall-1.log"))
+	if err != nil || string(got) != "stall 1 of the next boot, longer" {
+		t.Fatalf("copied record = %q, %v", got, err)
 	}
 }

@@ -100,6 +100,14 @@ const (
 	VMCA = "ca"
 )
 
+// VMStallLog is the file in a VM folder recording the n-th stalled boot
+// attempt of its latest boot (n from 1): the watchdog's reason, the vCPUs'
+// state and the console's tail.
+func VMStallLog(n int) string { return VMStallPrefix + itoa(n) + ".log" }
+
+// VMStallPrefix starts every VMStallLog name.
+const VMStallPrefix = "stall-"
+
 func itoa(n int) string {
 	if n == 0 {
 		return "0"

@@ -73,14 +73,19 @@ func (m *Manager) boot(ctx context.Context, b *bootRun) error {
 // logged and counted in the VM record (BootRestarts, for this boot).
 func (m *Manager) runSteps(ctx context.Context, b *bootRun, steps []step) error {
 	b.vm.BootRestarts = 0
+	clearStalls(b.vm)
 	for i := 0; i < len(steps); i++ {
 		s := steps[i]
 		t0 := time.Now()
 		err := s.run(ctx, b)
 		m.log.Debug("boot step", "vm", b.vm.Name, "step", s.name, "took", time.Since(t0), "err", err)
+		var record string
+		if errors.Is(err, errBootStalled) {
+			record = m.recordStall(b.vm, b.vm.BootRestarts+1, err)
+		}
 		if errors.Is(err, errBootStalled) && b.vm.BootRestarts < maxStallRestarts {
 			b.vm.BootRestarts++
-			m.log.Warn("guest boot stalled; restarting its vmm", "vm", b.vm.Name, "restart", b.vm.BootRestarts, "reason", err)
+			m.log.Warn("guest boot stalled; restarting its vmm", "vm", b.vm.Name, "restart", b.vm.BootRestarts, "reason", err, "record", record)
 			qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			if err := m.backend.Quit(qctx, filepath.Join(b.vm.Dir, paths.VMRunDir)); err != nil {
 				m.log.Warn("stop the stalled vmm", "vm", b.vm.Name, "err", err)

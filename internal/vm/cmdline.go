@@ -10,8 +10,11 @@ import (
 // daemon's environment is root's, so this gives callers nothing.
 const EnvGuestKernelArgs = "BANGER_GUEST_KERNEL_ARGS"
 
-// baseCmdline is the guest kernel command line banger boots with.
-const baseCmdline = "console=ttyS0 reboot=t panic=-1 quiet loglevel=4"
+// baseCmdline is the guest kernel command line banger boots with. loglevel=5
+// (after quiet's 4) lets KERN_WARNING lines through, one or two in a normal
+// boot, so the watchdog sees the kernel's warnings that mean a boot is lost
+// (fatalLines).
+const baseCmdline = "console=ttyS0 reboot=t panic=-1 quiet loglevel=5"
 
 // guestCmdline is baseCmdline plus EnvGuestKernelArgs, when set.
 func guestCmdline() string {

@@ -57,7 +57,7 @@ func specFor(vm model.VMRecord, img model.Image, kernel, initrd string) vmm.Spec
 	return vmm.Spec{
 		RunDir: filepath.Join(dir, paths.VMRunDir),
 		Kernel: kernel, Initrd: initrd,
-		Cmdline: "console=ttyS0 reboot=t panic=-1 quiet loglevel=4",
+		Cmdline: baseCmdline,
 		VCPUs:   vm.VCPUCount, MemoryMiB: vm.MemoryMiB,
 		SerialLog: filepath.Join(dir, paths.VMSerialLog),
 		Disks: []vmm.Disk{

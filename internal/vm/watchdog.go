@@ -25,14 +25,32 @@ const maxStallScale = 3
 // errBootStalled is a guest that did not reach banger's init in time.
 var errBootStalled = errors.New("the guest did not reach banger's init")
 
-// stallError says how a boot stalled: an empty console, or the last line the
-// kernel printed before going silent.
+// fatalLines are kernel console lines after which a boot never reaches init,
+// so the watchdog restarts the VMM at once instead of at its deadline.
+//
+// "APIC frequency too slow": under TCG on a loaded host, the guest kernel's
+// local APIC timer calibration (a loop paced by the TSC) can be starved: a
+// vCPU thread descheduled for 100 ms or more just after the loop starts makes
+// every remaining round pass at once, the measured frequency comes out near
+// zero and the kernel disables the timer. On microvm (hardware-reduced ACPI:
+// no PIT or HPET tick) that leaves the guest with no timer interrupt at all,
+// and it stops at its first wait on jiffies (bringing up the second vCPU, or
+// the first sleep). The line is printed at KERN_WARNING, hence loglevel=5 in
+// baseCmdline. See docs/performance.md, "Boot reliability".
+var fatalLines = []string{"APIC frequency too slow, disabling apic timer"}
+
+// stallError says how a boot stalled: an empty console, the last line the
+// kernel printed before going silent, or a line it never recovers from.
 type stallError struct {
 	after    time.Duration
 	lastLine string
+	fatal    string
 }
 
 func (e *stallError) Error() string {
+	if e.fatal != "" {
+		return fmt.Sprintf("the guest's kernel printed %q after %s and would never reach banger's init", e.fatal, e.after.Round(time.Millisecond))
+	}
 	if e.lastLine == "" {
 		return fmt.Sprintf("the guest printed nothing on its serial console in %s", e.after.Round(time.Second))
 	}
@@ -78,6 +96,7 @@ type consoleProgress struct {
 	carry    []byte // the unfinished last line
 	lastLine string
 	initSeen bool
+	fatal    string // the first of fatalLines seen before banger's init
 	lastOut  time.Time
 }
 
@@ -114,6 +133,11 @@ func (p *consoleProgress) poll(now time.Time) {
 	if bytes.Contains(buf, []byte(initMarker)) {
 		p.initSeen = true
 	}
+	for _, l := range fatalLines {
+		if !p.initSeen && p.fatal == "" && bytes.Contains(buf, []byte(l)) {
+			p.fatal = l
+		}
+	}
 	lines := strings.Split(string(buf), "\n")
 	p.carry = []byte(lines[len(lines)-1])
 	if len(p.carry) > 4<<10 {
@@ -142,8 +166,9 @@ func printable(s string) string {
 }
 
 // watchConsole returns nil once banger's init prints on the console, or a
-// *stallError when the guest has not reached it by the stall deadline after
-// start, or went silent for that long before reaching it. The deadline is
+// *stallError when the guest printed one of fatalLines first, has not
+// reached init by the stall deadline after start, or went silent for that
+// long before reaching it. The deadline is
 // re-read at each poll so a load rising mid-boot extends it. It returns
 // ctx.Err() when ctx ends first.
 func (m *Manager) watchConsole(ctx context.Context, log string) error {
@@ -154,6 +179,9 @@ func (m *Manager) watchConsole(ctx context.Context, log string) error {
 		p.poll(now)
 		if p.initSeen {
 			return nil
+		}
+		if p.fatal != "" {
+			return &stallError{after: now.Sub(start), lastLine: p.lastLine, fatal: p.fatal}
 		}
 		d := m.stallDeadline()
 		if now.Sub(start) >= d {

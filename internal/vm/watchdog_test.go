@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"banger/internal/agent/initsys"
 	"banger/internal/api"
 	"banger/internal/model"
+	"banger/internal/paths"
 )
 
 // The watchdog's marker is the prefix every line of banger's init starts with.
@@ -149,5 +151,109 @@ func TestConsoleProgress(t *testing.T) {
 	q.poll(time.Now())
 	if !q.initSeen {
 		t.Fatal("marker after rotation not seen")
+	}
+}
+
+// A kernel that disabled its only timer (the starved APIC calibration
+// under TCG) is restarted at once, not at the stall deadline, and the
+// error names the line.
+func TestBootWithFatalLineRestartedAtOnce(t *testing.T) {
+	b := &fakeBackend{console: "Linux version 6.1.0\nAPIC frequency too slow, disabling apic timer\n"}
+	m, _, _ := newTestManager(t, b)
+	m.cfg.StallTimeout = time.Minute
+	t0 := time.Now()
+	op, err := m.Create(context.Background(), api.VMCreateParams{Name: "notimer", ImageName: "img"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitOp(t, m, op.ID)
+	if done.Success || !strings.Contains(done.Error, `printed "APIC frequency too slow, disabling apic timer"`) ||
+		!strings.Contains(done.Error, "after 2 vmm restarts") {
+		t.Fatalf("op = %+v", done)
+	}
+	if len(b.started) != 1+maxStallRestarts {
+		t.Fatalf("vmm started %d times, want %d", len(b.started), 1+maxStallRestarts)
+	}
+	if d := time.Since(t0); d > 20*time.Second {
+		t.Fatalf("took %s: the fatal line did not cut the one-minute stall deadline", d)
+	}
+}
+
+// The fatal line counts only before banger's init: a guest that got there
+// printed it in some other context and is left alone.
+func TestConsoleFatalLineOnlyBeforeInit(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "serial.log")
+	os.WriteFile(log, []byte("x\nAPIC frequency too slow, disabling apic timer\n"), 0o600)
+	p := &consoleProgress{path: log}
+	p.poll(time.Now())
+	if p.fatal == "" || p.initSeen {
+		t.Fatalf("before init: %+v", p)
+	}
+	os.WriteFile(log, []byte("banger-init: stage 1\nAPIC frequency too slow, disabling apic timer\n"), 0o600)
+	q := &consoleProgress{path: log}
+	q.poll(time.Now())
+	if q.fatal != "" || !q.initSeen {
+		t.Fatalf("after init: %+v", q)
+	}
+}
+
+// cpuFake is a backend that describes its vCPUs.
+type cpuFake struct {
+	fakeBackend
+	state string
+	err   error
+}
+
+func (c *cpuFake) CPUState(context.Context, string) (string, error) { return c.state, c.err }
+
+// A stall is recorded in the VM folder before the VMM is stopped: the
+// reason, the vCPUs and the console's tail, root-only; the next boot starts
+// with no records of the last one.
+func TestStallRecorded(t *testing.T) {
+	b := &cpuFake{state: "RIP=ffffffff819c3742 read_current_timer"}
+	m, _, _ := newTestManager(t, b)
+	vm := &model.VMRecord{Name: "r", ID: "id1", Dir: t.TempDir()}
+	os.WriteFile(filepath.Join(vm.Dir, paths.VMSerialLog), []byte("early\nx86: Booting SMP configuration:\n"), 0o600)
+	os.WriteFile(filepath.Join(vm.Dir, paths.VMStallLog(3)), []byte("old"), 0o600)
+	stalls := 2
+	steps := []step{
+		{vmmStep, "boot", func(context.Context, *bootRun) error { return nil }},
+		{"agent", "agent", func(context.Context, *bootRun) error {
+			if stalls > 0 {
+				stalls--
+				return &stallError{after: time.Second, fatal: fatalLines[0]}
+			}
+			return nil
+		}},
+	}
+	if err := m.runSteps(context.Background(), &bootRun{vm: vm}, steps); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 2; n++ {
+		p := filepath.Join(vm.Dir, paths.VMStallLog(n))
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("record %d: %v", n, err)
+		}
+		for _, want := range []string{"stall " + strconv.Itoa(n) + " of VM r", fatalLines[0], b.state, "x86: Booting SMP configuration:"} {
+			if !strings.Contains(string(data), want) {
+				t.Errorf("record %d lacks %q:\n%s", n, want, data)
+			}
+		}
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+			t.Errorf("record %d mode %v", n, fi.Mode())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(vm.Dir, paths.VMStallLog(3))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the previous boot's record was kept: %v", err)
+	}
+	// A backend that cannot describe its vCPUs still gets a record.
+	b.err = errors.New("qmp gone")
+	stalls = 1
+	if err := m.runSteps(context.Background(), &bootRun{vm: vm}, steps); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(vm.Dir, paths.VMStallLog(1))); !strings.Contains(string(data), "vCPU state unavailable: qmp gone") {
+		t.Errorf("record without vCPUs:\n%s", data)
 	}
 }

@@ -33,10 +33,14 @@ func TestImageInitHandover(t *testing.T) {
 	}
 	d.must(t, "image", "register", "--name", "bbinit", "--rootfs", img, "--kernel-ref", "debian-12-cloud", "--init", "image")
 	defer d.run("image", "delete", "bbinit")
-	d.must(t, "vm", "create", "--name", "handover", "--image", "bbinit", "--memory", "256", "--vcpus", "1")
+	d.must(t, "vm", "create", "--name", "handover", "--image", "bbinit", "--memory", "256", "--vcpus", "2")
 	defer d.run("vm", "delete", "--force", "handover")
 	if out := d.must(t, "vm", "exec", "handover", "--", "cat", "/proc/1/comm"); strings.TrimSpace(out) != "init" {
 		t.Fatalf("PID 1 is %q, want the image's init", out)
+	}
+	// The image's init does not start CPUs: banger's did, before handing over.
+	if out := d.must(t, "vm", "exec", "handover", "--", "grep", "-c", "^processor", "/proc/cpuinfo"); strings.TrimSpace(out) != "2" {
+		t.Fatalf("%s vCPUs online under the image's init, want 2", strings.TrimSpace(out))
 	}
 	logPath := strings.TrimSpace(d.must(t, "vm", "logs", "handover"))
 	if data, _ := os.ReadFile(logPath); !strings.Contains(string(data), "image-init-ran") {

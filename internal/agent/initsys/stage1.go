@@ -44,6 +44,9 @@ func Stage1(log *slog.Logger) error {
 	}
 	modErr := LoadModules("/", log)
 	tunePageReporting(log)
+	// After the modules: bringing a CPU up holds the hotplug lock, which
+	// loading a module also takes.
+	startOnliningCPUs(log)
 
 	cmdline, err := os.ReadFile("/proc/cmdline")
 	if err != nil {

@@ -62,6 +62,9 @@ func Stage2(log *slog.Logger) error {
 	}
 	installSecrets(cfg, log)
 	installTrust(cfg.CACerts, log)
+	// Every vCPU is up before the VM is announced ready (or the image's
+	// init takes over, which would not start them).
+	waitCPUs(log)
 
 	if imageInit {
 		return handOver(log)

@@ -142,16 +142,32 @@ func (c Command) WithBalloon(on bool) Command { c.balloon = on; return c }
 // WithSandbox adds -sandbox SandboxArg.
 func (c Command) WithSandbox(on bool) Command { c.sandbox = on; return c }
 
-// Cmdline is the kernel command line as passed to QEMU, including the
-// tsc_early_khz= and tsc=reliable that TCG runs add.
+// Cmdline is the kernel command line as passed to QEMU, including what TCG
+// runs add: tsc_early_khz= and tsc=reliable, and maxcpus=1 for more than
+// one vCPU.
 func (c Command) Cmdline() string {
-	if c.kvm || c.tscKHz <= 0 || hasKernelParam(c.cmdline, "tsc_early_khz") {
+	if c.kvm {
 		return c.cmdline
 	}
-	// tsc=reliable keeps the guest on the TSC: under TCG the clocksource
-	// watchdog otherwise often demotes it to jiffies, which lose time on a
-	// busy host and break the health check's one-second clock bound.
-	return strings.TrimSpace(c.cmdline + " tsc_early_khz=" + strconv.Itoa(c.tscKHz) + " tsc=reliable")
+	cl := c.cmdline
+	if c.tscKHz > 0 && !hasKernelParam(cl, "tsc_early_khz") {
+		// tsc=reliable keeps the guest on the TSC: under TCG the clocksource
+		// watchdog otherwise often demotes it to jiffies, which lose time on a
+		// busy host and break the health check's one-second clock bound.
+		cl += " tsc_early_khz=" + strconv.Itoa(c.tscKHz) + " tsc=reliable"
+	}
+	if c.vcpus > 1 && !hasKernelParam(cl, "maxcpus") {
+		// The kernel boots on one vCPU and banger's init starts the others
+		// (initsys.startOnliningCPUs): QEMU 7.2's multi-threaded TCG can
+		// leave a vCPU running a stale translation of kernel code another
+		// vCPU patched (a static key flipped late in boot), and the guest
+		// then loops on an int3 forever. Booting on one also skips the
+		// kernel's bring-up of the second (about 0.3 s under TCG).
+		// no_ipi_broadcast=1: bringing the others up would otherwise flip
+		// one more static key (IPI shorthands) with two vCPUs running.
+		cl += " maxcpus=1 no_ipi_broadcast=1"
+	}
+	return strings.TrimSpace(cl)
 }
 
 // Build returns the argv, binary first.

@@ -309,3 +309,31 @@ func TestQEMUStartTap(t *testing.T) {
 		t.Errorf("tap %s outlived qemu (stat: %v)", tap, err)
 	}
 }
+
+// CPUState describes a running guest's vCPU: registers, local APIC, the
+// code at its instruction pointer and its stack.
+func TestQEMUCPUState(t *testing.T) {
+	b := testBackend(t, Options{})
+	spec := testSpec(t, vmmtest.Kernel(t))
+	start(t, b, spec)
+	waitForLog(t, spec.SerialLog, "Linux version")
+	s, err := b.CPUState(context.Background(), spec.RunDir)
+	if err != nil {
+		t.Fatalf("CPUState: %v\n%s", err, s)
+	}
+	_, code, _ := strings.Cut(s, "(qemu) x/12i 0x")
+	if !strings.Contains(code, "\n0xffffffff") {
+		t.Errorf("no disassembly at the instruction pointer:\n%s", s)
+	}
+	for _, want := range []string{"(qemu) info registers -a", "RIP=", "(qemu) info lapic 0", "LVTT", "== vCPU 0 ==", "(qemu) x/32gx 0x"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("CPUState lacks %q:\n%s", want, s)
+		}
+	}
+	if err := b.Quit(context.Background(), spec.RunDir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CPUState(context.Background(), spec.RunDir); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("CPUState of a stopped VM: %v, want ErrNotRunning", err)
+	}
+}
