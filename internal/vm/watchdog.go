@@ -130,13 +130,16 @@ func (p *consoleProgress) poll(now time.Time) {
 	p.off += int64(len(data))
 	p.lastOut = now
 	buf := append(p.carry, data...)
-	if bytes.Contains(buf, []byte(initMarker)) {
-		p.initSeen = true
-	}
+	// A fatal line counts when it comes before banger's init line (with
+	// maxcpus=1 a kernel without a tick can still reach init).
+	initAt := bytes.Index(buf, []byte(initMarker))
 	for _, l := range fatalLines {
-		if !p.initSeen && p.fatal == "" && bytes.Contains(buf, []byte(l)) {
+		if i := bytes.Index(buf, []byte(l)); !p.initSeen && p.fatal == "" && i >= 0 && (initAt < 0 || i < initAt) {
 			p.fatal = l
 		}
+	}
+	if initAt >= 0 {
+		p.initSeen = true
 	}
 	lines := strings.Split(string(buf), "\n")
 	p.carry = []byte(lines[len(lines)-1])
@@ -177,11 +180,11 @@ func (m *Manager) watchConsole(ctx context.Context, log string) error {
 	for {
 		now := time.Now()
 		p.poll(now)
-		if p.initSeen {
-			return nil
-		}
 		if p.fatal != "" {
 			return &stallError{after: now.Sub(start), lastLine: p.lastLine, fatal: p.fatal}
+		}
+		if p.initSeen {
+			return nil
 		}
 		d := m.stallDeadline()
 		if now.Sub(start) >= d {

@@ -195,6 +195,14 @@ func TestConsoleFatalLineOnlyBeforeInit(t *testing.T) {
 	if q.fatal != "" || !q.initSeen {
 		t.Fatalf("after init: %+v", q)
 	}
+	// Read in one go, the order still decides: a kernel left without a
+	// tick can reach init (booted on one vCPU) and is lost all the same.
+	os.WriteFile(log, []byte("APIC frequency too slow, disabling apic timer\nRun /init\nbanger-init: stage 1\n"), 0o600)
+	r := &consoleProgress{path: log}
+	r.poll(time.Now())
+	if r.fatal == "" {
+		t.Fatalf("fatal line before init in one read: %+v", r)
+	}
 }
 
 // cpuFake is a backend that describes its vCPUs.
