@@ -31,10 +31,13 @@ type phase struct {
 }
 
 var (
-	initLineRE  = regexp.MustCompile(`banger-init: (?:WARNING: |ERROR: )?(.*?) uptime=([0-9.]+)s`)
-	logTimeRE   = regexp.MustCompile(`^time=(\S+) `)
-	logTookRE   = regexp.MustCompile(` step=(\S+) took=(\S+)`)
-	initLineKey = []string{"stage 1 started", "modules loaded", "boot config read", "root assembled",
+	initLineRE = regexp.MustCompile(`banger-init: (?:WARNING: |ERROR: )?(.*?) uptime=([0-9.]+)s`)
+	logTimeRE  = regexp.MustCompile(`^time=(\S+) `)
+	logTookRE  = regexp.MustCompile(` step=(\S+) took=(\S+)`)
+	// cpusOnlineKey is stage 1's line once the vCPUs the kernel did not
+	// start are up (a TCG guest boots on one).
+	cpusOnlineKey = "cpus online"
+	initLineKey   = []string{"stage 1 started", "modules loaded", "boot config read", "root assembled",
 		"switched root; starting stage 2", "stage 2 started", "network configured", "ssh listening"}
 )
 
@@ -151,6 +154,12 @@ func breakdown(ctx context.Context, e *env, runs int, mem string) (string, error
 				prev = u
 			}
 		}
+		if u, ok := guest[cpusOnlineKey]; ok {
+			// Beside the rows above: stage 1 starts the other vCPUs in
+			// the background once the modules are in (a TCG guest boots
+			// on one), and stage 2 waits for them before ready.
+			add("guest: other vCPUs started (in the background, from 'modules loaded')", u-guest["modules loaded"])
+		}
 		guest0 := vmmEnd.end.Add(time.Duration(offset * float64(time.Second)))
 		listening := guest0.Add(time.Duration(guest["ssh listening"] * float64(time.Second)))
 		add("ssh listening to agent answered (readiness check)", answered.Sub(listening).Seconds())
@@ -231,7 +240,7 @@ func guestTimes(serial []byte) map[string]float64 {
 		if msg == "stage 1 started" {
 			clear(out)
 		}
-		for _, k := range initLineKey {
+		for _, k := range append(initLineKey, cpusOnlineKey) {
 			if strings.HasPrefix(msg, k) {
 				if u, err := strconv.ParseFloat(string(m[2]), 64); err == nil {
 					out[k] = u
