@@ -165,7 +165,10 @@ func (c Command) Cmdline() string {
 		// kernel's bring-up of the second (about 0.3 s under TCG).
 		// no_ipi_broadcast=1: bringing the others up would otherwise flip
 		// one more static key (IPI shorthands) with two vCPUs running.
-		cl += " maxcpus=1 no_ipi_broadcast=1"
+		// noreplace-smp: the kernel keeps its SMP instructions while it
+		// runs on one vCPU, instead of patching them out at boot and back
+		// in (0.2-0.35 s under TCG) when the second one starts.
+		cl += " maxcpus=1 no_ipi_broadcast=1 noreplace-smp"
 	}
 	return strings.TrimSpace(cl)
 }

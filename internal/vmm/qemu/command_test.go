@@ -30,9 +30,9 @@ func TestCommandBuild(t *testing.T) {
 		{"cpus memory kernel initrd cmdline", base.WithCPUs(2).WithMemoryMiB(512).
 			WithKernel("/k/vmlinuz").WithInitrd("/k/initrd").WithCmdline("console=ttyS0 quiet"),
 			argv(append(slices.Clone(tcg), "-smp", "2", "-m", "512M", "-kernel", "/k/vmlinuz",
-				"-initrd", "/k/initrd", "-append", "console=ttyS0 quiet maxcpus=1 no_ipi_broadcast=1")...)},
+				"-initrd", "/k/initrd", "-append", "console=ttyS0 quiet maxcpus=1 no_ipi_broadcast=1 noreplace-smp")...)},
 		{"tcg boots on one of several vCPUs", base.WithCPUs(4).WithCmdline("console=ttyS0"),
-			argv(append(slices.Clone(tcg), "-smp", "4", "-append", "console=ttyS0 maxcpus=1 no_ipi_broadcast=1")...)},
+			argv(append(slices.Clone(tcg), "-smp", "4", "-append", "console=ttyS0 maxcpus=1 no_ipi_broadcast=1 noreplace-smp")...)},
 		{"one vCPU: no maxcpus", base.WithCPUs(1).WithCmdline("console=ttyS0"),
 			argv(append(slices.Clone(tcg), "-smp", "1", "-append", "console=ttyS0")...)},
 		{"cmdline maxcpus wins", base.WithCPUs(2).WithCmdline("maxcpus=2"),
@@ -125,7 +125,7 @@ func TestBackendCommandFromSpec(t *testing.T) {
 		Disks: []vmm.Disk{{Path: "/img/root", Serial: "banger-rootfs", ReadOnly: true}},
 		Net:   &vmm.Net{Tap: "tap1", MAC: "02:00:00:00:00:01"}}
 	want := argv("-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "1024M",
-		"-kernel", "/k", "-append", "console=ttyS0 tsc_early_khz=1800000 tsc=reliable maxcpus=1 no_ipi_broadcast=1",
+		"-kernel", "/k", "-append", "console=ttyS0 tsc_early_khz=1800000 tsc=reliable maxcpus=1 no_ipi_broadcast=1 noreplace-smp",
 		"-drive", "if=none,id=d0,file=/img/root,format=raw,readonly=on,cache=writeback,discard=unmap,auto-read-only=off",
 		"-device", "virtio-blk-device,drive=d0,serial=banger-rootfs",
 		"-netdev", "tap,id=n0,ifname=tap1,script=no,downscript=no",
