@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -298,4 +299,13 @@ func TestOpenSSHBackgroundChildDoesNotHang(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d (stderr %q)", res.code, res.stderr)
 	}
+}
+
+// A server started with SIGHUP ignored (under nohup, say) still has its
+// sessions' processes hung up when the client goes: exec keeps an ignored
+// signal ignored, so the server catches SIGHUP instead.
+func TestOpenSSHDisconnectSendsSIGHUPWhenServerIgnoredIt(t *testing.T) {
+	signal.Ignore(syscall.SIGHUP)
+	defer signal.Reset(syscall.SIGHUP)
+	TestOpenSSHDisconnectSendsSIGHUP(t)
 }

@@ -109,6 +109,7 @@ func serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger, s
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	defaultHangupForSessions()
 	signer, err := ssh.ParsePrivateKey(cfg.HostKey)
 	if err != nil {
 		return fmt.Errorf("ssh server: parse host key: %w", err)
