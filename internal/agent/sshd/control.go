@@ -17,8 +17,9 @@ import (
 )
 
 // controlRetry is how long the control port loop waits before reading
-// again after the host end closed (a read then returns end of file at
-// once, so this bounds the loop's wake-ups while no host is connected).
+// again after the host end closed, on a device that cannot signal the
+// host's connection (a read then returns end of file at once, so this
+// bounds the loop's wake-ups while no host is connected).
 const controlRetry = 100 * time.Millisecond
 
 // controlWait bounds the wait for the control port to appear (virtio
@@ -48,15 +49,19 @@ func (s *server) serveControl(ctx context.Context, find func() string) {
 	}
 	stop := context.AfterFunc(ctx, func() { f.Close() })
 	defer stop()
+	// Ask for the host's connections to be signalled before the first
+	// read, so a connection that comes while a read returns is not missed.
+	w, err := newHostWaiter(f)
+	if err != nil {
+		s.log.Warn("control port: no connection signal, polling", "err", err)
+	}
+	defer w.close()
 	s.log.Info("control port open", "path", path)
 	for ctx.Err() == nil {
 		if _, err := s.serveAgent(f, f, io.Discard); err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
 			s.log.Debug("control port", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(controlRetry):
-		}
+		w.wait(ctx)
 	}
 }
 
