@@ -41,12 +41,18 @@ func benchMemory(ctx context.Context, e *env) ([]Row, error) {
 		return nil, err
 	}
 	var qemu []float64
+	var pids []int
 	for _, v := range vms {
+		pids = append(pids, v.PID)
 		rss, err := rssBytes(v.PID)
 		if err != nil {
 			return nil, fmt.Errorf("qemu of %s: %w", v.Name, err)
 		}
 		qemu = append(qemu, mib(rss))
+	}
+	cpu, err := idleCPU(ctx, pids)
+	if err != nil {
+		return nil, fmt.Errorf("idle cpu: %w", err)
 	}
 	argv, err := procArgv(vms[0].PID)
 	if err != nil {
@@ -61,7 +67,7 @@ func benchMemory(ctx context.Context, e *env) ([]Row, error) {
 		return nil, err
 	}
 	bareN := min(e.cfg.runs, len(vms))
-	var bare []float64
+	var bare, bareCPU []float64
 	for i := 0; i < bareN; i++ {
 		bv, _, err := startBare(ctx, bareArgv(argv, initrd, false), "bench-idle-ready", 3*time.Minute)
 		if err != nil {
@@ -69,11 +75,15 @@ func benchMemory(ctx context.Context, e *env) ([]Row, error) {
 		}
 		time.Sleep(settle)
 		rss, err := rssBytes(bv.pid())
+		var c []float64
+		if err == nil {
+			c, err = idleCPU(ctx, []int{bv.pid()})
+		}
 		bv.stop()
 		if err != nil {
 			return nil, err
 		}
-		bare = append(bare, mib(rss))
+		bare, bareCPU = append(bare, mib(rss)), append(bareCPU, c[0])
 	}
 	r1 := Row{ID: "B6", Name: "bangerd RSS, idle", Unit: "MiB", Banger: summarize(idle),
 		Note: fmt.Sprintf("%d samples 1 s apart", len(idle))}
@@ -88,7 +98,11 @@ func benchMemory(ctx context.Context, e *env) ([]Row, error) {
 		"bare QEMU, same kernel/machine/memory, init that sleeps", bare)
 	r3.Note = fmt.Sprintf("banger figure over the first %d of %d VMs (all: median %s MiB), %s after ready", bareN, len(vms),
 		fmtNum(summarize(qemu).Median), settle)
-	return []Row{r1, r2, r3}, nil
+	r4 := pairRow("B6", fmt.Sprintf("CPU of one idle VM's QEMU, %% of a core (%d MiB guest)", e.cfg.memory), "%", cpu[:bareN],
+		"bare QEMU, same guest, init that sleeps", bareCPU)
+	r4.Note = fmt.Sprintf("over %s, %s after ready, with %d VMs running (all: median %s%%)", idleWindow, settle, len(vms),
+		fmtNum(summarize(cpu).Median))
+	return []Row{r1, r2, r3, r4}, nil
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

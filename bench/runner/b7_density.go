@@ -16,11 +16,13 @@ func benchDensity(ctx context.Context, e *env) ([]Row, error) {
 	retries, failedVMs := 0, 0
 	var perVM []float64
 	var firstVMErr error
+	var conCPU, seqCPU []float64
 	concurrent := func(i int) (float64, error) {
-		t0 := time.Now()
+		t0, cpu := time.Now(), startCPU(e.d.pid())
 		_, secs, r, errs := createManyTimed(ctx, e, fmt.Sprintf("b7c%d", i), n, "--memory", mem)
 		retries += r
 		d := time.Since(t0).Seconds()
+		conCPU = append(conCPU, cpu.used()/float64(n))
 		e.d.cli(ctx, "vm", "delete", "--all", "--force")
 		var err error
 		for j, cerr := range errs {
@@ -39,7 +41,7 @@ func benchDensity(ctx context.Context, e *env) ([]Row, error) {
 		return d, err
 	}
 	sequential := func(i int) (float64, error) {
-		t0 := time.Now()
+		t0, cpu := time.Now(), startCPU(e.d.pid())
 		for j := 0; j < n; j++ {
 			if _, err := e.d.createVM(ctx, fmt.Sprintf("b7s%d-%d", i, j), e.image, "--memory", mem); err != nil {
 				e.d.cli(ctx, "vm", "delete", "--all", "--force")
@@ -47,6 +49,7 @@ func benchDensity(ctx context.Context, e *env) ([]Row, error) {
 			}
 		}
 		d := time.Since(t0).Seconds()
+		seqCPU = append(seqCPU, cpu.used()/float64(n))
 		e.d.cli(ctx, "vm", "delete", "--all", "--force")
 		return d, nil
 	}
@@ -88,7 +91,9 @@ func benchDensity(ctx context.Context, e *env) ([]Row, error) {
 	if firstVMErr != nil {
 		spread.Note += " (first: " + firstLine(firstVMErr.Error()) + ")"
 	}
-	return []Row{r, spread}, nil
+	cpuRow := pairRow("B7", fmt.Sprintf("host CPU per create, %d concurrent", n), "s", conCPU, "the same, one after another", seqCPU)
+	cpuRow.Note = "CPU time of the daemon and its QEMUs over the whole run, ÷ N; a ratio above 1 is CPU that concurrency itself costs"
+	return []Row{r, spread, cpuRow}, nil
 }
 
 func pctOr0(s []float64, p float64) float64 {

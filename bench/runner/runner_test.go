@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -85,5 +86,25 @@ func TestRunFailuresAndNoisyBaseline(t *testing.T) {
 	}
 	if got := joinNotes("a", "", "b"); got != "a; b" {
 		t.Fatalf("joinNotes: %q", got)
+	}
+}
+
+func TestTreeCPU(t *testing.T) {
+	pt, err := parseProcStat("42 (qemu (x) y) S 7 42 42 0 -1 4194560 100 0 0 0 250 50 30 20 20 0 3 0 1 2 3")
+	if err != nil || pt.ppid != 7 || pt.self != 3 || pt.kids != 0.5 {
+		t.Fatalf("parseProcStat = %+v, %v; want ppid 7, self 3 s, kids 0.5 s", pt, err)
+	}
+	procs := map[int]procTimes{
+		1:  {ppid: 0, self: 100},
+		10: {ppid: 1, self: 1, kids: 2}, // the daemon
+		11: {ppid: 10, self: 4},         // its QEMU
+		12: {ppid: 11, self: 8},         // a grandchild
+		13: {ppid: 1, self: 16},         // someone else's
+	}
+	if got := sumTree(procs, 10); got != 15 {
+		t.Fatalf("sumTree = %v, want 15 (daemon, reaped children, child, grandchild)", got)
+	}
+	if _, err := treeCPU(os.Getpid()); err != nil {
+		t.Fatalf("treeCPU of the test process: %v", err)
 	}
 }
