@@ -146,6 +146,22 @@ func TestOpenSSHRemoteForwardUnix(t *testing.T) {
 	})
 }
 
+// TestOpenSSHMultiplexedExitStatus: every short session through a
+// ControlMaster gets its exit status. The master closes a session's channel
+// as soon as EOF went both ways; a status the server sent after its EOF was
+// lost now and then, and the multiplexed ssh exited 255.
+func TestOpenSSHMultiplexedExitStatus(t *testing.T) {
+	ts := startServer(t, nil)
+	ctl := ts.master(t)
+	for i := 0; i < 40; i++ {
+		want := i % 4
+		res := ts.ssh(t, "", "-S", ctl, target, fmt.Sprintf("echo %d; exit %d", i, want))
+		if res.code != want || res.stdout != fmt.Sprintf("%d\n", i) {
+			t.Fatalf("session %d through the master: %+v, want code %d", i, res, want)
+		}
+	}
+}
+
 // TestOpenSSHMultiplexing: a ControlMaster connection carries several
 // sessions at once, forwards added and cancelled with -O forward/cancel
 // (dynamic port included), survives client keepalives, and -O exit ends it

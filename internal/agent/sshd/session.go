@@ -186,23 +186,34 @@ type exitInfo struct {
 }
 
 // finish reports the exit status and closes the channel.
+//
+// The status goes before EOF: a client that has sent its own EOF may
+// close the channel as soon as it gets ours (OpenSSH does, ControlMaster
+// included), and x/crypto/ssh answers that CLOSE at once and drops
+// anything sent on the channel after it, so a status sent after EOF can
+// be lost (a multiplexed ssh then exits 255). The output is all sent by
+// now, so the status still comes after it.
 func (ss *session) finish(st exitInfo) {
 	// The agent socket is gone before the client learns the session ended.
 	ss.stopAgent()
 	if st.hungUp {
 		return
 	}
-	ss.ch.CloseWrite()
+	var err error
 	if st.signal != "" {
-		ss.ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+		_, err = ss.ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
 			Signal     string
 			CoreDumped bool
 			Error      string
 			Lang       string
 		}{st.signal, st.core, "", ""}))
 	} else {
-		ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(st.code)}))
+		_, err = ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(st.code)}))
 	}
+	if err != nil {
+		ss.log.Debug("ssh exit status not sent", "err", err)
+	}
+	ss.ch.CloseWrite()
 	ss.ch.Close()
 }
 
