@@ -28,17 +28,27 @@ func benchBoot(ctx context.Context, e *env) ([]Row, error) {
 			Note: "not built (build it with 'banger kernel pull microvm-6.1', ~30 min, then set BENCH_MICROVM_DIR)"})
 		return rows, nil
 	}
-	if _, err := e.d.cli(ctx, "kernel", "import", "microvm-6.1", "--from-dir", dir); err != nil {
-		return rows, fmt.Errorf("import microvm-6.1 from %s: %w", dir, err)
-	}
-	if _, err := e.d.cli(ctx, "image", "register", "--name", "bb-microvm", "--rootfs", e.rootfs, "--kernel-ref", "microvm-6.1"); err != nil {
+	image, err := microvmImage(ctx, e, dir)
+	if err != nil {
 		return rows, err
 	}
-	row, err = bootRow(ctx, e, "bb-microvm", "microvm-6.1")
+	row, err = bootRow(ctx, e, image, "microvm-6.1")
 	if err != nil {
 		row = failedRow("B1", "vm create to ready, microvm-6.1 kernel", err)
 	}
 	return append(rows, row), nil
+}
+
+// microvmImage imports the microvm-6.1 kernel built in dir and registers
+// the benchmark's root filesystem with it.
+func microvmImage(ctx context.Context, e *env, dir string) (string, error) {
+	if _, err := e.d.cli(ctx, "kernel", "import", "microvm-6.1", "--from-dir", dir); err != nil {
+		return "", fmt.Errorf("import microvm-6.1 from %s: %w", dir, err)
+	}
+	if _, err := e.d.cli(ctx, "image", "register", "--name", "bb-microvm", "--rootfs", e.rootfs, "--kernel-ref", "microvm-6.1"); err != nil {
+		return "", err
+	}
+	return "bb-microvm", nil
 }
 
 // microvmDir finds an already built microvm-6.1 kernel: BENCH_MICROVM_DIR,

@@ -19,7 +19,9 @@ the guest's timestamped console lines, with a bare QEMU boot of the same argv
 to place the guest's clock on the host's. Needs root.
 
 Environment: BREAKDOWN_RUNS (default 5), BREAKDOWN_MEMORY (1024),
-BREAKDOWN_SERIALS (a folder to keep each create's serial log in), and
+BREAKDOWN_SERIALS (a folder to keep each create's serial log in),
+BREAKDOWN_KERNEL=microvm-6.1 (boot the built microvm kernel, found as for
+B1, instead of the Debian cloud kernel), and
 BENCH_BIN, BENCH_KERNEL_DIR, BENCH_IMAGE, BENCH_BRIDGE, BENCH_SUBNET,
 BENCH_ACCEL as for the benchmarks.
 `
@@ -74,6 +76,22 @@ func breakdownMain(args []string) int {
 	e := &env{cfg: cfg, d: d}
 	if err := e.setup(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "banger-bench breakdown:", err)
+		return 1
+	}
+	switch k := os.Getenv("BREAKDOWN_KERNEL"); k {
+	case "", "debian-12-cloud":
+	case "microvm-6.1":
+		dir := microvmDir(cfg)
+		if dir == "" {
+			fmt.Fprintln(os.Stderr, "banger-bench breakdown: microvm-6.1 is not built (banger kernel pull microvm-6.1, or BENCH_MICROVM_DIR)")
+			return 1
+		}
+		if e.image, err = microvmImage(ctx, e, dir); err != nil {
+			fmt.Fprintln(os.Stderr, "banger-bench breakdown:", err)
+			return 1
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "banger-bench breakdown: BREAKDOWN_KERNEL %q: want debian-12-cloud or microvm-6.1\n", k)
 		return 1
 	}
 	out, err := breakdown(ctx, e, runs, strconv.Itoa(mem))
