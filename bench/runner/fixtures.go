@@ -36,15 +36,23 @@ func (e *env) setup(ctx context.Context) error {
 	return nil
 }
 
-var backendRE = regexp.MustCompile(`msg="vmm backend" backend=(\S+) accel="?([^"\n]*)`)
+var backendRE = regexp.MustCompile(`msg="vmm backend" backend=(\S+) accel=(\S+)(?: why="((?:[^"\\]|\\.)*)")?`)
 
-// accel names the accelerator bangerd chose, from its log.
+// accel names the accelerator bangerd chose, and why, from its log.
 func (e *env) accel() string {
 	data, _ := os.ReadFile(e.d.logf.Name())
-	if m := backendRE.FindSubmatch(data); m != nil {
+	return accelFromLog(data)
+}
+
+func accelFromLog(log []byte) string {
+	m := backendRE.FindSubmatch(log)
+	if m == nil {
+		return "unknown"
+	}
+	if len(m[3]) == 0 {
 		return fmt.Sprintf("%s (%s)", m[1], m[2])
 	}
-	return "unknown"
+	return fmt.Sprintf("%s (%s: %s)", m[1], m[2], strings.ReplaceAll(string(m[3]), `\"`, `"`))
 }
 
 // busyboxRootfs builds an ext4 root filesystem of the given size in dir

@@ -108,3 +108,16 @@ func TestTreeCPU(t *testing.T) {
 		t.Fatalf("treeCPU of the test process: %v", err)
 	}
 }
+
+func TestAccelFromLog(t *testing.T) {
+	log := `time=x level=INFO msg="vmm backend" backend=qemu-tcg accel=tcg why="this host is a \"vm\" (pull a kernel)" vmm_user=banger-vmm`
+	if got, want := accelFromLog([]byte(log)), `qemu-tcg (tcg: this host is a "vm" (pull a kernel))`; got != want {
+		t.Fatalf("accelFromLog = %q, want %q", got, want)
+	}
+	if got := accelFromLog([]byte(`msg="vmm backend" backend=qemu-kvm accel=kvm vmm_user=x`)); got != "qemu-kvm (kvm)" {
+		t.Fatalf("accelFromLog without why = %q", got)
+	}
+	if got := accelFromLog([]byte("nothing")); got != "unknown" {
+		t.Fatalf("accelFromLog of no line = %q", got)
+	}
+}
