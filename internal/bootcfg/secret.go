@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -25,12 +24,6 @@ const (
 	MaxPlaceholder  = 128
 	MaxCACerts      = 4
 	MaxCACertLength = 16 << 10
-)
-
-var (
-	envNameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	secretNameRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
-	placeholderRE = regexp.MustCompile(`^banger-secret-[A-Za-z0-9_.-]+-[0-9a-f]{24}$`)
 )
 
 // reservedEnv are variables a secret may not take over: the session's own
@@ -55,7 +48,7 @@ func ValidEnvName(name string) error {
 		return errors.New("empty environment variable name")
 	case len(name) > MaxEnvName:
 		return fmt.Errorf("environment variable name longer than %d bytes", MaxEnvName)
-	case !envNameRE.MatchString(name):
+	case !envNameOK(name):
 		return fmt.Errorf("environment variable %q: must match [A-Za-z_][A-Za-z0-9_]*", name)
 	case reservedEnv[name], strings.HasPrefix(name, "LD_"), strings.HasPrefix(name, "BANGER_"):
 		return fmt.Errorf("environment variable %q is reserved", name)
@@ -70,13 +63,13 @@ func (s Secret) Validate() error {
 		return errors.New("secret: empty name")
 	case len(s.Name) > MaxSecretName:
 		return fmt.Errorf("secret %.64q: name longer than %d bytes", s.Name, MaxSecretName)
-	case !secretNameRE.MatchString(s.Name):
+	case !secretNameOK(s.Name):
 		return fmt.Errorf("secret %q: name must match [A-Za-z0-9_][A-Za-z0-9_.-]*", s.Name)
 	}
 	if err := ValidEnvName(s.Env); err != nil {
 		return fmt.Errorf("secret %q: %w", s.Name, err)
 	}
-	if len(s.Placeholder) > MaxPlaceholder || !placeholderRE.MatchString(s.Placeholder) {
+	if len(s.Placeholder) > MaxPlaceholder || !placeholderOK(s.Placeholder) {
 		return fmt.Errorf("secret %q: placeholder must look like banger-secret-NAME-<24 hex>", s.Name)
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 
 	"banger/internal/bootcfg"
 )
@@ -18,8 +17,6 @@ const (
 	LowerDir   = "/run/banger/lower"        // the image's ext4, read-only
 	OverlayDir = "/run/banger/overlay"      // the overlay disk (upper and work dirs)
 )
-
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 
 // ReadConfigDisk decodes and checks the boot config disk at dev.
 func ReadConfigDisk(dev string) (*bootcfg.Config, error) {
@@ -40,7 +37,7 @@ func ReadConfigDisk(dev string) (*bootcfg.Config, error) {
 
 // CheckConfig rejects configs the guest cannot apply.
 func CheckConfig(c *bootcfg.Config) error {
-	if !hostnameRE.MatchString(c.Hostname) || len(c.Hostname) > 64 {
+	if !bootcfg.ValidHostname(c.Hostname) {
 		return fmt.Errorf("bad hostname %q", c.Hostname)
 	}
 	if c.SSHHostKey == "" {

@@ -78,7 +78,7 @@ func reidentifier(cfg *bootcfg.Config, log *slog.Logger) func(proto.Identity) er
 }
 
 func checkHostname(h string) error {
-	if h == "" || len(h) > 64 || strings.ContainsAny(h, " /\n\t\x00") {
+	if !bootcfg.ValidHostname(h) {
 		return fmt.Errorf("bad hostname %q", h)
 	}
 	return nil
