@@ -74,10 +74,28 @@ func (m *Manager) boot(ctx context.Context, b *bootRun) error {
 func (m *Manager) runSteps(ctx context.Context, b *bootRun, steps []step) error {
 	b.vm.BootRestarts = 0
 	clearStalls(b.vm)
+	slot := false
+	defer func() {
+		if slot {
+			m.slots.release()
+		}
+	}()
 	for i := 0; i < len(steps); i++ {
 		s := steps[i]
 		t0 := time.Now()
-		err := s.run(ctx, b)
+		var err error
+		if s.name == vmmStep && !slot && m.slots != nil {
+			err = m.slots.acquire(ctx, func(booting int) {
+				m.log.Debug("boot queued", "vm", b.vm.Name, "booting", booting)
+				if b.report != nil {
+					b.report(s.stage, fmt.Sprintf("queued behind %d booting guests", booting))
+				}
+			})
+			slot = err == nil
+		}
+		if err == nil {
+			err = s.run(ctx, b)
+		}
 		m.log.Debug("boot step", "vm", b.vm.Name, "step", s.name, "took", time.Since(t0), "err", err)
 		var record string
 		if errors.Is(err, errBootStalled) {

@@ -70,6 +70,10 @@ type Config struct {
 	// DefaultMaxDiskSize when zero. Requests must also fit the free space of
 	// the filesystem holding the VM folders.
 	MaxDiskBytes int64
+	// BootSlots bounds the guests booting at once (VMM start to agent
+	// answering); others wait before their VMM starts. The host's CPU
+	// count, at least 2, when zero.
+	BootSlots int
 }
 
 // Manager owns the VMs.
@@ -105,6 +109,8 @@ type Manager struct {
 	sendSecrets func(ctx context.Context, socket string, u proto.SecretsUpdate) error
 	// ops wakes WaitCreateStatus when a create operation changes.
 	ops opWatch
+	// slots bounds the boots running at once (nil: unbounded).
+	slots bootSlots
 }
 
 // New returns a manager.
@@ -120,7 +126,7 @@ func New(base context.Context, cfg Config, st Store, k Kernels, n Network, b vmm
 	}
 	m := &Manager{cfg: cfg, store: st, kernels: k, net: n, backend: b, signer: signer, log: log,
 		base: base, locks: map[string]*sync.Mutex{}, freeSpace: freeBytes, loadPerCPU: hostLoadPerCPU,
-		sendSecrets: guest.SetSecrets}
+		sendSecrets: guest.SetSecrets, slots: newBootSlots(cfg.BootSlots)}
 	m.steps = m.bootSteps
 	return m
 }
