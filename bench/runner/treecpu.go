@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"banger/internal/vmm/vmmproc"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's times (100 on Linux).
@@ -111,11 +113,11 @@ const idleWindow = 10 * time.Second
 func idleCPU(ctx context.Context, pids []int) ([]float64, error) {
 	before := make([]float64, len(pids))
 	for i, pid := range pids {
-		pt, err := readProcStat(pid)
+		cpu, _, err := vmmproc.ProcStats(pid)
 		if err != nil {
 			return nil, err
 		}
-		before[i] = pt.self
+		before[i] = cpu
 	}
 	t0 := time.Now()
 	select {
@@ -126,19 +128,11 @@ func idleCPU(ctx context.Context, pids []int) ([]float64, error) {
 	secs := time.Since(t0).Seconds()
 	out := make([]float64, len(pids))
 	for i, pid := range pids {
-		pt, err := readProcStat(pid)
+		cpu, _, err := vmmproc.ProcStats(pid)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = 100 * (pt.self - before[i]) / secs
+		out[i] = 100 * (cpu - before[i]) / secs
 	}
 	return out, nil
-}
-
-func readProcStat(pid int) (procTimes, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procTimes{}, err
-	}
-	return parseProcStat(string(b))
 }
