@@ -44,6 +44,9 @@ type accelProber struct {
 type accelChoice struct {
 	KVM    bool   `json:"kvm"`
 	Reason string `json:"reason"`
+	// Provisional: made without a probe, for want of a stored kernel; it
+	// is decided again once one is stored (accelState.kernelStored).
+	Provisional bool `json:"-"`
 }
 
 // Name is "kvm" or "tcg".
@@ -59,7 +62,8 @@ func (c accelChoice) Name() string {
 // under it (nested KVM is often paravirtual and stock kernels do not boot
 // under it). The probe's answer is cached under a key of the host's boot and
 // the binaries involved, so it runs once per host boot; without a stored
-// kernel nothing can be probed yet: TCG, probed at a later daemon start.
+// kernel nothing can be probed yet: the choice is provisional, decided
+// again when a kernel is stored.
 func decideAccel(ctx context.Context, accel string, p accelProber) (accelChoice, error) {
 	switch accel {
 	case AccelTCG:
@@ -81,9 +85,9 @@ func decideAccel(ctx context.Context, accel string, p accelProber) (accelChoice,
 		// Nothing to probe with yet: trust KVM on a host that is not itself
 		// a VM (the common bare-metal case), not on a nested one.
 		if p.nested == nil || p.nested() {
-			return accelChoice{Reason: "no kernel to probe kvm with yet and this host is a virtual machine, where nested kvm often fails (pull a kernel, then restart the daemon to probe)"}, nil
+			return accelChoice{Provisional: true, Reason: "no kernel to probe kvm with yet and this host is a virtual machine, where nested kvm often fails (probed when a kernel is stored)"}, nil
 		}
-		return accelChoice{KVM: true, Reason: "no kernel to probe kvm with yet; this host is not a virtual machine, so kvm is used (probed at a later start)"}, nil
+		return accelChoice{KVM: true, Provisional: true, Reason: "no kernel to probe kvm with yet; this host is not a virtual machine, so kvm is used (probed when a kernel is stored)"}, nil
 	}
 	key := p.key(kernel)
 	if c, ok := readAccelCache(p.cache, key); ok {

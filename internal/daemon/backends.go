@@ -14,7 +14,7 @@ import (
 
 // newBackend makes one VMM backend and says which accelerator its VMs run
 // under and why. agent is the guest agent binary (for a KVM probe).
-type newBackend func(d *Daemon, ctx context.Context, agent string) (vmm.Backend, accelChoice, error)
+type newBackend func(d *Daemon, ctx context.Context, agent string) (vmm.Backend, *accelState, error)
 
 // backends are the VMMs --vmm picks from, by name. A backend is a folder
 // under internal/vmm implementing vmm.Backend, and one line here.
@@ -27,7 +27,7 @@ var backends = map[string]newBackend{
 const defaultBackend = "qemu"
 
 // backend makes the VMM backend --vmm names.
-func (d *Daemon) backend(ctx context.Context, agent string) (vmm.Backend, accelChoice, error) {
+func (d *Daemon) backend(ctx context.Context, agent string) (vmm.Backend, *accelState, error) {
 	name := d.opts.VMM
 	if name == "" {
 		name = defaultBackend
@@ -39,46 +39,49 @@ func (d *Daemon) backend(ctx context.Context, agent string) (vmm.Backend, accelC
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		return nil, accelChoice{}, fmt.Errorf("--vmm %q: use %s", d.opts.VMM, strings.Join(names, " or "))
+		return nil, nil, fmt.Errorf("--vmm %q: use %s", d.opts.VMM, strings.Join(names, " or "))
 	}
 	return mk(d, ctx, agent)
 }
 
-// qemuBackend runs QEMU under KVM or TCG, as --accel decides.
-func (d *Daemon) qemuBackend(ctx context.Context, agent string) (vmm.Backend, accelChoice, error) {
+// qemuBackend runs QEMU under KVM or TCG, as --accel decides. A choice
+// made before any kernel was stored is decided again when one is.
+func (d *Daemon) qemuBackend(ctx context.Context, agent string) (vmm.Backend, *accelState, error) {
 	bin, err := vmmproc.FindBinary(qemu.DefaultBinary)
 	if err != nil {
-		return nil, accelChoice{}, fmt.Errorf("qemu backend: find qemu: %w", err)
+		return nil, nil, fmt.Errorf("qemu backend: find qemu: %w", err)
 	}
-	accel, err := decideAccel(ctx, d.opts.Accel, d.hostAccelProber(bin, agent))
+	prober := d.hostAccelProber(bin, agent)
+	decide := func(ctx context.Context) (accelChoice, error) { return decideAccel(ctx, d.opts.Accel, prober) }
+	accel, err := decide(ctx)
 	if err != nil {
-		return nil, accelChoice{}, err
+		return nil, nil, err
 	}
 	opts, err := d.qemuOptions(!accel.KVM)
 	if err != nil {
-		return nil, accelChoice{}, fmt.Errorf("qemu backend: %w", err)
+		return nil, nil, fmt.Errorf("qemu backend: %w", err)
 	}
 	opts.Binary = bin
 	qb, err := qemu.New(opts)
 	if err != nil {
-		return nil, accelChoice{}, fmt.Errorf("qemu backend: %w", err)
+		return nil, nil, fmt.Errorf("qemu backend: %w", err)
 	}
 	if accel.KVM && qb.Name() != qemu.NameKVM {
 		accel = accelChoice{Reason: accel.Reason + ", but kvm is not usable: " + errText(vmmproc.CheckKVM(vmmproc.KVMDevice))}
 	}
 	user, _, seccomp := qb.Confinement()
 	d.log.Info("vmm backend", "backend", qb.Name(), "accel", accel.Name(), "why", accel.Reason, "vmm_user", user, "seccomp", seccomp)
-	return qb, accel, nil
+	return qb, &accelState{choice: accel, decide: decide, use: qb.UseKVM, log: d.log}, nil
 }
 
 // firecrackerBackend runs Firecracker, on KVM only.
-func (d *Daemon) firecrackerBackend(context.Context, string) (vmm.Backend, accelChoice, error) {
+func (d *Daemon) firecrackerBackend(context.Context, string) (vmm.Backend, *accelState, error) {
 	fb, err := firecracker.New(firecracker.Options{Logger: d.log})
 	if err != nil {
-		return nil, accelChoice{}, fmt.Errorf("firecracker backend: %w", err)
+		return nil, nil, fmt.Errorf("firecracker backend: %w", err)
 	}
 	d.log.Info("vmm backend", "backend", fb.Name(), "binary", fb.Binary())
-	return fb, accelChoice{KVM: true, Reason: "firecracker runs on kvm only"}, nil
+	return fb, &accelState{choice: accelChoice{KVM: true, Reason: "firecracker runs on kvm only"}, log: d.log}, nil
 }
 
 func errText(err error) string {

@@ -38,6 +38,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 	if err != nil {
 		return server.Services{}, err
 	}
+	kernels.OnStored(accel.kernelStored)
 	signer, err := guest.LoadOrCreateSigner(filepath.Join(d.state.SSH(), "id_ed25519"))
 	if err != nil {
 		return server.Services{}, fmt.Errorf("daemon ssh key: %w", err)
@@ -92,8 +93,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		Snapshots:  vms,
 		Suspends:   vms,
 		Owners:     owners{d.store, secretsSvc},
-		Accel:      accel.Name(),
-		AccelWhy:   accel.Reason,
+		Accel:      accel.Get,
 	}, nil
 }
 

@@ -56,12 +56,23 @@ func (s *Service) entryFor(name string, l layout, distro, source string) api.Ker
 // the row, last. With replace an existing kernel of that name is swapped out
 // (refused while in use); without it a taken name is api.ErrExists. On any
 // failure the store is left as it was. Once started, commit ignores the
-// cancellation of ctx so the folder and the row stay consistent.
+// cancellation of ctx so the folder and the row stay consistent. The
+// OnStored hook runs after a commit, outside the service's lock.
 func (s *Service) commit(ctx context.Context, built string, e api.KernelEntry, replace bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	ctx = context.WithoutCancel(ctx)
+	if err := s.commitLocked(ctx, built, e, replace); err != nil {
+		return err
+	}
+	if s.onStored != nil {
+		s.onStored(ctx)
+	}
+	return nil
+}
+
+func (s *Service) commitLocked(ctx context.Context, built string, e api.KernelEntry, replace bool) error {
 	caller := authz.CallerFrom(ctx)
 	e.OwnerUID = caller.UID
 	s.mu.Lock()

@@ -52,3 +52,42 @@ func TestCommitRecordsOwnerAndGuardsReplace(t *testing.T) {
 		t.Fatalf("root replacing alice's kernel: %v", err)
 	}
 }
+
+// TestOnStoredRunsAfterEachStoredKernel: the hook runs once per kernel
+// stored, with the row already readable and the service's lock released,
+// and not for a commit that was refused.
+func TestOnStoredRunsAfterEachStoredKernel(t *testing.T) {
+	s, st, _ := newTestService(t, nil)
+	calls := 0
+	s.OnStored(func(ctx context.Context) {
+		calls++
+		if _, ok := st.rows["k"]; !ok {
+			t.Error("hook ran before the kernel's row was stored")
+		}
+		if !s.mu.TryLock() {
+			t.Error("hook ran with the service's lock held")
+		} else {
+			s.mu.Unlock()
+		}
+	})
+	built := func() string {
+		w, err := s.workDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(w, "vmlinuz"), []byte("k"), 0o644)
+		return w
+	}
+	ctx := context.Background()
+	if err := s.commit(ctx, built(), api.KernelEntry{Name: "k"}, false); err != nil {
+		t.Fatal(err)
+	}
+	w := built()
+	if err := s.commit(ctx, w, api.KernelEntry{Name: "k"}, false); !errors.Is(err, api.ErrExists) {
+		t.Fatalf("second commit of k: %v, want ErrExists", err)
+	}
+	os.RemoveAll(w)
+	if calls != 1 {
+		t.Fatalf("hook ran %d times for one stored kernel and one refused, want 1", calls)
+	}
+}

@@ -11,8 +11,12 @@ func (s *Server) ping(c *call) (any, error) {
 	if _, err := decode[api.Empty](c); err != nil {
 		return nil, err
 	}
-	return api.PingResult{Status: "ok", PID: os.Getpid(), Version: buildinfo.Version,
-		Commit: buildinfo.Commit, BuiltAt: buildinfo.BuiltAt, Accel: s.svc.Accel, AccelReason: s.svc.AccelWhy}, nil
+	res := api.PingResult{Status: "ok", PID: os.Getpid(), Version: buildinfo.Version,
+		Commit: buildinfo.Commit, BuiltAt: buildinfo.BuiltAt}
+	if s.svc.Accel != nil {
+		res.Accel, res.AccelReason = s.svc.Accel()
+	}
+	return res, nil
 }
 
 func (s *Server) shutdown(c *call) (any, error) {

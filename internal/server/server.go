@@ -42,9 +42,9 @@ type Services struct {
 	Owners Owners
 	// Shutdown asks the daemon to stop gracefully (called after the reply is sent).
 	Shutdown func()
-	// Accel is the accelerator VMs run under ("kvm" or "tcg") and AccelWhy
-	// the reason it was chosen; reported by ping.
-	Accel, AccelWhy string
+	// Accel says the accelerator VMs start under now ("kvm" or "tcg") and
+	// why it was chosen; reported by ping. Nil reports nothing.
+	Accel func() (name, why string)
 }
 
 // Server serves the API.

@@ -119,7 +119,8 @@ func TestCommandImmutable(t *testing.T) {
 }
 
 func TestBackendCommandFromSpec(t *testing.T) {
-	b := &Backend{binary: "/usr/bin/qemu-system-x86_64", tscKHz: 1800000, diskCache: "writeback"}
+	b := &Backend{binary: "/usr/bin/qemu-system-x86_64", diskCache: "writeback"}
+	b.accel.Store(&accelMode{tscKHz: 1800000})
 	spec := vmm.Spec{RunDir: "/run/banger/vm1", Kernel: "/k", Cmdline: "console=ttyS0",
 		VCPUs: 2, MemoryMiB: 1024, SerialLog: "/run/banger/vm1/serial.log",
 		Disks: []vmm.Disk{{Path: "/img/root", Serial: "banger-rootfs", ReadOnly: true}},

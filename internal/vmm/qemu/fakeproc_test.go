@@ -29,10 +29,11 @@ func TestMain(m *testing.M) {
 }
 
 // fakeQEMU runs a sleeping process whose argv looks like the QEMU of runDir
-// (argv[0] named qemu-fake, -pidfile runDir/vmm.pid) and writes its pidfile.
-func fakeQEMU(t *testing.T, runDir string) int {
+// (argv[0] named qemu-fake, the extra arguments, -pidfile runDir/vmm.pid)
+// and writes its pidfile.
+func fakeQEMU(t *testing.T, runDir string, extra ...string) int {
 	t.Helper()
-	cmd := exec.Command(vmmtest.SelfAs(t, "qemu-fake"), "-pidfile", filepath.Join(runDir, PIDFile))
+	cmd := exec.Command(vmmtest.SelfAs(t, "qemu-fake"), append(extra, "-pidfile", filepath.Join(runDir, PIDFile))...)
 	cmd.Env = append(os.Environ(), "BANGER_FAKE_QEMU=1")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -163,7 +163,7 @@ func TestQEMUStartAdoptQuit(t *testing.T) {
 		t.Errorf("ProcStats = rss %d, %v", rss, err)
 	}
 	// The guest kernel runs, with the TCG TSC hint on its command line.
-	waitForLog(t, spec.SerialLog, "Linux version", "tsc_early_khz="+strconv.Itoa(b.tscKHz))
+	waitForLog(t, spec.SerialLog, "Linux version", "tsc_early_khz="+strconv.Itoa(b.mode().tscKHz))
 
 	if _, err := b.Start(ctx, spec); !errors.Is(err, api.ErrConflict) {
 		t.Errorf("second Start on a running vm: %v, want ErrConflict", err)

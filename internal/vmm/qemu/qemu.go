@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"banger/internal/vmm"
@@ -75,8 +76,7 @@ type Options struct {
 type Backend struct {
 	binary      string
 	dataDir     string
-	kvm         bool
-	tscKHz      int
+	accel       atomic.Pointer[accelMode] // swapped whole by UseKVM
 	diskCache   string
 	quitTimeout time.Duration
 	log         *slog.Logger
@@ -144,26 +144,62 @@ func New(opts Options) (*Backend, error) {
 	if b.log == nil {
 		b.log = slog.Default()
 	}
+	kvm := false
 	if !opts.ForceTCG {
 		if err := vmmproc.CheckKVM(vmmproc.KVMDevice); err == nil {
-			b.kvm = true
+			kvm = true
 		} else {
 			b.log.Debug("qemu: kvm not usable, using tcg", "err", err)
 		}
 	}
-	if !b.kvm {
+	b.setMode(kvm)
+	return b, nil
+}
+
+// accelMode is the accelerator VMs started from now on run under; under
+// TCG, the host TSC frequency passed to the guest (0 when unknown).
+type accelMode struct {
+	kvm    bool
+	tscKHz int
+}
+
+func (b *Backend) setMode(kvm bool) {
+	m := &accelMode{kvm: kvm}
+	if !kvm {
 		khz, err := hostTSCKHz(cpuinfoPath, baseFrequencyPath)
 		if err != nil {
 			b.log.Warn("qemu: host tsc frequency unknown; tcg guests may hang at tsc calibration", "err", err)
 		}
-		b.tscKHz = khz
+		m.tscKHz = khz
 	}
-	return b, nil
+	b.accel.Store(m)
 }
 
-// Name is "qemu-kvm" or "qemu-tcg".
+// mode is the accelerator now; TCG without a TSC frequency on a Backend not
+// made by New.
+func (b *Backend) mode() accelMode {
+	if m := b.accel.Load(); m != nil {
+		return *m
+	}
+	return accelMode{}
+}
+
+// UseKVM switches the accelerator of VMs started or restored from now on
+// (KVM, or TCG when on is false); VMs already running keep theirs. KVM is
+// refused when /dev/kvm is not usable.
+func (b *Backend) UseKVM(on bool) error {
+	if on {
+		if err := vmmproc.CheckKVM(vmmproc.KVMDevice); err != nil {
+			return fmt.Errorf("qemu: use kvm: %w", err)
+		}
+	}
+	b.setMode(on)
+	return nil
+}
+
+// Name is "qemu-kvm" or "qemu-tcg": the accelerator of VMs started now.
 func (b *Backend) Name() string {
-	if b.kvm {
+	if b.mode().kvm {
 		return NameKVM
 	}
 	return NameTCG
@@ -206,10 +242,11 @@ func hasSeccomp(binary string) bool {
 
 // command is the argv for spec, without checking it.
 func (b *Backend) command(spec vmm.Spec) Command {
+	mode := b.mode()
 	c := NewCommand(b.binary).
 		WithDataDir(b.dataDir).
-		WithKVM(b.kvm).
-		WithTSCKHz(b.tscKHz).
+		WithKVM(mode.kvm).
+		WithTSCKHz(mode.tscKHz).
 		WithCPUs(spec.VCPUs).
 		WithMemoryMiB(spec.MemoryMiB).
 		WithKernel(spec.Kernel).

@@ -180,13 +180,24 @@ func (b *Backend) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.P
 }
 
 // Fingerprint is what a snapshot of spec's VM needs to be restorable here.
+// The accelerator is the one spec's QEMU runs under when it is running (it
+// may have started before UseKVM changed the backend's), else the
+// backend's.
 func (b *Backend) Fingerprint(spec vmm.Spec) (map[string]string, error) {
+	kvm := b.mode().kvm
+	if p, err := lookup(spec.RunDir); err == nil {
+		kvm = backendName(p.Argv) == NameKVM
+	}
+	name := NameTCG
+	if kvm {
+		name = NameKVM
+	}
 	fp := map[string]string{
-		"accelerator": b.Name(),
+		"accelerator": name,
 		"memory_mib":  strconv.Itoa(spec.MemoryMiB),
 		"vcpus":       strconv.Itoa(spec.VCPUs),
 	}
-	if b.kvm {
+	if kvm {
 		fp["cpu_model"] = "host"
 	} else {
 		fp["cpu_model"] = "max"

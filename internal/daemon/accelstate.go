@@ -1,0 +1,64 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+)
+
+// accelState is the accelerator the daemon starts VMs under, and why. A
+// choice made before any kernel was stored is provisional: when a kernel is
+// stored it is decided again (now the probe can run) and, when the answer
+// differs, the backend is switched for the VMs started from then on.
+type accelState struct {
+	decide func(ctx context.Context) (accelChoice, error) // nil: final
+	use    func(kvm bool) error                          // switches the backend
+	log    *slog.Logger
+
+	redo sync.Mutex // one re-decision at a time
+
+	mu     sync.Mutex
+	choice accelChoice
+}
+
+// Get is the accelerator ("kvm" or "tcg") and why.
+func (a *accelState) Get() (name, why string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.choice.Name(), a.choice.Reason
+}
+
+func (a *accelState) current() accelChoice {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.choice
+}
+
+// kernelStored decides a provisional choice again: the kernel service calls
+// it after each kernel is stored. A final choice is left alone, so this
+// probes at most once per daemon start.
+func (a *accelState) kernelStored(ctx context.Context) {
+	a.redo.Lock()
+	defer a.redo.Unlock()
+	cur := a.current()
+	if !cur.Provisional || a.decide == nil {
+		return
+	}
+	c, err := a.decide(ctx)
+	if err != nil {
+		a.log.Warn("accelerator not decided again", "err", err)
+		return
+	}
+	if c.Provisional {
+		return
+	}
+	if c.KVM != cur.KVM {
+		if err := a.use(c.KVM); err != nil {
+			c = accelChoice{KVM: cur.KVM, Reason: c.Reason + ", but the vmm could not switch to it: " + err.Error()}
+		}
+	}
+	a.mu.Lock()
+	a.choice = c
+	a.mu.Unlock()
+	a.log.Info("vmm accelerator decided again now that a kernel is stored", "accel", c.Name(), "why", c.Reason)
+}
