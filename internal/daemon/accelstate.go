@@ -12,7 +12,7 @@ import (
 // differs, the backend is switched for the VMs started from then on.
 type accelState struct {
 	decide func(ctx context.Context) (accelChoice, error) // nil: final
-	use    func(kvm bool) error                          // switches the backend
+	use    func(kvm bool) error                           // switches the backend
 	log    *slog.Logger
 
 	redo sync.Mutex // one re-decision at a time

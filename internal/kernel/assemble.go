@@ -57,7 +57,7 @@ func assemble(ctx context.Context, t tree, work string, progress func(api.Progre
 			return l, fmt.Errorf("initrd: %w", err)
 		}
 	}
-	for src, name := range map[string]string{t.systemMap: "System.map", t.kconfig: "config"} {
+	for src, name := range map[string]string{t.systemMap: "System.map", t.kconfig: ConfigFile} {
 		if src != "" {
 			if err := put(src, name); err != nil {
 				return l, fmt.Errorf("%s: %w", name, err)

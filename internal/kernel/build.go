@@ -98,7 +98,7 @@ func buildSource(ctx context.Context, e catalogEntry, dir string, progress func(
 			_ = os.Remove(filepath.Join(m, "source"))
 		}
 	}
-	_ = os.Rename(filepath.Join(src, ".config"), filepath.Join(root, "config"))
+	_ = os.Rename(filepath.Join(src, ".config"), filepath.Join(root, ConfigFile))
 	_ = os.Rename(filepath.Join(src, "System.map"), filepath.Join(root, "System.map"))
 	if err := os.RemoveAll(src); err != nil {
 		return tree{}, "", err

@@ -260,22 +260,8 @@ func (m *Manager) composeInitrd(modules string) (string, error) {
 // stepVMM starts the VMM detached.
 func (m *Manager) stepVMM(ctx context.Context, b *bootRun) error {
 	b.report("boot", "starting "+m.backend.Name())
-	dir := b.vm.Dir
-	spec := vmm.Spec{
-		RunDir: filepath.Join(dir, paths.VMRunDir),
-		Kernel: b.kernel, Initrd: b.initrd,
-		Cmdline: guestCmdline(),
-		VCPUs:   b.vm.VCPUCount, MemoryMiB: b.vm.MemoryMiB,
-		SerialLog: filepath.Join(dir, paths.VMSerialLog),
-		Disks: []vmm.Disk{
-			{Path: b.img.RootfsPath, Serial: bootcfg.SerialRootfs, ReadOnly: true},
-			{Path: filepath.Join(dir, paths.VMOverlay), Serial: bootcfg.SerialOverlay},
-			{Path: filepath.Join(dir, paths.VMWorkDisk), Serial: bootcfg.SerialWork},
-			{Path: filepath.Join(dir, paths.VMConfig), Serial: bootcfg.SerialConfig, ReadOnly: true},
-		},
-		Net: &vmm.Net{Tap: b.vm.TapDevice, MAC: b.vm.MAC, SSHHostPort: b.vm.SSHPort,
-			Isolated: b.vm.EffectiveEgress().Mode == model.EgressNone},
-	}
+	spec := specFor(*b.vm, b.img, b.kernel, b.initrd)
+	spec.Cmdline = guestCmdline()
 	os.Remove(spec.SerialLog)
 	proc, err := m.backend.Start(ctx, spec)
 	if err != nil {

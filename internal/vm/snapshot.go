@@ -12,6 +12,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/bootcfg"
+	"banger/internal/kernel"
 	"banger/internal/model"
 	"banger/internal/paths"
 	"banger/internal/vmm"
@@ -50,13 +51,14 @@ func (m *Manager) snapshotter() (vmm.Snapshotter, vmm.Suspender, snapshotStore, 
 	return sn, su, st, nil
 }
 
-// specFor is the VMM spec of vm (as stepVMM builds it) with the given
-// kernel and initrd.
-func specFor(vm model.VMRecord, img model.Image, kernel, initrd string) vmm.Spec {
+// specFor is the VMM spec of vm with the given kernel and initrd: what
+// stepVMM boots (with the environment's extra kernel arguments) and a
+// restore runs.
+func specFor(vm model.VMRecord, img model.Image, kernelPath, initrd string) vmm.Spec {
 	dir := vm.Dir
 	return vmm.Spec{
 		RunDir: filepath.Join(dir, paths.VMRunDir),
-		Kernel: kernel, Initrd: initrd,
+		Kernel: kernelPath, Initrd: initrd, KernelHZ: kernel.HZ(kernelPath),
 		Cmdline: baseCmdline,
 		VCPUs:   vm.VCPUCount, MemoryMiB: vm.MemoryMiB,
 		SerialLog: filepath.Join(dir, paths.VMSerialLog),
@@ -66,7 +68,8 @@ func specFor(vm model.VMRecord, img model.Image, kernel, initrd string) vmm.Spec
 			{Path: filepath.Join(dir, paths.VMWorkDisk), Serial: bootcfg.SerialWork},
 			{Path: filepath.Join(dir, paths.VMConfig), Serial: bootcfg.SerialConfig, ReadOnly: true},
 		},
-		Net: &vmm.Net{Tap: vm.TapDevice, MAC: vm.MAC, SSHHostPort: vm.SSHPort},
+		Net: &vmm.Net{Tap: vm.TapDevice, MAC: vm.MAC, SSHHostPort: vm.SSHPort,
+			Isolated: vm.EffectiveEgress().Mode == model.EgressNone},
 	}
 }
 

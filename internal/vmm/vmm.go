@@ -41,6 +41,7 @@ type Spec struct {
 	Kernel    string
 	Initrd    string
 	Cmdline   string
+	KernelHZ  int // the kernel's CONFIG_HZ, 0 when unknown (see qemu.Command.WithKernelHZ)
 	VCPUs     int
 	MemoryMiB int
 	Disks     []Disk

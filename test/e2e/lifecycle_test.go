@@ -237,6 +237,15 @@ func TestTwoVMsAtOnce(t *testing.T) {
 			t.Fatalf("%s has %s vCPUs online at ready, want %s", n, strings.TrimSpace(out), vcpus[n])
 		}
 	}
+	// Under TCG the delay loop is preset from the kernel's HZ (its config is
+	// stored with it): the vCPU init starts skips the kernel's calibration.
+	if b.Backend == "qemu-tcg" {
+		cmdline := d.must(t, "vm", "exec", "pair-b", "--", "cat", "/proc/cmdline")
+		dmesg := d.must(t, "vm", "exec", "pair-b", "--", "dmesg")
+		if !strings.Contains(cmdline, " lpj=") || strings.Contains(dmesg, "calibrate_delay_direct") || !strings.Contains(dmesg, "preset value") {
+			t.Fatalf("delay loop not preset: cmdline %q\n%s", cmdline, dmesg)
+		}
+	}
 	d.must(t, "vm", "delete", "--force", "pair-a", "pair-b")
 }
 

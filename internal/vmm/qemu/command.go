@@ -24,6 +24,7 @@ type Command struct {
 	dataDir    string
 	kvm        bool
 	tscKHz     int
+	kernelHZ   int
 	vcpus      int
 	memoryMiB  int
 	kernel     string
@@ -62,6 +63,10 @@ func (c Command) WithKVM(kvm bool) Command { c.kvm = kvm; return c }
 // WithTSCKHz makes TCG runs append tsc_early_khz=khz to the kernel command
 // line (unless it already sets it); 0, or KVM, adds nothing.
 func (c Command) WithTSCKHz(khz int) Command { c.tscKHz = khz; return c }
+
+// WithKernelHZ gives the kernel's CONFIG_HZ (0: unknown): TCG runs with a
+// TSC frequency then preset the delay loop (lpj=).
+func (c Command) WithKernelHZ(hz int) Command { c.kernelHZ = hz; return c }
 
 // WithCPUs sets -smp; 0 leaves QEMU's default.
 func (c Command) WithCPUs(n int) Command { c.vcpus = n; return c }
@@ -143,8 +148,8 @@ func (c Command) WithBalloon(on bool) Command { c.balloon = on; return c }
 func (c Command) WithSandbox(on bool) Command { c.sandbox = on; return c }
 
 // Cmdline is the kernel command line as passed to QEMU, including what TCG
-// runs add: tsc_early_khz= and tsc=reliable, and maxcpus=1 for more than
-// one vCPU.
+// runs add: tsc_early_khz= and tsc=reliable, lpj= when the kernel's HZ is
+// known, and maxcpus=1 for more than one vCPU.
 func (c Command) Cmdline() string {
 	if c.kvm {
 		return c.cmdline
@@ -155,6 +160,15 @@ func (c Command) Cmdline() string {
 		// watchdog otherwise often demotes it to jiffies, which lose time on a
 		// busy host and break the health check's one-second clock bound.
 		cl += " tsc_early_khz=" + strconv.Itoa(c.tscKHz) + " tsc=reliable"
+	}
+	if c.tscKHz > 0 && c.kernelHZ > 0 && !hasKernelParam(cl, "lpj") {
+		// The value the boot vCPU computes from the TSC (tsc_khz*1000/HZ).
+		// Preset, it also spares each vCPU banger's init starts the
+		// kernel's delay-loop calibration: TCG's CPU has no constant-TSC
+		// flag, so the kernel measures it again there, about 0.1 s of
+		// emulated time during which CPU hotplug holds a lock the boot's
+		// block device opens wait on.
+		cl += " lpj=" + strconv.Itoa(c.tscKHz*1000/c.kernelHZ)
 	}
 	if c.vcpus > 1 && !hasKernelParam(cl, "maxcpus") {
 		// The kernel boots on one vCPU and banger's init starts the others

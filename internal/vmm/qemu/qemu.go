@@ -247,6 +247,7 @@ func (b *Backend) command(spec vmm.Spec) Command {
 		WithDataDir(b.dataDir).
 		WithKVM(mode.kvm).
 		WithTSCKHz(mode.tscKHz).
+		WithKernelHZ(spec.KernelHZ).
 		WithCPUs(spec.VCPUs).
 		WithMemoryMiB(spec.MemoryMiB).
 		WithKernel(spec.Kernel).
