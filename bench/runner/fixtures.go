@@ -44,11 +44,14 @@ func (e *env) accel() string {
 	return accelFromLog(data)
 }
 
+// accelFromLog reads the last "vmm backend" line: the daemon logs another
+// when it decides again once a kernel is stored.
 func accelFromLog(log []byte) string {
-	m := backendRE.FindSubmatch(log)
-	if m == nil {
+	all := backendRE.FindAllSubmatch(log, -1)
+	if all == nil {
 		return "unknown"
 	}
+	m := all[len(all)-1]
 	if len(m[3]) == 0 {
 		return fmt.Sprintf("%s (%s)", m[1], m[2])
 	}

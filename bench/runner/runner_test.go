@@ -117,6 +117,10 @@ func TestAccelFromLog(t *testing.T) {
 	if got := accelFromLog([]byte(`msg="vmm backend" backend=qemu-kvm accel=kvm vmm_user=x`)); got != "qemu-kvm (kvm)" {
 		t.Fatalf("accelFromLog without why = %q", got)
 	}
+	two := log + "\n" + `time=y level=INFO msg="vmm backend" backend=qemu-kvm accel=kvm why="kvm probe: a test guest booted under kvm" decided_again="a kernel is stored"`
+	if got, want := accelFromLog([]byte(two)), "qemu-kvm (kvm: kvm probe: a test guest booted under kvm)"; got != want {
+		t.Fatalf("accelFromLog after a second decision = %q, want %q", got, want)
+	}
 	if got := accelFromLog([]byte("nothing")); got != "unknown" {
 		t.Fatalf("accelFromLog of no line = %q", got)
 	}

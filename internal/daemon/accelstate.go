@@ -13,6 +13,7 @@ import (
 type accelState struct {
 	decide func(ctx context.Context) (accelChoice, error) // nil: final
 	use    func(kvm bool) error                           // switches the backend
+	name   func() string                                  // the backend's name now
 	log    *slog.Logger
 
 	redo sync.Mutex // one re-decision at a time
@@ -60,5 +61,9 @@ func (a *accelState) kernelStored(ctx context.Context) {
 	a.mu.Lock()
 	a.choice = c
 	a.mu.Unlock()
-	a.log.Info("vmm accelerator decided again now that a kernel is stored", "accel", c.Name(), "why", c.Reason)
+	backend := ""
+	if a.name != nil {
+		backend = a.name()
+	}
+	a.log.Info("vmm backend", "backend", backend, "accel", c.Name(), "why", c.Reason, "decided_again", "a kernel is stored")
 }

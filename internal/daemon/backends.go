@@ -71,7 +71,7 @@ func (d *Daemon) qemuBackend(ctx context.Context, agent string) (vmm.Backend, *a
 	}
 	user, _, seccomp := qb.Confinement()
 	d.log.Info("vmm backend", "backend", qb.Name(), "accel", accel.Name(), "why", accel.Reason, "vmm_user", user, "seccomp", seccomp)
-	return qb, &accelState{choice: accel, decide: decide, use: qb.UseKVM, log: d.log}, nil
+	return qb, &accelState{choice: accel, decide: decide, use: qb.UseKVM, name: qb.Name, log: d.log}, nil
 }
 
 // firecrackerBackend runs Firecracker, on KVM only.

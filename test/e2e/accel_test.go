@@ -22,7 +22,7 @@ func TestAccelProbedWhenFirstKernelStored(t *testing.T) {
 		t.Fatalf("after the first kernel: %q (before: %q); want the probe's answer", after, before)
 	}
 	log, _ := os.ReadFile(filepath.Join(d.dir, "bangerd.out"))
-	if !strings.Contains(string(log), "decided again now that a kernel is stored") {
+	if !strings.Contains(string(log), `decided_again="a kernel is stored"`) {
 		t.Fatalf("daemon log does not record the new decision:\n%s", log)
 	}
 	d.must(t, "kernel", "pull", "--force", "debian-12-cloud")
