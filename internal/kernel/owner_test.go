@@ -18,14 +18,7 @@ func TestCommitRecordsOwnerAndGuardsReplace(t *testing.T) {
 	s, st, dir := newTestService(t, nil)
 	alice := authz.WithCaller(context.Background(), authz.Caller{UID: 1001, GID: 1001})
 	root := authz.WithCaller(context.Background(), authz.Caller{UID: 0})
-	built := func() string {
-		w, err := s.workDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(w, "vmlinuz"), []byte("k"), 0o644)
-		return w
-	}
+	built := func() string { return builtKernel(t, s) }
 	if err := s.commit(root, built(), api.KernelEntry{Name: "shared"}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +63,7 @@ func TestOnStoredRunsAfterEachStoredKernel(t *testing.T) {
 			s.mu.Unlock()
 		}
 	})
-	built := func() string {
-		w, err := s.workDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(w, "vmlinuz"), []byte("k"), 0o644)
-		return w
-	}
+	built := func() string { return builtKernel(t, s) }
 	ctx := context.Background()
 	if err := s.commit(ctx, built(), api.KernelEntry{Name: "k"}, false); err != nil {
 		t.Fatal(err)
@@ -90,4 +76,18 @@ func TestOnStoredRunsAfterEachStoredKernel(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("hook ran %d times for one stored kernel and one refused, want 1", calls)
 	}
+}
+
+// builtKernel is a finished work folder holding a kernel image, ready to
+// commit.
+func builtKernel(t *testing.T, s *Service) string {
+	t.Helper()
+	w, err := s.workDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w, "vmlinuz"), []byte("k"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
