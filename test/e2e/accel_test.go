@@ -12,6 +12,7 @@ import (
 // (no daemon restart), and daemon status reports its answer.
 func TestAccelProbedWhenFirstKernelStored(t *testing.T) {
 	d := newDaemon(t)
+	t.Cleanup(d.cleanup)
 	before := accelLine(t, d)
 	if !strings.Contains(before, "probed when a kernel is stored") {
 		t.Skipf("accelerator final at start, nothing to decide again: %s", before)
