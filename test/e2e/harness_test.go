@@ -59,6 +59,9 @@ func run(m *testing.M) int {
 	if shared != nil {
 		shared.cleanup()
 	}
+	if busyboxDir != "" {
+		os.RemoveAll(busyboxDir)
+	}
 	return code
 }
 

@@ -12,6 +12,9 @@ var busyboxOnce sync.Once
 var busyboxImage string
 var busyboxErr error
 
+// busyboxDir holds the busybox rootfs; the run removes it at its end.
+var busyboxDir string
+
 // busyboxRootfs builds (once per run) a small ext4 root filesystem holding
 // busybox-static: enough userland for sh, nc, ls and friends, no git.
 func busyboxRootfs(t testing.TB) string {
@@ -21,6 +24,7 @@ func busyboxRootfs(t testing.TB) string {
 			busyboxErr = err
 			return
 		}
+		busyboxDir = dir
 		root := filepath.Join(dir, "root")
 		for _, d := range []string{"bin", "sbin", "etc", "proc", "sys", "dev", "root", "tmp", "run", "usr/bin", "var/tmp"} {
 			os.MkdirAll(filepath.Join(root, d), 0o755)
