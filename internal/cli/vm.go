@@ -497,12 +497,21 @@ func vmText(w io.Writer, v model.VMRecord) error {
 	}
 	return keyValues(w, [][2]string{
 		{"name", v.Name}, {"id", v.ID}, {"state", stateText(v)}, {"image", v.ImageName}, {"kernel", v.KernelName},
-		{"backend", v.Backend}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
+		{"backend", backendText(v)}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
 		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
 		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)}, {"egress", egressWord(v)}, {"secrets", bindingsText(v.Secrets)},
 		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", safe(v.StopReason)}, {"last error", safeText(v.LastError)},
 		{"pending restart", strings.Join(v.PendingRestart, ", ")}, {"boot restarts", bootRestartsText(v.BootRestarts)},
 	})
+}
+
+// backendText is the backend with why it runs under its accelerator, when
+// the daemon recorded why.
+func backendText(v model.VMRecord) string {
+	if v.AccelReason == "" {
+		return v.Backend
+	}
+	return v.Backend + " (" + safeText(v.AccelReason) + ")"
 }
 
 // bootRestartsText is the count of stalled-boot VMM restarts, "" when none.

@@ -29,6 +29,18 @@ func (a *accelState) Get() (name, why string) {
 	return a.choice.Name(), a.choice.Reason
 }
 
+// ReasonFor is why a VM just started by the backend named backend runs
+// under its accelerator: the current reason when backend is the backend's
+// name now, "" when the choice changed since (the VM started before).
+func (a *accelState) ReasonFor(backend string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.name == nil || a.name() != backend {
+		return ""
+	}
+	return a.choice.Reason
+}
+
 func (a *accelState) current() accelChoice {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -53,12 +65,13 @@ func (a *accelState) kernelStored(ctx context.Context) {
 	if c.Provisional {
 		return
 	}
+	// The switch and the new reason are one step for ReasonFor.
+	a.mu.Lock()
 	if c.KVM != cur.KVM {
 		if err := a.use(c.KVM); err != nil {
 			c = accelChoice{KVM: cur.KVM, Reason: c.Reason + ", but the vmm could not switch to it: " + err.Error()}
 		}
 	}
-	a.mu.Lock()
 	a.choice = c
 	a.mu.Unlock()
 	backend := ""

@@ -88,3 +88,32 @@ func TestAccelFinalChoiceNotRedone(t *testing.T) {
 		}
 	}
 }
+
+// ReasonFor gives the reason only for the backend's name now: a VM that
+// started before the choice changed gets none rather than the new one.
+func TestAccelReasonForTheBackendNow(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeProber{nested: true}
+	decide := func(ctx context.Context) (accelChoice, error) { return decideAccel(ctx, AccelAuto, f.prober("")) }
+	first, _ := decide(ctx)
+	backend := "qemu-tcg"
+	a := &accelState{choice: first, decide: decide, log: slog.New(slog.DiscardHandler),
+		name: func() string { return backend },
+		use: func(kvm bool) error {
+			if kvm {
+				backend = "qemu-kvm"
+			}
+			return nil
+		}}
+	if got := a.ReasonFor("qemu-tcg"); !strings.Contains(got, "no kernel to probe kvm with yet") {
+		t.Fatalf("before a kernel: %q", got)
+	}
+	f.kernel = "/k/vmlinuz"
+	a.kernelStored(ctx)
+	if got := a.ReasonFor("qemu-kvm"); !strings.Contains(got, "kvm probe") {
+		t.Fatalf("after the switch, a kvm start: %q", got)
+	}
+	if got := a.ReasonFor("qemu-tcg"); got != "" {
+		t.Fatalf("a tcg start from before the switch got a reason: %q", got)
+	}
+}

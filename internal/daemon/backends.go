@@ -81,7 +81,7 @@ func (d *Daemon) firecrackerBackend(context.Context, string) (vmm.Backend, *acce
 		return nil, nil, fmt.Errorf("firecracker backend: %w", err)
 	}
 	d.log.Info("vmm backend", "backend", fb.Name(), "binary", fb.Binary())
-	return fb, &accelState{choice: accelChoice{KVM: true, Reason: "firecracker runs on kvm only"}, log: d.log}, nil
+	return fb, &accelState{choice: accelChoice{KVM: true, Reason: "firecracker runs on kvm only"}, name: fb.Name, log: d.log}, nil
 }
 
 func errText(err error) string {

@@ -44,7 +44,7 @@ func (d *Daemon) services(ctx context.Context) (server.Services, error) {
 		return server.Services{}, fmt.Errorf("daemon ssh key: %w", err)
 	}
 
-	cfg := vm.Config{State: d.state, AgentPath: agent, MaxDiskBytes: d.opts.MaxDiskBytes}
+	cfg := vm.Config{State: d.state, AgentPath: agent, MaxDiskBytes: d.opts.MaxDiskBytes, AccelReason: accel.ReasonFor}
 	netw, nm, err := d.vmNetwork(ctx, backend)
 	if err != nil {
 		return server.Services{}, err

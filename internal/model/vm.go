@@ -30,9 +30,12 @@ type VMRecord struct {
 	ImageName  string  `json:"image_name"`
 	KernelName string  `json:"kernel_name,omitempty"`
 	// Backend is the VMM and accelerator the VM last ran on, e.g. "qemu-tcg".
-	Backend   string `json:"backend,omitempty"`
-	VCPUCount int    `json:"vcpu_count"`
-	MemoryMiB int    `json:"memory_mib"`
+	Backend string `json:"backend,omitempty"`
+	// AccelReason (added) is why that accelerator: the daemon's reason when
+	// the VM last started, "" when not known.
+	AccelReason string `json:"accel_reason,omitempty"`
+	VCPUCount   int    `json:"vcpu_count"`
+	MemoryMiB   int    `json:"memory_mib"`
 	// Disk sizes in bytes.
 	SystemOverlayBytes int64 `json:"system_overlay_bytes"`
 	WorkDiskBytes      int64 `json:"work_disk_bytes"`

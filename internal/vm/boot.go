@@ -269,7 +269,17 @@ func (m *Manager) stepVMM(ctx context.Context, b *bootRun) error {
 	}
 	now := time.Now().UTC()
 	b.vm.PID, b.vm.Backend, b.vm.StartedAt, b.vm.StoppedAt, b.vm.StopReason = proc.PID, proc.Backend, &now, nil, ""
+	b.vm.AccelReason = m.accelReason(proc.Backend)
 	return nil
+}
+
+// accelReason is why a VM started now on backend runs under its
+// accelerator, "" when unknown.
+func (m *Manager) accelReason(backend string) string {
+	if m.cfg.AccelReason == nil {
+		return ""
+	}
+	return m.cfg.AccelReason(backend)
 }
 
 // stepAgent waits until the guest agent answers its health check.

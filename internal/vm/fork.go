@@ -236,6 +236,7 @@ func (m *Manager) forkSteps(ctx context.Context, snapper vmm.Snapshotter, susp v
 	}
 	now := time.Now().UTC()
 	vm.PID, vm.Backend, vm.StartedAt = proc.PID, proc.Backend, &now
+	vm.AccelReason = m.accelReason(proc.Backend)
 	runDir := filepath.Join(vm.Dir, paths.VMRunDir)
 	if err := susp.Resume(ctx, runDir); err != nil {
 		return err

@@ -74,6 +74,9 @@ type Config struct {
 	// answering); others wait before their VMM starts. The host's CPU
 	// count, at least 2, when zero.
 	BootSlots int
+	// AccelReason says why VMs the backend named backend starts now run
+	// under their accelerator; "" when unknown. Nil: never known.
+	AccelReason func(backend string) string
 }
 
 // Manager owns the VMs.

@@ -58,7 +58,10 @@ func (f *fakeBackend) Start(_ context.Context, s vmm.Spec) (vmm.Process, error) 
 		f.running[s.RunDir] = true
 		f.mu.Unlock()
 	}
-	return vmm.Process{}, f.startErr
+	if f.startErr != nil {
+		return vmm.Process{}, f.startErr
+	}
+	return vmm.Process{Backend: f.Name()}, nil
 }
 func (f *fakeBackend) Adopt(_ context.Context, runDir string) (vmm.Process, error) {
 	f.mu.Lock()
@@ -280,5 +283,28 @@ func TestCreateRefusesAnImageUsedInPlace(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(vmsDir); len(entries) != 0 {
 		t.Errorf("files left: %v", entries)
+	}
+}
+
+// The VMM step records the backend a VM started on and why it runs under
+// that accelerator, as the daemon says for that backend now.
+func TestStartRecordsWhyItsAccelerator(t *testing.T) {
+	b := &fakeBackend{}
+	m, _, _ := newTestManager(t, b)
+	for _, c := range []struct{ says, want string }{{"fake", "kvm probe: booted"}, {"other", ""}} {
+		m.cfg.AccelReason = func(backend string) string {
+			if backend == c.says {
+				return "kvm probe: booted"
+			}
+			return ""
+		}
+		run := &bootRun{vm: &model.VMRecord{ID: "v1", Name: "v1", VCPUCount: 1, MemoryMiB: 128, Dir: t.TempDir()},
+			img: model.Image{RootfsPath: "/img"}, kernel: "/k", report: func(string, string) {}}
+		if err := m.stepVMM(context.Background(), run); err != nil {
+			t.Fatal(err)
+		}
+		if run.vm.Backend != "fake" || run.vm.AccelReason != c.want {
+			t.Fatalf("daemon says %q: backend %q, reason %q; want fake, %q", c.says, run.vm.Backend, run.vm.AccelReason, c.want)
+		}
 	}
 }

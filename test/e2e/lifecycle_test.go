@@ -19,6 +19,7 @@ type vmRecord struct {
 	Name           string   `json:"name"`
 	State          string   `json:"state"`
 	Backend        string   `json:"backend"`
+	AccelReason    string   `json:"accel_reason"`
 	GuestIP        string   `json:"guest_ip"`
 	PID            int      `json:"pid"`
 	Dir            string   `json:"dir"`
@@ -228,6 +229,10 @@ func TestTwoVMsAtOnce(t *testing.T) {
 	a, b := showVM(t, d, "pair-a"), showVM(t, d, "pair-b")
 	if a.GuestIP == b.GuestIP || a.PID == b.PID {
 		t.Fatalf("two vms share an address or process: %+v %+v", a, b)
+	}
+	// Each VM says why it runs under its accelerator: the daemon's reason.
+	if status := accelLine(t, d); a.AccelReason == "" || !strings.Contains(status, a.AccelReason) {
+		t.Fatalf("vm show's accelerator reason %q, daemon status %q", a.AccelReason, status)
 	}
 	for _, n := range []string{"pair-a", "pair-b"} {
 		if out := d.must(t, "vm", "exec", n, "--", "hostname"); strings.TrimSpace(out) != n {
