@@ -48,6 +48,11 @@ func TestAttachMakesIsolatedTap(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
+	// A new namespace copies the host's IPv4 forwarding: start from off,
+	// whatever the host has.
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	m, ips := newTestManager(t, Config{})
 	if err := m.Setup(ctx); err != nil {
 		t.Fatal(err)
