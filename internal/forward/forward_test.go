@@ -49,6 +49,24 @@ func guestServer(t *testing.T, addr string) int {
 }
 
 // roundTrip sends payload to addr, half-closes, and returns the answer.
+// guestServerFreeOnHost starts guestServer on 127.0.0.2 (a guest's
+// loopback stand-in) at a port that is also free on 127.0.0.1, where the
+// forward of the same number listens. Other test binaries run at the same
+// time and their ephemeral ports on 127.0.0.1 may share the number.
+func guestServerFreeOnHost(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		gp := guestServer(t, "127.0.0.2:0")
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(gp)))
+		if err == nil {
+			ln.Close()
+			return gp
+		}
+	}
+	t.Fatal("no port free on both 127.0.0.1 and 127.0.0.2 in 50 tries")
+	return 0
+}
+
 func roundTrip(t *testing.T, addr string, payload []byte) []byte {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -226,7 +244,7 @@ func TestAutoModeFollowsTheAgentsSnapshots(t *testing.T) {
 	r.vm("other", 1000)
 	// 127.0.0.2 plays the guest's loopback, so that the host port of the
 	// same number on 127.0.0.1 is free.
-	gp := guestServer(t, "127.0.0.2:0")
+	gp := guestServerFreeOnHost(t)
 	// another VM holds the host port the second guest listener wants
 	held := freePort(t)
 	if _, err := r.m.Add(context.Background(), api.VMForwardParams{IDOrName: "other", HostPort: held, GuestPort: 1}); err != nil {
@@ -365,10 +383,10 @@ func TestAutoModeBoundsWhatAGuestCanTake(t *testing.T) {
 func TestAutoConflictIsRetriedWhenTheHostPortFrees(t *testing.T) {
 	r := newRig(t)
 	vm := r.vm("dev", 1000)
-	gp := guestServer(t, "127.0.0.2:0")
+	gp := guestServerFreeOnHost(t)
 	host, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(gp)))
 	if err != nil {
-		t.Skipf("port %d taken on 127.0.0.1 too: %v", gp, err)
+		t.Fatal(err)
 	}
 	if err := r.m.SetMode(context.Background(), "dev", api.ForwardAuto, nil); err != nil {
 		t.Fatal(err)
