@@ -2,8 +2,12 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
+
+	"banger/internal/api"
+	"banger/internal/vmm/qemu"
 )
 
 // accelState is the accelerator the daemon starts VMs under, and why. A
@@ -49,17 +53,21 @@ func (a *accelState) current() accelChoice {
 
 // kernelStored decides a provisional choice again: the kernel service calls
 // it after each kernel is stored. A final choice is left alone, so this
-// probes at most once per daemon start.
-func (a *accelState) kernelStored(ctx context.Context) {
+// probes at most once per daemon start. The request that stored the kernel
+// waits for the probe (up to qemu.DefaultProbeTimeout), so it is told what
+// it waits for and what was decided.
+func (a *accelState) kernelStored(ctx context.Context, progress func(api.ProgressEvent)) {
 	a.redo.Lock()
 	defer a.redo.Unlock()
 	cur := a.current()
 	if !cur.Provisional || a.decide == nil {
 		return
 	}
+	progress(api.ProgressEvent{Phase: "accelerator", Detail: fmt.Sprintf("probing kvm with this kernel (at most %s)", qemu.DefaultProbeTimeout)})
 	c, err := a.decide(ctx)
 	if err != nil {
 		a.log.Warn("accelerator not decided again", "err", err)
+		progress(api.ProgressEvent{Phase: "accelerator", Detail: "not decided again: " + err.Error()})
 		return
 	}
 	if c.Provisional {
@@ -79,4 +87,5 @@ func (a *accelState) kernelStored(ctx context.Context) {
 		backend = a.name()
 	}
 	a.log.Info("vmm backend", "backend", backend, "accel", c.Name(), "why", c.Reason, "decided_again", "a kernel is stored")
+	progress(api.ProgressEvent{Phase: "accelerator", Detail: c.Name() + ": " + c.Reason})
 }

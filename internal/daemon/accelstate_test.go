@@ -6,7 +6,11 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"banger/internal/api"
 )
+
+func noProgress(api.ProgressEvent) {}
 
 // A provisional choice (no kernel at start) is decided again when a kernel
 // is stored: the probe runs then, the backend is switched when the answer
@@ -37,16 +41,21 @@ func TestAccelDecidedAgainWhenAKernelIsStored(t *testing.T) {
 				use: func(kvm bool) error { switched = append(switched, kvm); return nil }}
 
 			f.kernel = "/k/vmlinuz"
-			a.kernelStored(ctx)
+			var said []string
+			a.kernelStored(ctx, func(ev api.ProgressEvent) { said = append(said, ev.Phase+": "+ev.Detail) })
 			name, why := a.Get()
+			if len(said) != 2 || !strings.Contains(said[0], "probing kvm") || said[1] != "accelerator: "+name+": "+why {
+				t.Errorf("the storing request was told %q; want the probe announced, then %s: %s", said, name, why)
+			}
 			if f.probes != 1 || (name == AccelKVM) != c.wantKVM || !strings.Contains(why, "kvm probe") {
 				t.Fatalf("after a kernel: %s (%s), %d probes; want kvm=%v from one probe", name, why, f.probes, c.wantKVM)
 			}
 			if len(switched) != len(c.switched) || (len(switched) == 1 && switched[0] != c.switched[0]) {
 				t.Fatalf("backend switched %v, want %v", switched, c.switched)
 			}
-			a.kernelStored(ctx)
-			if f.probes != 1 || len(switched) != len(c.switched) {
+			said = nil
+			a.kernelStored(ctx, func(ev api.ProgressEvent) { said = append(said, ev.Detail) })
+			if f.probes != 1 || len(switched) != len(c.switched) || len(said) != 0 {
 				t.Fatalf("a second kernel probed again (%d probes) or switched again (%v)", f.probes, switched)
 			}
 		})
@@ -62,7 +71,7 @@ func TestAccelSwitchRefused(t *testing.T) {
 	a := &accelState{choice: first, decide: decide, log: slog.New(slog.DiscardHandler),
 		use: func(bool) error { return errors.New("/dev/kvm: permission denied") }}
 	f.kernel = "/k/vmlinuz"
-	a.kernelStored(ctx)
+	a.kernelStored(ctx, noProgress)
 	if name, why := a.Get(); name != AccelTCG || !strings.Contains(why, "could not switch") || !strings.Contains(why, "permission denied") {
 		t.Fatalf("refused switch: %s (%s)", name, why)
 	}
@@ -82,7 +91,7 @@ func TestAccelFinalChoiceNotRedone(t *testing.T) {
 		probes := f.probes
 		a := &accelState{choice: first, decide: decide, log: slog.New(slog.DiscardHandler),
 			use: func(bool) error { t.Fatalf("%s: switched", mode); return nil }}
-		a.kernelStored(ctx)
+		a.kernelStored(ctx, noProgress)
 		if f.probes != probes {
 			t.Fatalf("%s: probed again after a kernel was stored", mode)
 		}
@@ -109,7 +118,7 @@ func TestAccelReasonForTheBackendNow(t *testing.T) {
 		t.Fatalf("before a kernel: %q", got)
 	}
 	f.kernel = "/k/vmlinuz"
-	a.kernelStored(ctx)
+	a.kernelStored(ctx, noProgress)
 	if got := a.ReasonFor("qemu-kvm"); !strings.Contains(got, "kvm probe") {
 		t.Fatalf("after the switch, a kvm start: %q", got)
 	}

@@ -57,8 +57,9 @@ func (s *Service) entryFor(name string, l layout, distro, source string) api.Ker
 // (refused while in use); without it a taken name is api.ErrExists. On any
 // failure the store is left as it was. Once started, commit ignores the
 // cancellation of ctx so the folder and the row stay consistent. The
-// OnStored hook runs after a commit, outside the service's lock.
-func (s *Service) commit(ctx context.Context, built string, e api.KernelEntry, replace bool) error {
+// OnStored hook runs after a commit, outside the service's lock, and reports
+// on progress (nil: not reported).
+func (s *Service) commit(ctx context.Context, built string, e api.KernelEntry, replace bool, progress func(api.ProgressEvent)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -67,7 +68,10 @@ func (s *Service) commit(ctx context.Context, built string, e api.KernelEntry, r
 		return err
 	}
 	if s.onStored != nil {
-		s.onStored(ctx)
+		if progress == nil {
+			progress = func(api.ProgressEvent) {}
+		}
+		s.onStored(ctx, progress)
 	}
 	return nil
 }

@@ -112,6 +112,9 @@ func fetchDebian(ctx context.Context, e catalogEntry, dir string, progress func(
 	if len(debs) != 1 {
 		return tree{}, "", fmt.Errorf("download %s: apt-get left %d .deb files", pkg.name, len(debs))
 	}
+	if fi, err := os.Stat(debs[0]); err == nil {
+		progress(api.ProgressEvent{Phase: "download", Detail: pkg.name, Current: fi.Size(), Total: pkg.size})
+	}
 	if pkg.sha256 != "" {
 		progress(api.ProgressEvent{Phase: "verify", Detail: filepath.Base(debs[0])})
 		sum, err := fileSHA256(debs[0])

@@ -90,7 +90,7 @@ func (s *Service) Import(ctx context.Context, p api.KernelImportParams) (api.Ker
 		l.arch = arch
 	}
 	e := s.entryFor(p.Name, l, p.Distro, "dir:"+from)
-	if err := s.commit(ctx, built, e, false); err != nil {
+	if err := s.commit(ctx, built, e, false, nil); err != nil {
 		return api.KernelEntry{}, err
 	}
 	s.log.Info("kernel imported", "name", e.Name, "version", e.KernelVersion, "from", from)

@@ -19,17 +19,17 @@ func TestCommitRecordsOwnerAndGuardsReplace(t *testing.T) {
 	alice := authz.WithCaller(context.Background(), authz.Caller{UID: 1001, GID: 1001})
 	root := authz.WithCaller(context.Background(), authz.Caller{UID: 0})
 	built := func() string { return builtKernel(t, s) }
-	if err := s.commit(root, built(), api.KernelEntry{Name: "shared"}, false); err != nil {
+	if err := s.commit(root, built(), api.KernelEntry{Name: "shared"}, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.commit(alice, built(), api.KernelEntry{Name: "mine"}, false); err != nil {
+	if err := s.commit(alice, built(), api.KernelEntry{Name: "mine"}, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if st.rows["shared"].OwnerUID != 0 || st.rows["mine"].OwnerUID != 1001 {
 		t.Fatalf("owners: shared %d, mine %d", st.rows["shared"].OwnerUID, st.rows["mine"].OwnerUID)
 	}
 	w := built()
-	err := s.commit(alice, w, api.KernelEntry{Name: "shared", Source: "alice's"}, true)
+	err := s.commit(alice, w, api.KernelEntry{Name: "shared", Source: "alice's"}, true, nil)
 	if !errors.Is(err, api.ErrPermission) {
 		t.Fatalf("alice replaced root's kernel: %v", err)
 	}
@@ -38,22 +38,24 @@ func TestCommitRecordsOwnerAndGuardsReplace(t *testing.T) {
 		t.Fatal("row replaced")
 	}
 	assertEmpty(t, dir, st, "shared", "mine")
-	if err := s.commit(alice, built(), api.KernelEntry{Name: "mine", Source: "again"}, true); err != nil {
+	if err := s.commit(alice, built(), api.KernelEntry{Name: "mine", Source: "again"}, true, nil); err != nil {
 		t.Fatalf("alice replacing her own kernel: %v", err)
 	}
-	if err := s.commit(root, built(), api.KernelEntry{Name: "mine", Source: "root"}, true); err != nil {
+	if err := s.commit(root, built(), api.KernelEntry{Name: "mine", Source: "root"}, true, nil); err != nil {
 		t.Fatalf("root replacing alice's kernel: %v", err)
 	}
 }
 
 // TestOnStoredRunsAfterEachStoredKernel: the hook runs once per kernel
 // stored, with the row already readable and the service's lock released,
-// and not for a commit that was refused.
+// and not for a commit that was refused; what it reports reaches the
+// request's progress.
 func TestOnStoredRunsAfterEachStoredKernel(t *testing.T) {
 	s, st, _ := newTestService(t, nil)
 	calls := 0
-	s.OnStored(func(ctx context.Context) {
+	s.OnStored(func(ctx context.Context, progress func(api.ProgressEvent)) {
 		calls++
+		progress(api.ProgressEvent{Phase: "hook"})
 		if _, ok := st.rows["k"]; !ok {
 			t.Error("hook ran before the kernel's row was stored")
 		}
@@ -65,11 +67,16 @@ func TestOnStoredRunsAfterEachStoredKernel(t *testing.T) {
 	})
 	built := func() string { return builtKernel(t, s) }
 	ctx := context.Background()
-	if err := s.commit(ctx, built(), api.KernelEntry{Name: "k"}, false); err != nil {
+	var seen []string
+	progress := func(ev api.ProgressEvent) { seen = append(seen, ev.Phase) }
+	if err := s.commit(ctx, built(), api.KernelEntry{Name: "k"}, false, progress); err != nil {
 		t.Fatal(err)
 	}
+	if len(seen) != 1 || seen[0] != "hook" {
+		t.Errorf("progress of the commit: %v, want the hook's one event", seen)
+	}
 	w := built()
-	if err := s.commit(ctx, w, api.KernelEntry{Name: "k"}, false); !errors.Is(err, api.ErrExists) {
+	if err := s.commit(ctx, w, api.KernelEntry{Name: "k"}, false, progress); !errors.Is(err, api.ErrExists) {
 		t.Fatalf("second commit of k: %v, want ErrExists", err)
 	}
 	os.RemoveAll(w)

@@ -54,7 +54,7 @@ func (s *Service) Pull(ctx context.Context, p api.KernelPullParams, progress fun
 		}
 		return api.KernelEntry{}, err
 	}
-	if err := s.commit(ctx, filepath.Join(work, "kernel"), e, p.Force); err != nil {
+	if err := s.commit(ctx, filepath.Join(work, "kernel"), e, p.Force, progress); err != nil {
 		return api.KernelEntry{}, err
 	}
 	progress(api.ProgressEvent{Phase: "done", Detail: e.Name + " " + e.KernelVersion})

@@ -39,13 +39,20 @@ func TestPullDebianCloud(t *testing.T) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	phases := map[string]int{}
+	var lastDownload api.ProgressEvent
 	e, err := s.Pull(ctx, api.KernelPullParams{Name: "debian-12-cloud"}, func(ev api.ProgressEvent) {
 		mu.Lock()
 		phases[ev.Phase]++
+		if ev.Phase == "download" {
+			lastDownload = ev
+		}
 		mu.Unlock()
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if lastDownload.Total == 0 || lastDownload.Current != lastDownload.Total {
+		t.Errorf("the download's last progress is %+v, want it complete", lastDownload)
 	}
 	for _, p := range []string{"resolve", "download", "unpack", "depmod", "initramfs", "done"} {
 		if phases[p] == 0 {

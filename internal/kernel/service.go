@@ -51,12 +51,14 @@ type Service struct {
 
 	mu sync.Mutex // serialises the commit step of pull, import and delete
 
-	onStored func(ctx context.Context) // see OnStored
+	onStored func(ctx context.Context, progress func(api.ProgressEvent)) // see OnStored
 }
 
 // OnStored makes f run after each kernel is stored (pulled, imported or
 // built), before the request returns. Set it before serving.
-func (s *Service) OnStored(f func(ctx context.Context)) { s.onStored = f }
+func (s *Service) OnStored(f func(ctx context.Context, progress func(api.ProgressEvent))) {
+	s.onStored = f
+}
 
 // New returns a service keeping kernels under dir (STATE/kernels). authz may
 // be nil when every caller may read every path (tests, single-user tools).

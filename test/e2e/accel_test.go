@@ -17,10 +17,17 @@ func TestAccelProbedWhenFirstKernelStored(t *testing.T) {
 	if !strings.Contains(before, "probed when a kernel is stored") {
 		t.Skipf("accelerator final at start, nothing to decide again: %s", before)
 	}
-	d.must(t, "kernel", "pull", "debian-12-cloud")
+	_, stderr, code := d.run("kernel", "pull", "debian-12-cloud")
+	if code != 0 {
+		t.Fatalf("kernel pull: exit %d: %s", code, stderr)
+	}
 	after := accelLine(t, d)
 	if !strings.Contains(after, "kvm probe") || strings.Contains(after, "probed when a kernel is stored") {
 		t.Fatalf("after the first kernel: %q (before: %q); want the probe's answer", after, before)
+	}
+	// the pull waited for the probe: its progress says so, and what came of it
+	if !strings.Contains(stderr, "accelerator: probing kvm with this kernel") || !strings.Contains(stderr, "kvm probe") {
+		t.Fatalf("kernel pull's progress does not tell of the probe:\n%s", stderr)
 	}
 	log, _ := os.ReadFile(filepath.Join(d.dir, "bangerd.out"))
 	if !strings.Contains(string(log), `decided_again="a kernel is stored"`) {
