@@ -30,6 +30,7 @@ repo=$(mktemp -d /tmp/banger-demo-repo.XXXXXX)
 git -C "$repo" init -q -b main
 printf 'def greet(name):\n    return "hello " + name\n' > "$repo/greet.py"
 printf '# demo\n' > "$repo/README.md"
+printf '__pycache__/\n' > "$repo/.gitignore" # the run below leaves bytecode: ignored files stay out of the patch
 git -C "$repo" add -A
 git -C "$repo" -c user.name=demo -c user.email=demo@banger.invalid commit -qm "initial commit"
 $B vm workspace prepare demo "$repo"
