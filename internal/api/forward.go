@@ -1,5 +1,7 @@
 package api
 
+import "banger/internal/model"
+
 // Wire types of guest port forwarding (vm forward, vm create|set --forward).
 
 // Forward modes of a VM.
@@ -30,18 +32,8 @@ type VMForwardRemoveParams struct {
 	UnixPath string `json:"unix_path,omitempty"` // or the Unix socket forward at this path
 }
 
-// VMForward is one forward. HostAddrs are the loopback addresses the daemon
-// listens on. Auto forwards follow the guest's listeners. Conflict, when
-// set, says why the forward is not listening (e.g. `host port 3000 is held
-// by a host process`); such a forward carries no traffic.
-type VMForward struct {
-	HostAddrs []string `json:"host_addrs,omitempty"`
-	HostPort  int      `json:"host_port"`
-	UnixPath  string   `json:"unix_path,omitempty"`
-	GuestPort int      `json:"guest_port"`
-	Auto      bool     `json:"auto,omitempty"`
-	Conflict  string   `json:"conflict,omitempty"`
-}
+// VMForward is one forward (model.Forward: vm list and vm show carry them too).
+type VMForward = model.Forward
 
 // VMForwardResult is the forward just made.
 type VMForwardResult struct {

@@ -184,3 +184,49 @@ func forwardedText(p api.VMPort) string {
 	}
 	return "-"
 }
+
+// forwardHost is a forward's host side in vm list and vm show: the host
+// port, or unix:PATH.
+func forwardHost(f api.VMForward) string {
+	if f.UnixPath != "" {
+		return "unix:" + safe(f.UnixPath)
+	}
+	return strconv.Itoa(f.HostPort)
+}
+
+// portsColumn is vm list's PORTS: the forwards that carry traffic, as
+// HOST->GUEST ("-" when none). Conflicts carry nothing and are left out
+// (vm show and vm forward --list say why).
+func portsColumn(fs []api.VMForward) string {
+	var out []string
+	for _, f := range fs {
+		if f.Conflict == "" {
+			out = append(out, fmt.Sprintf("%s->%d", forwardHost(f), f.GuestPort))
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ",")
+}
+
+// forwardsLine is vm show's forwards: each as HOST->GUEST, marked auto
+// when it follows a guest listener, with the conflict when it carries nothing.
+func forwardsLine(fs []api.VMForward) string {
+	var out []string
+	for _, f := range fs {
+		s := fmt.Sprintf("%s->%d", forwardHost(f), f.GuestPort)
+		var notes []string
+		if f.Auto {
+			notes = append(notes, "auto")
+		}
+		if f.Conflict != "" {
+			notes = append(notes, "not forwarded: "+safe(f.Conflict))
+		}
+		if len(notes) > 0 {
+			s += " (" + strings.Join(notes, "; ") + ")"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ", ")
+}

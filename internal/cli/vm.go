@@ -204,9 +204,9 @@ func newVMListCmd(a *app) *cobra.Command {
 				rows := [][]string{}
 				for _, v := range vms {
 					rows = append(rows, []string{v.Name, stateText(v), dash(v.GuestIP), v.ImageName,
-						fmt.Sprint(v.VCPUCount), fmt.Sprintf("%dM", v.MemoryMiB), dash(v.Backend), natWord(v.NATEnabled)})
+						fmt.Sprint(v.VCPUCount), fmt.Sprintf("%dM", v.MemoryMiB), dash(v.Backend), natWord(v.NATEnabled), portsColumn(v.Forwards)})
 				}
-				return table(w, []string{"NAME", "STATE", "IP", "IMAGE", "CPUS", "MEMORY", "BACKEND", "NAT"}, rows)
+				return table(w, []string{"NAME", "STATE", "IP", "IMAGE", "CPUS", "MEMORY", "BACKEND", "NAT", "PORTS"}, rows)
 			})
 		},
 	}
@@ -499,7 +499,7 @@ func vmText(w io.Writer, v model.VMRecord) error {
 		{"name", v.Name}, {"id", v.ID}, {"state", stateText(v)}, {"image", v.ImageName}, {"kernel", v.KernelName},
 		{"backend", backendText(v)}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
 		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
-		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)}, {"egress", egressWord(v)}, {"secrets", bindingsText(v.Secrets)},
+		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)}, {"forwards", forwardsLine(v.Forwards)}, {"egress", egressWord(v)}, {"secrets", bindingsText(v.Secrets)},
 		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", safe(v.StopReason)}, {"last error", safeText(v.LastError)},
 		{"pending restart", strings.Join(v.PendingRestart, ", ")}, {"boot restarts", bootRestartsText(v.BootRestarts)},
 	})

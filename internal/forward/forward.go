@@ -309,8 +309,27 @@ func (m *Manager) List(ctx context.Context, ref string) (api.VMForwardListResult
 		res.Mode = st.saved.Mode
 	}
 	res.Remap = st.saved.Remap
+	res.Forwards = append(res.Forwards, st.views()...)
+	return res, nil
+}
+
+// Of is the forwards of the VM with this id (nil when it has none), for
+// vm list and vm show: it reads no record, so listing many VMs stays cheap.
+func (m *Manager) Of(vmID string) []api.VMForward {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st := m.byVM[vmID]; st != nil {
+		return st.views()
+	}
+	return nil
+}
+
+// views is what List shows of st: explicit forwards first, then auto ones
+// and auto conflicts by guest port. Called with the manager's lock held.
+func (st *vmState) views() []api.VMForward {
+	var out []api.VMForward
 	for _, l := range st.fixed {
-		res.Forwards = append(res.Forwards, l.view())
+		out = append(out, l.view())
 	}
 	var auto []api.VMForward
 	for _, l := range st.auto {
@@ -320,8 +339,7 @@ func (m *Manager) List(ctx context.Context, ref string) (api.VMForwardListResult
 		auto = append(auto, c)
 	}
 	sort.Slice(auto, func(i, j int) bool { return auto[i].GuestPort < auto[j].GuestPort })
-	res.Forwards = append(res.Forwards, auto...)
-	return res, nil
+	return append(out, auto...)
 }
 
 // DropVM ends every forward of a deleted VM.

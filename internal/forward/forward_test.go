@@ -207,11 +207,14 @@ func TestForwardRejectsBadInput(t *testing.T) {
 
 func TestForwardsPersistAndComeBack(t *testing.T) {
 	r := newRig(t)
-	r.vm("dev", 1000)
+	dev := r.vm("dev", 1000)
 	gp := guestServer(t, "127.0.0.1:0")
 	hp := freePort(t)
 	if _, err := r.m.Add(context.Background(), api.VMForwardParams{IDOrName: "dev", HostPort: hp, GuestPort: gp}); err != nil {
 		t.Fatal(err)
+	}
+	if of := r.m.Of(dev.ID); len(of) != 1 || of[0].HostPort != hp || of[0].GuestPort != gp {
+		t.Fatalf("Of(dev): %+v, want the one forward %d to %d", of, hp, gp)
 	}
 	r.m.Close()
 	if _, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(hp))); err == nil {
@@ -233,8 +236,8 @@ func TestForwardsPersistAndComeBack(t *testing.T) {
 		t.Fatal("the port still listens after Remove")
 	}
 	res, _ := r.m.List(context.Background(), "dev")
-	if len(res.Forwards) != 0 {
-		t.Fatalf("list after remove: %+v", res)
+	if len(res.Forwards) != 0 || len(r.m.Of(dev.ID)) != 0 {
+		t.Fatalf("list after remove: %+v, %+v", res, r.m.Of(dev.ID))
 	}
 }
 

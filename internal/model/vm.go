@@ -79,6 +79,23 @@ type VMRecord struct {
 	ForkedFrom string `json:"forked_from,omitempty"`
 	// Secrets are the secrets bound to the VM (placeholders only).
 	Secrets []SecretBinding `json:"secrets,omitempty"`
+	// Forwards (added) are the VM's forwards from the host, as vm list and
+	// vm show report them: never stored, the daemon fills them on reads.
+	Forwards []Forward `json:"forwards,omitempty"`
+}
+
+// Forward is one forward from the host to a guest port (api.VMForward on
+// the wire). HostAddrs are the loopback addresses the daemon listens on.
+// Auto forwards follow the guest's listeners. Conflict, when set, says why
+// the forward is not listening (e.g. `host port 3000 is held by a host
+// process`); such a forward carries no traffic.
+type Forward struct {
+	HostAddrs []string `json:"host_addrs,omitempty"`
+	HostPort  int      `json:"host_port"`
+	UnixPath  string   `json:"unix_path,omitempty"`
+	GuestPort int      `json:"guest_port"`
+	Auto      bool     `json:"auto,omitempty"`
+	Conflict  string   `json:"conflict,omitempty"`
 }
 
 // VMStats is a point-in-time view of a VM's resource use.

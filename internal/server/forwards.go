@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"banger/internal/api"
+	"banger/internal/model"
 )
 
 // ForwardService forwards host loopback ports to guest ports (implemented
@@ -12,9 +13,18 @@ type ForwardService interface {
 	Add(ctx context.Context, p api.VMForwardParams) (api.VMForward, error)
 	Remove(ctx context.Context, p api.VMForwardRemoveParams) error
 	List(ctx context.Context, ref string) (api.VMForwardListResult, error)
+	// Of is the forwards of the VM with this id, nil when none.
+	Of(vmID string) []api.VMForward
 }
 
 const forwardsCap = "port forwarding"
+
+// withForwards fills vm.Forwards (never stored) for vm list and vm show.
+func (s *Server) withForwards(vm *model.VMRecord) {
+	if s.svc.Forwards != nil {
+		vm.Forwards = s.svc.Forwards.Of(vm.ID)
+	}
+}
 
 func (s *Server) vmForwardAdd(c *call) (any, error) {
 	if s.svc.Forwards == nil {

@@ -68,6 +68,9 @@ func (s *Server) vmList(c *call) (any, error) {
 		return nil, err
 	}
 	vms, err := s.svc.VMs.List(c.ctx)
+	for i := range vms {
+		s.withForwards(&vms[i])
+	}
 	return api.VMListResult{VMs: vms}, err
 }
 
@@ -83,7 +86,13 @@ func (s *Server) vmRecordRoute(c *call, fn func(context.Context, string) (model.
 }
 
 func (s *Server) vmShow(c *call) (any, error) {
-	return s.vmRecordRoute(c, func(ctx context.Context, r string) (model.VMRecord, error) { return s.svc.VMs.Show(ctx, r) })
+	return s.vmRecordRoute(c, func(ctx context.Context, r string) (model.VMRecord, error) {
+		vm, err := s.svc.VMs.Show(ctx, r)
+		if err == nil {
+			s.withForwards(&vm)
+		}
+		return vm, err
+	})
 }
 
 func (s *Server) vmStart(c *call) (any, error) {

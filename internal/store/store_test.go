@@ -127,9 +127,19 @@ func TestRecordsAndConstraints(t *testing.T) {
 	if err := s.InsertImage(ctx, img); err != nil {
 		t.Fatal(err)
 	}
-	vm := model.VMRecord{ID: "abcdef123456", Name: "t1", ImageID: "img1", KernelName: "k"}
+	vm := model.VMRecord{ID: "abcdef123456", Name: "t1", ImageID: "img1", KernelName: "k",
+		Forwards: []model.Forward{{HostPort: 8080, GuestPort: 80}}}
 	if err := s.InsertVM(ctx, vm); err != nil {
 		t.Fatal(err)
+	}
+	if got, _ := s.GetVM(ctx, vm.ID); got.Forwards != nil {
+		t.Fatalf("forwards were stored with the record: %+v (reads fill them in)", got.Forwards)
+	}
+	if err := s.UpdateVM(ctx, vm); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetVM(ctx, vm.ID); got.Forwards != nil {
+		t.Fatalf("forwards were stored by an update: %+v", got.Forwards)
 	}
 	images, vms, err := s.KernelUsers(ctx, "k")
 	if err != nil || len(images) != 1 || images[0] != "deb" || len(vms) != 1 || vms[0] != "t1" {

@@ -10,7 +10,7 @@ import (
 
 // InsertVM records a new VM; api.ErrExists when the name is taken.
 func (s *Store) InsertVM(ctx context.Context, vm model.VMRecord) error {
-	data, err := encode(vm)
+	data, err := encodeVM(vm)
 	if err != nil {
 		return err
 	}
@@ -27,7 +27,7 @@ func (s *Store) InsertVM(ctx context.Context, vm model.VMRecord) error {
 
 // UpdateVM rewrites a VM record (matched by id).
 func (s *Store) UpdateVM(ctx context.Context, vm model.VMRecord) error {
-	data, err := encode(vm)
+	data, err := encodeVM(vm)
 	if err != nil {
 		return err
 	}
@@ -40,6 +40,12 @@ func (s *Store) UpdateVM(ctx context.Context, vm model.VMRecord) error {
 		return api.Errorf(api.ErrNotFound, "vm %q not found", vm.Name)
 	}
 	return nil
+}
+
+// encodeVM is the stored form of vm: without what reads fill in.
+func encodeVM(vm model.VMRecord) (string, error) {
+	vm.Forwards = nil
+	return encode(vm)
 }
 
 // GetVM finds a VM by exact name, exact id, or unique id prefix.

@@ -120,6 +120,23 @@ func TestForward(t *testing.T) {
 		if l.Mode != "off" || len(l.Forwards) != 1 || l.Forwards[0].HostPort != hp || l.Forwards[0].GuestPort != 9000 || l.Forwards[0].Auto {
 			t.Errorf("forward list %+v", l)
 		}
+		// vm list and vm show carry the forward too
+		want := fmt.Sprintf("%d->9000", hp)
+		for _, args := range [][]string{{"vm", "list"}, {"vm", "show", "fwa"}} {
+			if out := d.must(t, args...); !strings.Contains(out, want) {
+				t.Errorf("%v does not show the forward %s:\n%s", args, want, out)
+			}
+		}
+		var shown struct {
+			Forwards []struct {
+				HostPort  int `json:"host_port"`
+				GuestPort int `json:"guest_port"`
+			} `json:"forwards"`
+		}
+		d.mustJSON(t, &shown, "vm", "show", "fwa")
+		if f := shown.Forwards; len(f) != 1 || f[0].HostPort != hp || f[0].GuestPort != 9000 {
+			t.Errorf("vm show --json forwards: %+v", f)
+		}
 	})
 
 	t.Run("100 MB byte-exact", func(t *testing.T) {
