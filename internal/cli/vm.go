@@ -2,17 +2,13 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strings"
 	"time"
 
 	"banger/internal/api"
 	"banger/internal/model"
-	"banger/internal/termsafe"
 
 	"github.com/spf13/cobra"
 )
@@ -212,13 +208,6 @@ func newVMListCmd(a *app) *cobra.Command {
 	}
 }
 
-func natWord(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
-}
-
 func newVMShowCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:               "show NAME",
@@ -400,141 +389,6 @@ func newVMStatsCmd(a *app) *cobra.Command {
 			})
 		},
 	}
-}
-
-func newVMLogsCmd(a *app) *cobra.Command {
-	var follow, raw bool
-	cmd := &cobra.Command{
-		Use:               "logs NAME",
-		Short:             "Print the serial console log path; -f follows it",
-		Args:              exactArgs(1, "a VM name"),
-		ValidArgsFunction: a.completeVMs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := a.client().VMLogs(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if !follow {
-				return a.output(api.VMLogsResult{LogPath: path}, func(w io.Writer) error {
-					_, err := fmt.Fprintln(w, path)
-					return err
-				})
-			}
-			// The console is the guest's: on a terminal its control
-			// characters and escape sequences are shown escaped unless
-			// --raw; piped, the bytes pass as they are.
-			if raw || !a.isTTY(a.stdout) {
-				return followFile(cmd.Context(), path, a.stdout)
-			}
-			w := termsafe.NewWriter(a.stdout)
-			err = followFile(cmd.Context(), path, w)
-			if ferr := w.Flush(); err == nil {
-				err = ferr
-			}
-			return err
-		},
-	}
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print the log and follow it")
-	cmd.Flags().BoolVar(&raw, "raw", false, "with -f on a terminal: print the console's bytes as they are (escape sequences included)")
-	return cmd
-}
-
-// followFile copies a growing file to w until ctx ends. The daemon rotates
-// the serial log (path becomes path.1 and a new path starts): once the open
-// file is read to its end and path names another file, that one is followed
-// from its start.
-func followFile(ctx context.Context, path string, w io.Writer) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("the serial log %s is in banger's private state folder, readable by root only: follow it with sudo", path)
-	}
-	if err != nil {
-		return fmt.Errorf("open log: %w", err)
-	}
-	defer func() { f.Close() }()
-	for {
-		if _, err := io.Copy(w, f); err != nil {
-			return err
-		}
-		if next, ok := rotated(f, path); ok {
-			if _, err := io.Copy(w, f); err != nil { // what was written before the rename
-				next.Close()
-				return err
-			}
-			f.Close()
-			f = next
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// rotated opens path when it is no longer the file f.
-func rotated(f *os.File, path string) (*os.File, bool) {
-	cur, err := f.Stat()
-	if err != nil {
-		return nil, false
-	}
-	next, err := os.Open(path)
-	if err != nil {
-		return nil, false
-	}
-	if fi, err := next.Stat(); err != nil || os.SameFile(cur, fi) {
-		next.Close()
-		return nil, false
-	}
-	return next, true
-}
-
-func vmText(w io.Writer, v model.VMRecord) error {
-	started := ""
-	if v.StartedAt != nil {
-		started = v.StartedAt.Format(time.RFC3339)
-	}
-	return keyValues(w, [][2]string{
-		{"name", v.Name}, {"id", v.ID}, {"state", stateText(v)}, {"image", v.ImageName}, {"kernel", v.KernelName},
-		{"backend", backendText(v)}, {"vcpus", fmt.Sprint(v.VCPUCount)}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
-		{"overlay", humanBytes(v.SystemOverlayBytes)}, {"work disk", humanBytes(v.WorkDiskBytes)},
-		{"network", v.Network}, {"ip", v.GuestIP}, {"dns", v.DNSName}, {"nat", natWord(v.NATEnabled)}, {"forwards", forwardsLine(v.Forwards)}, {"egress", egressWord(v)}, {"secrets", bindingsText(v.Secrets)},
-		{"pid", pidText(v.PID)}, {"started", started}, {"stop reason", safe(v.StopReason)}, {"last error", safeText(v.LastError)},
-		{"pending restart", strings.Join(v.PendingRestart, ", ")}, {"boot restarts", bootRestartsText(v.BootRestarts)},
-	})
-}
-
-// backendText is the backend with why it runs under its accelerator, when
-// the daemon recorded why.
-func backendText(v model.VMRecord) string {
-	if v.AccelReason == "" {
-		return v.Backend
-	}
-	return v.Backend + " (" + safeText(v.AccelReason) + ")"
-}
-
-// bootRestartsText is the count of stalled-boot VMM restarts, "" when none.
-func bootRestartsText(n int) string {
-	if n == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%d (the guest stalled before banger's init)", n)
-}
-
-// stateText is the state, with the reason of a pause ("paused: host disk full").
-func stateText(v model.VMRecord) string {
-	if v.PauseReason != "" {
-		return string(v.State) + ": " + v.PauseReason
-	}
-	return string(v.State)
-}
-
-func pidText(pid int) string {
-	if pid == 0 {
-		return ""
-	}
-	return fmt.Sprint(pid)
 }
 
 // completeVMs completes live VM names.
