@@ -195,17 +195,22 @@ func forwardHost(f api.VMForward) string {
 }
 
 // portsColumn is vm list's PORTS: the forwards that carry traffic, as
-// HOST->GUEST ("-" when none). Conflicts carry nothing and are left out
-// (vm show and vm forward --list say why).
+// HOST->GUEST, the first maxPortsShown and how many more ("-" when none).
+// Conflicts carry nothing and are left out (vm show and vm forward --list
+// say why).
 func portsColumn(fs []api.VMForward) string {
+	const maxPortsShown = 4
 	var out []string
 	for _, f := range fs {
 		if f.Conflict == "" {
 			out = append(out, fmt.Sprintf("%s->%d", forwardHost(f), f.GuestPort))
 		}
 	}
-	if len(out) == 0 {
+	switch {
+	case len(out) == 0:
 		return "-"
+	case len(out) > maxPortsShown:
+		return strings.Join(out[:maxPortsShown], ",") + fmt.Sprintf(",+%d more", len(out)-maxPortsShown)
 	}
 	return strings.Join(out, ",")
 }

@@ -54,6 +54,13 @@ func TestForwardsInListAndShow(t *testing.T) {
 	if got := portsColumn(nil); got != "-" {
 		t.Errorf("PORTS without forwards %q, want -", got)
 	}
+	many := []api.VMForward{}
+	for p := 8000; p < 8006; p++ {
+		many = append(many, api.VMForward{HostPort: p, GuestPort: p, Auto: true})
+	}
+	if got, want := portsColumn(many), "8000->8000,8001->8001,8002->8002,8003->8003,+2 more"; got != want {
+		t.Errorf("PORTS of six forwards %q, want %q", got, want)
+	}
 	want := "8080->80, unix:/tmp/pg.sock->5432, 3000->3000 (auto), 5000->5000 (auto; not forwarded: host port 5000 is held by a host process)"
 	if got := forwardsLine(fs); got != want {
 		t.Errorf("forwards line\n%q, want\n%q", got, want)
