@@ -189,7 +189,7 @@ func newVMCreateStatusCmd(a *app) *cobra.Command {
 func newVMListCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List VMs",
+		Short: "List VMs with their address, backend and forwarded ports",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			vms, err := a.client().VMList(cmd.Context())
