@@ -88,6 +88,7 @@ func TestVMLifecycle(t *testing.T) {
 	if stats.Stats.State != "running" || stats.Stats.VMMRSSBytes <= 0 || stats.Stats.WorkSize != 8<<30 {
 		t.Fatalf("stats = %+v", stats.Stats)
 	}
+	lifeGivesSpaceBack(t, d)
 	logPath := strings.TrimSpace(d.must(t, "vm", "logs", "life"))
 	if data, err := os.ReadFile(logPath); err != nil || !strings.Contains(string(data), "banger-init: ready") {
 		t.Fatalf("serial log %s lacks the ready line: %v", logPath, err)
@@ -363,3 +364,32 @@ func duBytes(t *testing.T, dir string) int64 {
 }
 
 var _ = json.Marshal
+
+// lifeGivesSpaceBack: space of files deleted in the guest goes back to the
+// host, on the work disk and the system overlay alike (online discard in the
+// guest, discard=unmap in QEMU).
+func lifeGivesSpaceBack(t *testing.T, d *daemon) {
+	t.Helper()
+	alloc := func() (work, overlay int64) {
+		var st struct {
+			Stats struct {
+				Work    int64 `json:"work_disk_allocated_bytes"`
+				Overlay int64 `json:"overlay_allocated_bytes"`
+			} `json:"stats"`
+		}
+		d.mustJSON(t, &st, "vm", "stats", "life")
+		return st.Stats.Work, st.Stats.Overlay
+	}
+	const mib = 32
+	d.must(t, "vm", "exec", "life", "--", "sh", "-c", fmt.Sprintf(
+		"dd if=/dev/zero of=/root/big bs=1M count=%d 2>/dev/null && dd if=/dev/zero of=/var/big bs=1M count=%d 2>/dev/null && sync", mib, mib))
+	w1, o1 := alloc()
+	d.must(t, "vm", "exec", "life", "--", "sh", "-c", "rm /root/big /var/big && sync")
+	var w2, o2 int64
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if w2, o2 = alloc(); w1-w2 >= (mib-4)<<20 && o1-o2 >= (mib-4)<<20 {
+			return
+		}
+	}
+	t.Fatalf("deleting %d MiB on each disk: work disk %d -> %d bytes, overlay %d -> %d; want both back to the host", mib, w1, w2, o1, o2)
+}
