@@ -48,11 +48,6 @@ func TestAttachMakesIsolatedTap(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	// A new namespace copies the host's IPv4 forwarding: start from off,
-	// whatever the host has.
-	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	m, ips := newTestManager(t, Config{})
 	if err := m.Setup(ctx); err != nil {
 		t.Fatal(err)
@@ -91,7 +86,7 @@ func TestAttachMakesIsolatedTap(t *testing.T) {
 	if got := ipForward(t); got != "1" {
 		t.Errorf("ip_forward = %s with a NAT VM, want 1", got)
 	}
-	prev := filepath.Join(m.cfg.StateDir, "network", "ip_forward.prev")
+	prev := m.forwardPrevPath()
 	if b, err := os.ReadFile(prev); err != nil || strings.TrimSpace(string(b)) != "0" {
 		t.Errorf("recorded previous ip_forward: %q %v", b, err)
 	}
@@ -222,7 +217,7 @@ func TestForwardingLeftAloneWhenAlreadyOn(t *testing.T) {
 	must(t, m.Setup(ctx))
 	_, err := m.Attach(ctx, "natvm", true)
 	must(t, err)
-	prev := filepath.Join(m.cfg.StateDir, "network", "ip_forward.prev")
+	prev := m.forwardPrevPath()
 	if _, err := os.Stat(prev); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("recorded a previous value although forwarding was already on: %v", err)
 	}
@@ -231,4 +226,45 @@ func TestForwardingLeftAloneWhenAlreadyOn(t *testing.T) {
 	if got := ipForward(t); got != "1" {
 		t.Errorf("ip_forward = %s after Teardown, want the host's 1 kept", got)
 	}
+}
+
+// A daemon of an earlier version kept the value to restore in its own
+// state; the next change takes it over, so it is still restored.
+func TestForwardingRecordInStateTakenOver(t *testing.T) {
+	if !isolated(t) {
+		return
+	}
+	ctx := context.Background()
+	m, _ := newTestManager(t, Config{})
+	must(t, m.Setup(ctx))
+	legacy := m.legacyForwardPrevPath()
+	must(t, os.MkdirAll(filepath.Dir(legacy), 0o700))
+	must(t, os.WriteFile(legacy, []byte("0\n"), 0o600))
+	must(t, os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644))
+	_, err := m.Attach(ctx, "natvm", false)
+	must(t, err)
+	must(t, m.SetNAT(ctx, "natvm", false)) // no NAT VM: the found value comes back
+	if got := ipForward(t); got != "0" {
+		t.Errorf("ip_forward = %s, want the 0 recorded in the state folder", got)
+	}
+	for _, p := range []string{legacy, m.forwardPrevPath()} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after the restore: %v", p, err)
+		}
+	}
+}
+
+// The host's record folder is refused when others may write it.
+func TestHostRunDirMustBeOwn(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.Chmod(dir, 0o777))
+	if _, err := lockHostRunDir(dir); err == nil {
+		t.Fatal("a folder anyone may write was used for the host's record")
+	}
+	must(t, os.Chmod(dir, 0o700))
+	unlock, err := lockHostRunDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
 }

@@ -16,6 +16,8 @@ import (
 const (
 	DefaultBridge = "banger0"
 	DefaultDomain = "vm"
+	// DefaultHostRunDir is Config.HostRunDir's default.
+	DefaultHostRunDir = "/run/banger/network"
 )
 
 // DefaultSubnet is the bridge subnet used when Config.Subnet is not set.
@@ -44,6 +46,11 @@ type Config struct {
 	// ResolvConf is the host resolver file DNS forwards to
 	// (default /etc/resolv.conf).
 	ResolvConf string
+	// HostRunDir holds what every banger daemon of this host shares
+	// (default /run/banger/network, root's, 0700): the IPv4 forwarding value
+	// found before any of them turned it on, restored by whichever needs it
+	// last. It lasts as long as that setting does: until the host reboots.
+	HostRunDir string
 }
 
 // ParseSubnet reads a configured subnet: "" means the default, "auto" the
@@ -89,6 +96,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConf = "/etc/resolv.conf"
+	}
+	if cfg.HostRunDir == "" {
+		cfg.HostRunDir = DefaultHostRunDir
 	}
 	return cfg, nil
 }

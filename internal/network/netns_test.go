@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,6 +38,11 @@ func isolated(t *testing.T) bool {
 		}
 		if err != nil {
 			t.Fatalf("bring up lo in test namespace: %v", err)
+		}
+		// A new namespace may copy the host's IPv4 forwarding (which a
+		// daemon running beside the tests turns on): start from off.
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644); err != nil {
+			t.Fatalf("turn IPv4 forwarding off in test namespace: %v", err)
 		}
 		return true
 	}
@@ -156,12 +164,23 @@ func newTestManager(t *testing.T, cfg Config) (*Manager, *memIPs) {
 	if cfg.StateDir == "" {
 		cfg.StateDir = t.TempDir()
 	}
+	if cfg.HostRunDir == "" {
+		cfg.HostRunDir = testHostRunDir(t)
+	}
 	ips := newMemIPs()
 	m, err := New(cfg, ips, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m, ips
+}
+
+// testHostRunDir is the host-wide folder the managers of one test share
+// (as the daemons of one host share /run/banger/network), removed after it.
+func testHostRunDir(t *testing.T) string {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("banger-net-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_")))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 type testWriter struct{ t *testing.T }

@@ -2,7 +2,9 @@ package network
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 
@@ -108,10 +110,17 @@ func TestTwoBridgesKeepSeparateTables(t *testing.T) {
 	if got := natSetMembers(t, b); len(got) != 0 {
 		t.Errorf("NAT set of bangere2e after Detach: %v", got)
 	}
-	// Now nobody needs it: the next change by a restores the value.
-	must(t, a.SetNAT(ctx, "vma", false))
+	// Now nobody needs it: b, the last to need it, restores the value a
+	// found, although a turned forwarding on (the record is the host's).
 	if got := ipForward(t); got != "0" {
 		t.Errorf("ip_forward = %s with no NAT VM anywhere, want 0 restored", got)
+	}
+	if _, err := os.Stat(a.forwardPrevPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the record is left after the restore: %v", err)
+	}
+	must(t, a.SetNAT(ctx, "vma", false))
+	if got := ipForward(t); got != "0" {
+		t.Errorf("ip_forward = %s after a's next change, want 0", got)
 	}
 
 	must(t, b.Teardown(ctx))

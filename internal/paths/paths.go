@@ -83,7 +83,8 @@ func (s State) Secrets() string { return s.path("secrets") }
 // Cache holds derived files that can be rebuilt (initrds).
 func (s State) Cache() string { return s.path("cache") }
 
-// Network holds networking state (previous ip_forward value).
+// Network holds networking state (an older daemon's previous ip_forward
+// value, taken over by internal/network).
 func (s State) Network() string { return s.path("network") }
 
 // Files inside a VM folder.

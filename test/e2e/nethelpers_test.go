@@ -17,6 +17,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
+
+	"banger/internal/network"
 )
 
 // tableOf is the nftables table (family inet) a daemon on bridge uses.
@@ -251,9 +253,10 @@ func nftTables(ruleset string) []string {
 	return out
 }
 
-// ipForwardPrev is where the daemon records ip_forward while it has it on.
-func ipForwardPrev(d *daemon) string {
-	return filepath.Join(d.state, "network", "ip_forward.prev")
+// ipForwardPrev is where the daemons of the host record ip_forward while
+// one of them has it on.
+func ipForwardPrev(*daemon) string {
+	return filepath.Join(network.DefaultHostRunDir, "ip_forward.prev")
 }
 
 // firstHost is the first VM address of a subnet (after the gateway).
