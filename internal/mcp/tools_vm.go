@@ -59,7 +59,7 @@ var createStages = []string{"validate", "disks", "network", "boot", "agent", "re
 func (s *server) addVMTools(ms *mcp.Server) {
 	addTool(ms, "vm_create", "Create VM", "Create a VM and wait until it is ready (reports progress per stage). You are root in it; delete it with vm_delete when done. "+
 		"secrets binds secrets the human added with 'banger secret add' (see secret_list): the guest holds placeholders, banger's proxy puts the values into requests to their hosts; no tool takes a secret's value.", additive, s.vmCreate)
-	addTool(ms, "vm_list", "List VMs", "List your VMs with state, IP and image.", readOnly,
+	addTool(ms, "vm_list", "List VMs", "List your VMs with state, IP, image and the host ports forwarded to them (forwards).", readOnly,
 		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (VMListResult, error) {
 			vms, err := s.Daemon.VMList(ctx)
 			if vms == nil {
