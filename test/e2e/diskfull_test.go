@@ -132,7 +132,8 @@ func TestDiskLimitsGrowAndFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	guestShell(t, d, "full", "(trap '' HUP; dd if=/dev/zero of=/root/fill bs=1M count=120 conv=fsync 2>/root/dd.err; echo $? > /root/dd.rc) </dev/null >/dev/null 2>&1 &")
+	// dd.rc appears whole (written aside, then renamed): a read never sees it half-made.
+	guestShell(t, d, "full", "(trap '' HUP; dd if=/dev/zero of=/root/fill bs=1M count=120 conv=fsync 2>/root/dd.err; echo $? > /root/dd.rc.new; mv /root/dd.rc.new /root/dd.rc) </dev/null >/dev/null 2>&1 &")
 
 	var vm diskfullVM
 	deadline := time.Now().Add(5 * time.Minute)
