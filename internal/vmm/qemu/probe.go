@@ -89,9 +89,28 @@ func ProbeKVM(ctx context.Context, s ProbeSpec) error {
 	case timedOut:
 		return fmt.Errorf("a test guest under KVM did not boot within %s (its console stopped at %q)", s.Timeout, last)
 	case waitErr != nil:
-		return fmt.Errorf("qemu with kvm failed (%v): %s", waitErr, strings.Join(strings.Fields(stderr.String()), " "))
+		return fmt.Errorf("qemu with kvm failed (%v): %s", waitErr, probeStderr(stderr.String()))
 	}
 	return errors.New("a test guest under KVM exited without booting")
+}
+
+// probeStderr is what a failed probe's reason quotes of QEMU's stderr: its
+// first line (the error; what follows, such as an assertion, repeats it),
+// without the program's name, at most 200 bytes.
+func probeStderr(stderr string) string {
+	line := ""
+	for _, l := range strings.Split(stderr, "\n") {
+		if line = strings.TrimSpace(l); line != "" {
+			break
+		}
+	}
+	if i := strings.Index(line, ": "); i > 0 && strings.HasPrefix(line, "qemu-system-") {
+		line = line[i+2:]
+	}
+	if len(line) > 200 {
+		line = strings.ToValidUTF8(line[:200], "") + "…"
+	}
+	return line
 }
 
 func probeArgs(s ProbeSpec, initrd string) []string {

@@ -115,3 +115,16 @@ func TestProbeTimesOutOnHungGuest(t *testing.T) {
 		t.Fatalf("probe of a hung guest: %v", err)
 	}
 }
+
+func TestProbeStderr(t *testing.T) {
+	for in, want := range map[string]string{
+		"qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\nqemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed.\n": "error: failed to set MSR 0x10a to 0x69",
+		"\n  Could not access KVM kernel module: Permission denied\n": "Could not access KVM kernel module: Permission denied",
+		"":                       "",
+		strings.Repeat("x", 300): strings.Repeat("x", 200) + "…",
+	} {
+		if got := probeStderr(in); got != want {
+			t.Errorf("probeStderr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
