@@ -54,3 +54,34 @@ func umask() os.FileMode {
 	f.Close()
 	return 0o777 &^ fi.Mode().Perm()
 }
+
+func TestOwnDir(t *testing.T) {
+	base := t.TempDir()
+	made := filepath.Join(base, "made")
+	if err := OwnDir(made); err != nil {
+		t.Fatal(err)
+	}
+	loose := filepath.Join(base, "loose")
+	os.Mkdir(loose, 0o755)
+	os.Chmod(loose, 0o755)
+	if err := OwnDir(loose); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{made, loose} {
+		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %o, want 0700", d, fi.Mode().Perm())
+		}
+	}
+	open := filepath.Join(base, "open")
+	os.Mkdir(open, 0o700)
+	os.Chmod(open, 0o777)
+	link := filepath.Join(base, "link")
+	os.Symlink(made, link)
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, nil, 0o600)
+	for _, d := range []string{open, link, file} {
+		if err := OwnDir(d); err == nil {
+			t.Errorf("OwnDir(%s) took a folder others may write, a link or a file", d)
+		}
+	}
+}

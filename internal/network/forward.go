@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"banger/internal/iox"
 )
 
 // forwardPrevPath records the IPv4 forwarding value found before a banger
@@ -120,10 +122,7 @@ func lockHostRunDir(dir string) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, err
-	}
-	if err := checkOwnDir(dir); err != nil {
+	if err := iox.OwnDir(dir); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -135,19 +134,6 @@ func lockHostRunDir(dir string) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return func() { f.Close() }, nil
-}
-
-// checkOwnDir refuses a dir this process's user does not own, or that
-// others may write: root never works in a folder a caller can change.
-func checkOwnDir(dir string) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0 {
-		return fmt.Errorf("%s: not a folder of uid %d that only it may write", dir, os.Geteuid())
-	}
-	return nil
 }
 
 // writeFileAtomic writes data to path through a temporary file.

@@ -5,11 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"banger/internal/iox"
 )
 
 // Guest RAM lives in a file (memory-backend-file) so that a snapshot can
@@ -55,18 +56,10 @@ func (c Command) WithIncoming(on bool) Command { c.incoming = on; return c }
 // memDir makes dir (root's, or the daemon user's, 0700), refusing one that
 // is a symlink or belongs to someone else (/dev/shm is world-writable).
 func memDir(dir string) error {
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := iox.OwnDir(dir); err != nil {
 		return fmt.Errorf("ram folder: %w", err)
 	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("ram folder: %w", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("ram folder %s is not a folder owned by this daemon's user", dir)
-	}
-	return os.Chmod(dir, 0o700)
+	return nil
 }
 
 // createMemFile makes the RAM file of VM id (0600, mib MiB, sparse) and
